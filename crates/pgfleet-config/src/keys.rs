@@ -1,0 +1,191 @@
+//! The one list of every config key (documented in docs/config.md, checked by a test),
+//! and "did you mean" suggestions for unknown keys.
+
+/// One documented config key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyDoc {
+    /// Path pattern: `<name>` stands for a table name chosen by the operator, `<index>` for an
+    /// array position, e.g. `users.<name>.pool.pool_size`, `clusters.<name>.servers.<index>.port`.
+    pub path: &'static str,
+    /// Value kind: `string`, `integer`, `boolean`, `duration`, `size`, `address`, `array`.
+    pub kind: &'static str,
+    /// Default as written in the file, or a sentence when there is no literal default.
+    pub default: &'static str,
+    /// What the key means.
+    pub description: &'static str,
+}
+
+const fn key(
+    path: &'static str,
+    kind: &'static str,
+    default: &'static str,
+    description: &'static str,
+) -> KeyDoc {
+    KeyDoc {
+        path,
+        kind,
+        default,
+        description,
+    }
+}
+
+const DB_OVERRIDE: &str = "the value from `[pool]`";
+const USER_OVERRIDE: &str = "the database override, else `[pool]`";
+
+/// Every key pgfleet reads, in documentation order.
+pub const KEYS: &[KeyDoc] = &[
+    key("proxy.listen", "address", "\"127.0.0.1:6432\"", "IP address and port clients connect to; changing it needs a restart"),
+    key("proxy.max_client_connections", "integer", "10000", "client connections accepted at once; further connections are refused"),
+    key("proxy.max_message_size", "size", "\"64MiB\"", "largest protocol message accepted, in bytes or with a unit (kB, MiB, GiB; 1 kB = 1024 bytes)"),
+    key("proxy.shutdown_timeout", "duration", "\"30s\"", "how long a graceful shutdown waits for sessions to finish"),
+    key("proxy.analysis_cache_size", "integer", "10000", "entries in the SQL analysis LRU cache"),
+    key("pool.pool_mode", "string", "\"transaction\"", "\"transaction\": a server connection returns to the pool after each transaction; \"session\": when the client disconnects"),
+    key("pool.pool_size", "integer", "20", "most server connections per (user, database) pool; at least 1"),
+    key("pool.min_idle", "integer", "0", "idle server connections kept open per pool; at most pool_size"),
+    key("pool.connect_timeout", "duration", "\"5s\"", "limit for opening and authenticating one server connection"),
+    key("pool.checkout_timeout", "duration", "\"5s\"", "how long a request waits for a free server connection"),
+    key("pool.idle_timeout", "duration", "\"10m\"", "idle server connections are closed after this; \"0s\" = never"),
+    key("pool.server_lifetime", "duration", "\"1h\"", "server connections are closed once idle after this age; \"0s\" = unlimited"),
+    key("pool.prepared_statements_cache", "integer", "500", "prepared statements remembered per server connection"),
+    key("clusters.<name>", "table", "none", "a cluster: one primary and its replicas"),
+    key("clusters.<name>.servers", "array", "required", "the cluster's servers, at least one; at most one with role \"primary\""),
+    key("clusters.<name>.servers.<index>.host", "string", "required", "host name or IP address"),
+    key("clusters.<name>.servers.<index>.port", "integer", "5432", "TCP port, 1-65535"),
+    key("clusters.<name>.servers.<index>.role", "string", "\"auto\"", "\"primary\", \"replica\", or \"auto\" (asks the server with pg_is_in_recovery())"),
+    key("clusters.<name>.servers.<index>.weight", "integer", "1", "relative share of replica reads; 0 = only when no other replica is up"),
+    key("databases.<name>", "table", "none", "a database clients connect to, by this name; \"pgfleet\" is reserved for the admin console"),
+    key("databases.<name>.cluster", "string", "required", "name of the cluster that holds the database"),
+    key("databases.<name>.server_database", "string", "the database's own name", "database name on the servers"),
+    key("databases.<name>.pool.pool_mode", "string", DB_OVERRIDE, "pool_mode for this database"),
+    key("databases.<name>.pool.pool_size", "integer", DB_OVERRIDE, "pool_size for this database"),
+    key("databases.<name>.pool.min_idle", "integer", DB_OVERRIDE, "min_idle for this database"),
+    key("databases.<name>.pool.connect_timeout", "duration", DB_OVERRIDE, "connect_timeout for this database"),
+    key("databases.<name>.pool.checkout_timeout", "duration", DB_OVERRIDE, "checkout_timeout for this database"),
+    key("databases.<name>.pool.idle_timeout", "duration", DB_OVERRIDE, "idle_timeout for this database"),
+    key("databases.<name>.pool.server_lifetime", "duration", DB_OVERRIDE, "server_lifetime for this database"),
+    key("databases.<name>.pool.prepared_statements_cache", "integer", DB_OVERRIDE, "prepared_statements_cache for this database"),
+    key("users.<name>", "table", "none", "a user clients log in as, by this name"),
+    key("users.<name>.password", "string", "none", "plain text, a SCRAM verifier \"SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>\", or \"md5\" + 32 hex digits; required unless auth_method = \"trust\""),
+    key("users.<name>.auth_method", "string", "\"scram-sha-256\"", "\"scram-sha-256\", \"md5\" (needs a plain or md5 password) or \"trust\""),
+    key("users.<name>.server_user", "string", "the user's own name", "user name on the PostgreSQL servers"),
+    key("users.<name>.server_password", "string", "password, when plain text", "password for the PostgreSQL servers"),
+    key("users.<name>.admin", "boolean", "false", "may use the admin console (database \"pgfleet\")"),
+    key("users.<name>.pool.pool_mode", "string", USER_OVERRIDE, "pool_mode for this user"),
+    key("users.<name>.pool.pool_size", "integer", USER_OVERRIDE, "pool_size for this user"),
+    key("users.<name>.pool.min_idle", "integer", USER_OVERRIDE, "min_idle for this user"),
+    key("users.<name>.pool.connect_timeout", "duration", USER_OVERRIDE, "connect_timeout for this user"),
+    key("users.<name>.pool.checkout_timeout", "duration", USER_OVERRIDE, "checkout_timeout for this user"),
+    key("users.<name>.pool.idle_timeout", "duration", USER_OVERRIDE, "idle_timeout for this user"),
+    key("users.<name>.pool.server_lifetime", "duration", USER_OVERRIDE, "server_lifetime for this user"),
+    key("users.<name>.pool.prepared_statements_cache", "integer", USER_OVERRIDE, "prepared_statements_cache for this user"),
+];
+
+fn segment_matches(pattern: &str, segment: &str) -> bool {
+    (pattern.starts_with('<') && pattern.ends_with('>')) || pattern == segment
+}
+
+/// True when the concrete `path` (e.g. `users.app.pool`) matches the pattern (e.g. `users.<name>.pool`).
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.split('.').collect();
+    let s: Vec<&str> = path.split('.').collect();
+    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| segment_matches(p, s))
+}
+
+/// "did you mean" for an unknown key path: a known sibling key within edit distance 2, or the
+/// same key one table deeper (`users.app.pool_size` → `users.app.pool.pool_size`).
+pub(crate) fn suggest(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('.').collect();
+    let (last, parents) = segments.split_last()?;
+    let prefix_matches = |pattern: &[&str]| {
+        pattern.len() > parents.len()
+            && pattern
+                .iter()
+                .zip(parents)
+                .all(|(p, s)| segment_matches(p, s))
+    };
+    let patterns: Vec<Vec<&str>> = KEYS.iter().map(|k| k.path.split('.').collect()).collect();
+    let mut best: Option<(usize, &str)> = None;
+    for pattern in patterns.iter().filter(|p| prefix_matches(p)) {
+        let candidate = pattern[parents.len()];
+        if candidate.starts_with('<') {
+            continue;
+        }
+        let distance = edit_distance(last, candidate);
+        if distance <= 2 && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    if let Some((_, candidate)) = best {
+        return Some(candidate.to_string());
+    }
+    patterns
+        .iter()
+        .filter(|p| prefix_matches(p) && p.len() == parents.len() + 2 && p[p.len() - 1] == *last)
+        .map(|p| format!("{}.{}.{last}", parents.join("."), p[parents.len()]))
+        .next()
+}
+
+/// Levenshtein distance over characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md"));
+
+    #[test]
+    fn every_key_is_documented() {
+        let missing: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.path)
+            .filter(|p| !DOCS.contains(&format!("`{p}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys missing from docs/config.md: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("pool.pool_sise").as_deref(), Some("pool_size"));
+        assert_eq!(
+            suggest("users.app.pool.min_idel").as_deref(),
+            Some("min_idle")
+        );
+        assert_eq!(suggest("proxy.lissen").as_deref(), Some("listen"));
+        assert_eq!(
+            suggest("clusters.main.servers.0.hots").as_deref(),
+            Some("host")
+        );
+        assert_eq!(
+            suggest("users.app.pool_size").as_deref(),
+            Some("users.app.pool.pool_size")
+        );
+        assert_eq!(suggest("pooll").as_deref(), Some("pool"));
+        assert_eq!(suggest("proxy.completely_different"), None);
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("pool", "pool"), 0);
+    }
+}

@@ -1,0 +1,278 @@
+//! The validated configuration model: what the rest of pgfleet reads.
+//! Every value here has passed validation; defaults are already filled in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// The whole validated config file.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Config {
+    /// `[proxy]`: the listener and process-wide limits.
+    pub proxy: ProxyConfig,
+    /// `[pool]`: global pool defaults, overridable per database and per user.
+    pub pool: PoolSettings,
+    /// `[clusters.NAME]`: one primary and its replicas each.
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    /// `[databases.NAME]`: what clients connect to, keyed by the name clients use.
+    pub databases: BTreeMap<String, DatabaseConfig>,
+    /// `[users.NAME]`: who may connect, keyed by the name clients use.
+    pub users: BTreeMap<String, UserConfig>,
+}
+
+impl Config {
+    /// Effective pool settings for (user, database): user override > database override > `[pool]`.
+    ///
+    /// Unknown user or database names simply contribute no overrides.
+    pub fn pool_settings(&self, user: &str, database: &str) -> PoolSettings {
+        let mut settings = self.pool.clone();
+        if let Some(db) = self.databases.get(database) {
+            settings = db.pool.apply_to(&settings);
+        }
+        if let Some(u) = self.users.get(user) {
+            settings = u.pool.apply_to(&settings);
+        }
+        settings
+    }
+}
+
+/// `[proxy]`: the listener and process-wide limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyConfig {
+    /// `proxy.listen`: address clients connect to; changing it needs a restart.
+    pub listen: SocketAddr,
+    /// `proxy.max_client_connections`: client connections accepted at once; more are refused.
+    pub max_client_connections: usize,
+    /// `proxy.max_message_size`: largest protocol message (bytes) accepted from clients or servers.
+    pub max_message_size: usize,
+    /// `proxy.shutdown_timeout`: how long a graceful shutdown waits for sessions to finish.
+    pub shutdown_timeout: Duration,
+    /// `proxy.analysis_cache_size`: entries in the SQL analysis LRU cache.
+    pub analysis_cache_size: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
+            max_client_connections: 10_000,
+            max_message_size: 64 << 20,
+            shutdown_timeout: Duration::from_secs(30),
+            analysis_cache_size: 10_000,
+        }
+    }
+}
+
+/// Pool behaviour for one (user, database) pair, or the global `[pool]` defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    /// When a server connection goes back to the pool.
+    pub pool_mode: PoolMode,
+    /// Most server connections per (user, database) pool; at least 1.
+    pub pool_size: usize,
+    /// Idle server connections kept open; at most `pool_size`.
+    pub min_idle: usize,
+    /// Limit for opening and authenticating one server connection.
+    pub connect_timeout: Duration,
+    /// How long a request waits for a free server connection before failing.
+    pub checkout_timeout: Duration,
+    /// Idle server connections older than this are closed; zero = never.
+    pub idle_timeout: Duration,
+    /// Server connections are closed after this age once idle; zero = unlimited.
+    pub server_lifetime: Duration,
+    /// Prepared statements remembered per server connection.
+    pub prepared_statements_cache: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            pool_mode: PoolMode::Transaction,
+            pool_size: 20,
+            min_idle: 0,
+            connect_timeout: Duration::from_secs(5),
+            checkout_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(600),
+            server_lifetime: Duration::from_secs(3600),
+            prepared_statements_cache: 500,
+        }
+    }
+}
+
+/// When a server connection is returned to the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PoolMode {
+    /// At the end of each transaction (`"transaction"`, the default).
+    #[default]
+    Transaction,
+    /// When the client disconnects (`"session"`).
+    Session,
+}
+
+impl PoolMode {
+    /// The config spelling: `"transaction"` or `"session"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolMode::Transaction => "transaction",
+            PoolMode::Session => "session",
+        }
+    }
+}
+
+/// Per-database or per-user pool overrides (`[databases.NAME.pool]`, `[users.NAME.pool]`);
+/// `None` keeps the value from the level below.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PoolOverrides {
+    /// Overrides [`PoolSettings::pool_mode`].
+    pub pool_mode: Option<PoolMode>,
+    /// Overrides [`PoolSettings::pool_size`].
+    pub pool_size: Option<usize>,
+    /// Overrides [`PoolSettings::min_idle`].
+    pub min_idle: Option<usize>,
+    /// Overrides [`PoolSettings::connect_timeout`].
+    pub connect_timeout: Option<Duration>,
+    /// Overrides [`PoolSettings::checkout_timeout`].
+    pub checkout_timeout: Option<Duration>,
+    /// Overrides [`PoolSettings::idle_timeout`].
+    pub idle_timeout: Option<Duration>,
+    /// Overrides [`PoolSettings::server_lifetime`].
+    pub server_lifetime: Option<Duration>,
+    /// Overrides [`PoolSettings::prepared_statements_cache`].
+    pub prepared_statements_cache: Option<usize>,
+}
+
+impl PoolOverrides {
+    /// `base` with every set override applied.
+    pub fn apply_to(&self, base: &PoolSettings) -> PoolSettings {
+        PoolSettings {
+            pool_mode: self.pool_mode.unwrap_or(base.pool_mode),
+            pool_size: self.pool_size.unwrap_or(base.pool_size),
+            min_idle: self.min_idle.unwrap_or(base.min_idle),
+            connect_timeout: self.connect_timeout.unwrap_or(base.connect_timeout),
+            checkout_timeout: self.checkout_timeout.unwrap_or(base.checkout_timeout),
+            idle_timeout: self.idle_timeout.unwrap_or(base.idle_timeout),
+            server_lifetime: self.server_lifetime.unwrap_or(base.server_lifetime),
+            prepared_statements_cache: self
+                .prepared_statements_cache
+                .unwrap_or(base.prepared_statements_cache),
+        }
+    }
+
+    /// True when no key is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == PoolOverrides::default()
+    }
+}
+
+/// `[clusters.NAME]`: one primary and its replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The cluster's servers; never empty, at most one with role primary.
+    pub servers: Vec<ServerConfig>,
+}
+
+/// One PostgreSQL server (endpoint) of a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port, 1–65535; default 5432.
+    pub port: u16,
+    /// Declared role; `Auto` asks the server (`pg_is_in_recovery()`).
+    pub role: ServerRole,
+    /// Relative share of replica reads; default 1, 0 = no reads unless no other replica is up.
+    pub weight: u32,
+}
+
+/// A server's role in its cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServerRole {
+    /// `"primary"`: takes writes.
+    Primary,
+    /// `"replica"`: a read-only standby.
+    Replica,
+    /// `"auto"` (default): detected at connect time with `pg_is_in_recovery()`.
+    #[default]
+    Auto,
+}
+
+impl ServerRole {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerRole::Primary => "primary",
+            ServerRole::Replica => "replica",
+            ServerRole::Auto => "auto",
+        }
+    }
+}
+
+/// `[databases.NAME]`: a database clients connect to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatabaseConfig {
+    /// Name of the cluster (a key of [`Config::clusters`]) that holds it.
+    pub cluster: String,
+    /// Database name on the servers; defaults to the database's own name.
+    pub server_database: String,
+    /// Pool overrides for this database.
+    pub pool: PoolOverrides,
+}
+
+/// `[users.NAME]`: a user clients log in as. `Debug` never shows passwords.
+#[derive(Clone, PartialEq)]
+pub struct UserConfig {
+    /// Password clients must prove; `None` only with `auth_method = "trust"`.
+    pub password: Option<Secret>,
+    /// How clients authenticate to pgfleet.
+    pub auth_method: AuthMethod,
+    /// User name on the PostgreSQL servers; defaults to the user's own name.
+    pub server_user: String,
+    /// Password for the servers; defaults to `password` when that is plain text.
+    pub server_password: Option<String>,
+    /// May use the admin console (database `pgfleet`).
+    pub admin: bool,
+    /// Pool overrides for this user (win over database overrides).
+    pub pool: PoolOverrides,
+}
+
+impl fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("password", &self.password)
+            .field("auth_method", &self.auth_method)
+            .field("server_user", &self.server_user)
+            .field(
+                "server_password",
+                &self.server_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("admin", &self.admin)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// How a client proves who it is to pgfleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// `"scram-sha-256"` (default): needs a plain password or a SCRAM verifier.
+    #[default]
+    ScramSha256,
+    /// `"md5"`: needs a plain password or an md5 hash.
+    Md5,
+    /// `"trust"`: no password asked.
+    Trust,
+}
+
+impl AuthMethod {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ScramSha256 => "scram-sha-256",
+            AuthMethod::Md5 => "md5",
+            AuthMethod::Trust => "trust",
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The file as serde sees it. Leaves stay `toml::Value` so that each one is checked (and its
+//! problem reported with its key path) by `load`, instead of serde stopping at the first bad value.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+type Leaf = Option<toml::Value>;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RawConfig {
+    pub proxy: RawProxy,
+    pub pool: RawPool,
+    pub clusters: BTreeMap<String, RawCluster>,
+    pub databases: BTreeMap<String, RawDatabase>,
+    pub users: BTreeMap<String, RawUser>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RawProxy {
+    pub listen: Leaf,
+    pub max_client_connections: Leaf,
+    pub max_message_size: Leaf,
+    pub shutdown_timeout: Leaf,
+    pub analysis_cache_size: Leaf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RawPool {
+    pub pool_mode: Leaf,
+    pub pool_size: Leaf,
+    pub min_idle: Leaf,
+    pub connect_timeout: Leaf,
+    pub checkout_timeout: Leaf,
+    pub idle_timeout: Leaf,
+    pub server_lifetime: Leaf,
+    pub prepared_statements_cache: Leaf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RawCluster {
+    /// Kept as a value so that a non-array (e.g. `[clusters.main.servers]` written as a table)
+    /// is reported at its path instead of failing the whole file; items become [`RawServer`]s.
+    pub servers: Leaf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RawServer {
+    pub host: Leaf,
+    pub port: Leaf,
+    pub role: Leaf,
+    pub weight: Leaf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RawDatabase {
+    pub cluster: Leaf,
+    pub server_database: Leaf,
+    pub pool: RawPool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RawUser {
+    pub password: Leaf,
+    pub auth_method: Leaf,
+    pub server_user: Leaf,
+    pub server_password: Leaf,
+    pub admin: Leaf,
+    pub pool: RawPool,
+}

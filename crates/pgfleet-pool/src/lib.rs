@@ -1,0 +1,26 @@
+//! A generic async connection pool that knows nothing about SQL.
+//!
+//! Module map:
+//! - [`manager`]: the [`Manager`] trait a connection type implements (connect, cheap usability check).
+//! - [`settings`]: sizes and timeouts, changeable at run time (reload).
+//! - [`pool`]: [`Pool`]: checkout queue with timeout, idle list, lifetimes, maintenance.
+//! - [`guard`]: [`Guard`], the RAII handle that returns a connection on drop.
+//! - [`error`]: [`CheckoutError`].
+//!
+//! The pool counts connections with a semaphore of `size` permits: a checked-out connection holds a
+//! permit, an idle one does not, and a connection is only opened by a permit holder that found no idle
+//! connection, so idle + busy never exceeds `size`.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod guard;
+pub mod manager;
+pub mod pool;
+pub mod settings;
+
+pub use error::CheckoutError;
+pub use guard::Guard;
+pub use manager::Manager;
+pub use pool::{Pool, PoolStats};
+pub use settings::Settings;

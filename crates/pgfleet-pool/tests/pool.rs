@@ -1,0 +1,136 @@
+//! Behaviour of the pool with an in-memory connection type (the pool knows no SQL, so no database is
+//! involved here; the proxy's integration tests cover real PostgreSQL connections).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgfleet_pool::{CheckoutError, Manager, Pool, Settings};
+
+#[derive(Default)]
+struct Counter {
+    made: AtomicUsize,
+    fail: AtomicBool,
+}
+
+struct Conn {
+    id: usize,
+    usable: bool,
+}
+
+struct M(Arc<Counter>);
+
+impl Manager for M {
+    type Conn = Conn;
+    type Error = &'static str;
+    async fn connect(&self) -> Result<Conn, &'static str> {
+        if self.0.fail.load(Ordering::SeqCst) {
+            return Err("refused");
+        }
+        Ok(Conn { id: self.0.made.fetch_add(1, Ordering::SeqCst), usable: true })
+    }
+    fn is_usable(&self, c: &mut Conn) -> bool {
+        c.usable
+    }
+}
+
+fn settings(size: usize) -> Settings {
+    Settings { size, checkout_timeout: Duration::from_millis(100), ..Settings::default() }
+}
+
+#[tokio::test]
+async fn reuses_connections_and_bounds_size() {
+    let counter = Arc::new(Counter::default());
+    let pool = Pool::new(M(counter.clone()), settings(2));
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    assert_ne!(a.id, b.id);
+    let err = pool.get().await.err().unwrap();
+    match err {
+        CheckoutError::Timeout { size, busy, .. } => assert_eq!((size, busy), (2, 2)),
+        other => panic!("unexpected {other:?}"),
+    }
+    let a_id = a.id;
+    drop(a);
+    let c = pool.get().await.unwrap();
+    assert_eq!(c.id, a_id, "an idle connection is reused");
+    assert_eq!(counter.made.load(Ordering::SeqCst), 2);
+    drop((b, c));
+    assert_eq!(pool.stats().idle, 2);
+}
+
+#[tokio::test]
+async fn waiters_get_returned_connections() {
+    let pool = Pool::new(M(Arc::default()), Settings { checkout_timeout: Duration::from_secs(5), ..settings(1) });
+    let a = pool.get().await.unwrap();
+    let p2 = pool.clone();
+    let waiter = tokio::spawn(async move { p2.get().await.map(|g| g.id) });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(pool.stats().waiting, 1);
+    drop(a);
+    assert_eq!(waiter.await.unwrap().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn discarded_and_unusable_connections_are_replaced() {
+    let counter = Arc::new(Counter::default());
+    let pool = Pool::new(M(counter.clone()), settings(1));
+    let a = pool.get().await.unwrap();
+    a.discard();
+    assert_eq!(pool.stats().open, 0);
+    let mut b = pool.get().await.unwrap();
+    b.usable = false;
+    drop(b);
+    let c = pool.get().await.unwrap();
+    assert_eq!(c.id, 2);
+    assert_eq!(pool.stats().discarded, 2);
+}
+
+#[tokio::test]
+async fn connect_errors_surface_and_free_the_slot() {
+    let counter = Arc::new(Counter::default());
+    counter.fail.store(true, Ordering::SeqCst);
+    let pool = Pool::new(M(counter.clone()), settings(1));
+    assert!(matches!(pool.get().await, Err(CheckoutError::Connect("refused"))));
+    counter.fail.store(false, Ordering::SeqCst);
+    assert!(pool.get().await.is_ok());
+    assert_eq!(pool.stats().connect_errors, 1);
+}
+
+#[tokio::test]
+async fn maintain_fills_min_idle_and_reaps_idle_timeout() {
+    let pool = Pool::new(
+        M(Arc::default()),
+        Settings { min_idle: 2, idle_timeout: Duration::from_millis(20), ..settings(4) },
+    );
+    pool.maintain().await;
+    assert_eq!(pool.stats().idle, 2);
+    let (a, b, c) = (pool.get().await.unwrap(), pool.get().await.unwrap(), pool.get().await.unwrap());
+    drop((a, b, c));
+    assert_eq!(pool.stats().idle, 3);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    pool.maintain().await;
+    assert_eq!(pool.stats().idle, 2, "idle timeout keeps min_idle");
+}
+
+#[tokio::test]
+async fn lifetime_expires_connections_on_return() {
+    let pool = Pool::new(M(Arc::default()), Settings { lifetime: Duration::from_millis(10), ..settings(1) });
+    let a = pool.get().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(a);
+    assert_eq!(pool.stats().open, 0);
+}
+
+#[tokio::test]
+async fn resize_and_close() {
+    let pool = Pool::new(M(Arc::default()), settings(1));
+    let a = pool.get().await.unwrap();
+    pool.set_settings(settings(2));
+    let b = pool.get().await.unwrap();
+    drop((a, b));
+    pool.set_settings(settings(1));
+    assert_eq!(pool.stats().idle, 1);
+    pool.close();
+    assert!(matches!(pool.get().await, Err(CheckoutError::Closed)));
+}

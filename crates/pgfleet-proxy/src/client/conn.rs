@@ -1,0 +1,72 @@
+//! The client socket with its read and write buffers.
+
+use bytes::BytesMut;
+use pgfleet_wire::backend::encode_error;
+use pgfleet_wire::frame::split_frame;
+use pgfleet_wire::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::ProxyError;
+
+/// A client connection after the startup packet.
+pub struct ClientConn {
+    pub(crate) stream: TcpStream,
+    pub(crate) rbuf: BytesMut,
+    pub(crate) max_message: usize,
+}
+
+impl ClientConn {
+    pub(crate) fn new(stream: TcpStream, rbuf: BytesMut, max_message: usize) -> ClientConn {
+        ClientConn { stream, rbuf, max_message }
+    }
+
+    /// Takes one complete message from the buffer, if there is one.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, ProxyError> {
+        Ok(split_frame(&mut self.rbuf, self.max_message)?)
+    }
+
+    /// Reads one complete message, waiting for bytes as needed. `Ok(None)` = the client closed.
+    pub(crate) async fn read_frame(&mut self) -> Result<Option<Frame>, ProxyError> {
+        loop {
+            if let Some(f) = self.next_frame()? {
+                return Ok(Some(f));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads more bytes; false on EOF.
+    pub(crate) async fn fill(&mut self) -> Result<bool, ProxyError> {
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(8 * 1024);
+        }
+        match self.stream.read_buf(&mut self.rbuf).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => Err(ProxyError::ClientIo(e)),
+        }
+    }
+
+    /// Writes all bytes.
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ProxyError> {
+        self.stream.write_all(bytes).await.map_err(ProxyError::ClientIo)
+    }
+
+    /// Sends a FATAL error (the connection is closed afterwards by the caller).
+    pub(crate) async fn fatal(&mut self, code: &str, message: &str) {
+        let mut out = BytesMut::new();
+        encode_error(&mut out, "FATAL", code, message);
+        let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+impl ClientConn {
+    /// Whether a complete message is already buffered.
+    pub(crate) fn next_frame_ready(&self) -> bool {
+        matches!(pgfleet_wire::frame::peek_header(&self.rbuf, self.max_message), Ok(Some((_, total))) if self.rbuf.len() >= total)
+    }
+}

@@ -1,0 +1,182 @@
+//! Connected clients: what SHOW CLIENTS lists, and the cancel keys pgfleet handed out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+/// Where a cancel request for a client must go right now: the server connection running its query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelTarget {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The backend's BackendKeyData.
+    pub key: (i32, i32),
+}
+
+/// What a client is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientState {
+    /// Waiting for the client's next request.
+    Idle,
+    /// Waiting for a server connection.
+    Waiting,
+    /// A server connection is running its request or transaction.
+    Active,
+}
+
+impl ClientState {
+    /// Name in SHOW CLIENTS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientState::Idle => "idle",
+            ClientState::Waiting => "waiting",
+            ClientState::Active => "active",
+        }
+    }
+}
+
+/// One connected client.
+#[derive(Debug)]
+pub struct ClientInfo {
+    /// Unique id within the process.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// User it logged in as.
+    pub user: String,
+    /// Database it connected to.
+    pub database: String,
+    /// application_name from its startup packet.
+    pub application_name: String,
+    /// When it connected.
+    pub connected_at: SystemTime,
+    /// Cancel key pgfleet gave it (pid, secret).
+    pub cancel_key: (i32, i32),
+    state: AtomicU8,
+    server: AtomicU64,
+    cancel_target: Mutex<Option<CancelTarget>>,
+    /// Requests sent.
+    pub requests: AtomicU64,
+}
+
+impl ClientInfo {
+    /// Current state.
+    pub fn state(&self) -> ClientState {
+        match self.state.load(Ordering::Relaxed) {
+            0 => ClientState::Idle,
+            1 => ClientState::Waiting,
+            _ => ClientState::Active,
+        }
+    }
+
+    pub(crate) fn set_state(&self, s: ClientState) {
+        let v = match s {
+            ClientState::Idle => 0,
+            ClientState::Waiting => 1,
+            ClientState::Active => 2,
+        };
+        self.state.store(v, Ordering::Relaxed);
+    }
+
+    /// Id of the server connection it holds (0 = none).
+    pub fn server(&self) -> u64 {
+        self.server.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn attach(&self, server_id: u64, target: CancelTarget) {
+        self.server.store(server_id, Ordering::Relaxed);
+        *self.cancel_target.lock() = Some(target);
+        self.set_state(ClientState::Active);
+    }
+
+    pub(crate) fn detach(&self) {
+        self.server.store(0, Ordering::Relaxed);
+        *self.cancel_target.lock() = None;
+        self.set_state(ClientState::Idle);
+    }
+
+    pub(crate) fn cancel_target(&self) -> Option<CancelTarget> {
+        self.cancel_target.lock().clone()
+    }
+}
+
+/// All clients, by id and by cancel key.
+#[derive(Default)]
+pub struct ClientRegistry {
+    by_key: Mutex<HashMap<(i32, i32), Arc<ClientInfo>>>,
+    next_id: AtomicU64,
+}
+
+/// Removes the client from the registry when its session ends, however it ends.
+pub(crate) struct Registered<'a> {
+    registry: &'a ClientRegistry,
+    pub(crate) info: Arc<ClientInfo>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.registry.by_key.lock().remove(&self.info.cancel_key);
+    }
+}
+
+impl ClientRegistry {
+    pub(crate) fn register(
+        &self,
+        addr: SocketAddr,
+        user: &str,
+        database: &str,
+        application_name: &str,
+    ) -> Registered<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut map = self.by_key.lock();
+        let cancel_key = loop {
+            let key = (rand::random::<i32>() & 0x7fff_ffff, rand::random::<i32>());
+            if !map.contains_key(&key) {
+                break key;
+            }
+        };
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            user: user.to_owned(),
+            database: database.to_owned(),
+            application_name: application_name.to_owned(),
+            connected_at: SystemTime::now(),
+            cancel_key,
+            state: AtomicU8::new(0),
+            server: AtomicU64::new(0),
+            cancel_target: Mutex::new(None),
+            requests: AtomicU64::new(0),
+        });
+        map.insert(cancel_key, info.clone());
+        Registered { registry: self, info }
+    }
+
+    /// The client that owns a cancel key.
+    pub fn by_cancel_key(&self, key: (i32, i32)) -> Option<Arc<ClientInfo>> {
+        self.by_key.lock().get(&key).cloned()
+    }
+
+    /// Every connected client, by id.
+    pub fn list(&self) -> Vec<Arc<ClientInfo>> {
+        let mut v: Vec<_> = self.by_key.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Number of connected clients.
+    pub fn len(&self) -> usize {
+        self.by_key.lock().len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,406 @@
+//! The expected-response queue of one server connection in use: for every message sent to the
+//! server (the client's, or one pgfleet injected) what the server will answer, whether the client
+//! gets that answer, and answers pgfleet gives itself in the right place of the stream
+//! (PostgreSQL docs 55.2.3 "Extended Query": after an error the server skips to the next Sync).
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use lru::LruCache;
+use pgfleet_wire::backend::{decode_ready_for_query, ErrorFields, TxStatus};
+use pgfleet_wire::tag::backend as b;
+use pgfleet_wire::WireError;
+
+/// Who sent a simple Query that the server is answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The client: forward everything.
+    Client,
+    /// pgfleet, to replay the client's settings: swallow.
+    SettingsSync,
+    /// pgfleet, to read settings back after the client changed them: capture the rows.
+    Readback,
+}
+
+/// One expected answer.
+#[derive(Debug)]
+pub(crate) enum Expect {
+    /// ParseComplete. `server_name`: added to the server's statement cache when sent; removed again
+    /// if the server skips or fails it.
+    Parse { forward: bool, server_name: Option<String> },
+    /// BindComplete.
+    Bind,
+    /// Optional ParameterDescription, then RowDescription or NoData.
+    Describe,
+    /// Rows and CommandComplete, EmptyQueryResponse or PortalSuspended (or a COPY).
+    Execute,
+    /// CloseComplete. `evicted`: a statement pgfleet closed to make room; if the server skips the
+    /// Close it is still prepared.
+    Close { forward: bool, evicted: Option<String> },
+    /// The client's Sync: ReadyForQuery.
+    Sync,
+    /// A simple Query or FunctionCall: everything up to ReadyForQuery.
+    Query(Origin),
+    /// A message pgfleet answers itself, sent when it reaches the head of the queue.
+    Synthetic(Bytes),
+}
+
+impl Expect {
+    fn ends_request(&self) -> bool {
+        matches!(self, Expect::Sync | Expect::Query(_))
+    }
+}
+
+/// What a server message meant for the session.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Nothing to act on.
+    Nothing,
+    /// The client's request finished with this transaction status.
+    ClientReady(TxStatus),
+    /// One of pgfleet's own queries finished (`failed`: it got an error).
+    InternalReady(Origin, bool),
+}
+
+/// The queue plus the modes that change how messages flow.
+#[derive(Default)]
+pub(crate) struct Exchange {
+    queue: VecDeque<Expect>,
+    /// Client Syncs/Queries sent and not yet answered with ReadyForQuery.
+    pub(crate) client_pending: usize,
+    /// The server sent CopyInResponse: the client's CopyData flows until the copy ends.
+    pub(crate) copy_in: bool,
+    /// The server sent CopyOutResponse and has not finished.
+    pub(crate) copy_out: bool,
+    /// pgfleet answered a client message with an error: drop client messages up to Sync.
+    pub(crate) skip_until_sync: bool,
+    /// Turn a server's FATAL into ERROR (the client's session survives losing this server).
+    pub(crate) soften_fatal: bool,
+    /// An ErrorResponse reached the client since the last ReadyForQuery.
+    pub(crate) error_in_request: bool,
+    /// Rows of a read-back query: (name, value or NULL).
+    pub(crate) captured: Vec<(String, Option<String>)>,
+    internal_failed: bool,
+}
+
+impl Exchange {
+    /// Queues an expected answer.
+    pub(crate) fn push(&mut self, e: Expect) {
+        if matches!(e, Expect::Sync | Expect::Query(Origin::Client)) {
+            self.client_pending += 1;
+        }
+        self.queue.push_back(e);
+    }
+
+    /// Nothing is outstanding on the server.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queue.is_empty() && !self.copy_in && !self.copy_out
+    }
+
+    /// Whether the next client message may be sent now: no client request is in flight (so a
+    /// transaction boundary is known before more is sent), or the server waits for COPY data.
+    pub(crate) fn accepts_client_messages(&self) -> bool {
+        self.client_pending == 0 || self.copy_in
+    }
+
+    /// Sends every synthetic answer that has reached the head of the queue.
+    pub(crate) fn drain_synthetic(&mut self, out: &mut BytesMut) {
+        while let Some(Expect::Synthetic(_)) = self.queue.front() {
+            if let Some(Expect::Synthetic(bytes)) = self.queue.pop_front() {
+                out.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    fn head_forwards(&self) -> bool {
+        match self.queue.front() {
+            Some(Expect::Parse { forward, .. }) | Some(Expect::Close { forward, .. }) => *forward,
+            Some(Expect::Query(origin)) => *origin == Origin::Client,
+            _ => true,
+        }
+    }
+
+    /// Handles one complete server message (`raw` = tag + length + body). Forwarded bytes go to
+    /// `out`; the server's statement cache is kept in step with what really got prepared.
+    pub(crate) fn on_server_message(
+        &mut self,
+        raw: &[u8],
+        prepared: &mut LruCache<String, ()>,
+        out: &mut BytesMut,
+    ) -> Result<Event, WireError> {
+        let tag = raw[0];
+        let body = &raw[5..];
+        let mut event = Event::Nothing;
+        match tag {
+            // Asynchronous messages may arrive at any time (55.2.7).
+            b::NOTICE_RESPONSE | b::PARAMETER_STATUS | b::NOTIFICATION_RESPONSE => {
+                if self.head_forwards() {
+                    out.extend_from_slice(raw);
+                }
+            }
+            b::PARSE_COMPLETE => {
+                if let Some(Expect::Parse { forward, .. }) = self.queue.front() {
+                    if *forward {
+                        out.extend_from_slice(raw);
+                    }
+                    self.queue.pop_front();
+                } else {
+                    out.extend_from_slice(raw);
+                }
+            }
+            b::CLOSE_COMPLETE => {
+                if let Some(Expect::Close { forward, .. }) = self.queue.front() {
+                    if *forward {
+                        out.extend_from_slice(raw);
+                    }
+                    self.queue.pop_front();
+                } else {
+                    out.extend_from_slice(raw);
+                }
+            }
+            b::BIND_COMPLETE | b::NO_DATA | b::PORTAL_SUSPENDED => {
+                out.extend_from_slice(raw);
+                if matches!(self.queue.front(), Some(Expect::Bind | Expect::Describe | Expect::Execute)) {
+                    self.queue.pop_front();
+                }
+            }
+            b::PARAMETER_DESCRIPTION => out.extend_from_slice(raw),
+            b::ROW_DESCRIPTION => {
+                if self.head_forwards() {
+                    out.extend_from_slice(raw);
+                }
+                if matches!(self.queue.front(), Some(Expect::Describe)) {
+                    self.queue.pop_front();
+                }
+            }
+            b::DATA_ROW => match self.queue.front() {
+                Some(Expect::Query(Origin::Readback)) => self.capture(body)?,
+                _ if self.head_forwards() => out.extend_from_slice(raw),
+                _ => {}
+            },
+            b::COMMAND_COMPLETE | b::EMPTY_QUERY_RESPONSE => {
+                self.copy_in = false;
+                self.copy_out = false;
+                if self.head_forwards() {
+                    out.extend_from_slice(raw);
+                }
+                if matches!(self.queue.front(), Some(Expect::Execute)) {
+                    self.queue.pop_front();
+                }
+            }
+            b::COPY_IN_RESPONSE | b::COPY_BOTH_RESPONSE => {
+                self.copy_in = true;
+                out.extend_from_slice(raw);
+            }
+            b::COPY_OUT_RESPONSE => {
+                self.copy_out = true;
+                out.extend_from_slice(raw);
+            }
+            b::COPY_DONE => {
+                self.copy_out = false;
+                out.extend_from_slice(raw);
+            }
+            b::ERROR_RESPONSE => {
+                self.copy_in = false;
+                self.copy_out = false;
+                let internal = !self.head_forwards() && matches!(self.queue.front(), Some(Expect::Query(_)));
+                if internal {
+                    self.internal_failed = true;
+                    tracing::warn!(error = ?ErrorFields::decode(body).ok(), "internal query failed on server");
+                } else {
+                    self.error_in_request = true;
+                    self.forward_error(raw, body, out)?;
+                }
+                // In the extended protocol the server now skips everything up to Sync.
+                if !matches!(self.queue.front(), Some(Expect::Query(_))) {
+                    while let Some(head) = self.queue.front() {
+                        if head.ends_request() {
+                            break;
+                        }
+                        match self.queue.pop_front() {
+                            Some(Expect::Parse { server_name: Some(n), .. }) => {
+                                prepared.pop(&n);
+                            }
+                            Some(Expect::Close { evicted: Some(n), .. }) => {
+                                prepared.put(n, ());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            b::READY_FOR_QUERY => {
+                let status = decode_ready_for_query(body)?;
+                match self.queue.pop_front() {
+                    Some(Expect::Query(origin)) if origin != Origin::Client => {
+                        event = Event::InternalReady(origin, std::mem::take(&mut self.internal_failed));
+                    }
+                    Some(_) | None => {
+                        out.extend_from_slice(raw);
+                        self.client_pending = self.client_pending.saturating_sub(1);
+                        self.skip_until_sync = false;
+                        event = Event::ClientReady(status);
+                    }
+                }
+            }
+            _ => {
+                if self.head_forwards() {
+                    out.extend_from_slice(raw);
+                }
+            }
+        }
+        self.drain_synthetic(out);
+        Ok(event)
+    }
+
+    fn forward_error(&self, raw: &[u8], body: &[u8], out: &mut BytesMut) -> Result<(), WireError> {
+        if self.soften_fatal {
+            let mut fields = ErrorFields::decode(body)?;
+            if fields.severity() == Some("FATAL") {
+                fields.set_severity("ERROR");
+                fields.encode(out, b::ERROR_RESPONSE);
+                return Ok(());
+            }
+        }
+        out.extend_from_slice(raw);
+        Ok(())
+    }
+
+    fn capture(&mut self, body: &[u8]) -> Result<(), WireError> {
+        let mut cols = Vec::with_capacity(2);
+        let mut rest = body.get(2..).ok_or(WireError::Truncated("DataRow"))?;
+        for _ in 0..2 {
+            let len_bytes = rest.get(..4).ok_or(WireError::Truncated("DataRow"))?;
+            let len = i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+            rest = &rest[4..];
+            if len < 0 {
+                cols.push(None);
+            } else {
+                let v = rest.get(..len as usize).ok_or(WireError::Truncated("DataRow"))?;
+                cols.push(Some(String::from_utf8_lossy(v).into_owned()));
+                rest = &rest[len as usize..];
+            }
+        }
+        if let [Some(name), value] = &cols[..] {
+            self.captured.push((name.clone(), value.clone()));
+        }
+        Ok(())
+    }
+
+    /// Forgets everything outstanding (the server connection is gone). Returns whether a client
+    /// request was in flight.
+    pub(crate) fn abandon(&mut self) -> bool {
+        let pending = self.client_pending > 0 || self.copy_in || self.copy_out;
+        self.queue.clear();
+        self.client_pending = 0;
+        self.copy_in = false;
+        self.copy_out = false;
+        pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgfleet_wire::backend::{encode_command_complete, encode_empty, encode_error, encode_ready_for_query};
+    use std::num::NonZeroUsize;
+
+    fn msgs(f: impl FnOnce(&mut BytesMut)) -> Vec<Vec<u8>> {
+        let mut b = BytesMut::new();
+        f(&mut b);
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let len = i32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize + 1;
+            out.push(b.split_to(len).to_vec());
+        }
+        out
+    }
+
+    fn cache() -> LruCache<String, ()> {
+        LruCache::new(NonZeroUsize::new(10).unwrap())
+    }
+
+    #[test]
+    fn injected_parse_is_swallowed_and_synthetic_close_is_ordered() {
+        let mut x = Exchange::default();
+        let mut prepared = cache();
+        prepared.put("pgfleet_1".into(), ());
+        x.push(Expect::Parse { forward: false, server_name: Some("pgfleet_1".into()) });
+        x.push(Expect::Bind);
+        x.push(Expect::Execute);
+        x.push(Expect::Synthetic(Bytes::from_static(b"3\0\0\0\x04")));
+        x.push(Expect::Sync);
+        let server = msgs(|b| {
+            encode_empty(b, b::PARSE_COMPLETE);
+            encode_empty(b, b::BIND_COMPLETE);
+            encode_command_complete(b, "SELECT 0");
+            encode_ready_for_query(b, TxStatus::Idle);
+        });
+        let mut out = BytesMut::new();
+        let mut events = Vec::new();
+        for m in &server {
+            events.push(x.on_server_message(m, &mut prepared, &mut out).unwrap());
+        }
+        let tags: Vec<u8> = msgs(|b| b.extend_from_slice(&out)).iter().map(|m| m[0]).collect();
+        assert_eq!(tags, vec![b'2', b'C', b'3', b'Z']);
+        assert_eq!(events.last(), Some(&Event::ClientReady(TxStatus::Idle)));
+        assert!(x.is_idle());
+    }
+
+    #[test]
+    fn error_skips_to_sync_and_uncaches_skipped_parses() {
+        let mut x = Exchange::default();
+        let mut prepared = cache();
+        prepared.put("pgfleet_2".into(), ());
+        x.push(Expect::Bind);
+        x.push(Expect::Parse { forward: true, server_name: Some("pgfleet_2".into()) });
+        x.push(Expect::Synthetic(Bytes::from_static(b"3\0\0\0\x04")));
+        x.push(Expect::Sync);
+        let server = msgs(|b| {
+            encode_error(b, "ERROR", "42P01", "relation does not exist");
+            encode_ready_for_query(b, TxStatus::Idle);
+        });
+        let mut out = BytesMut::new();
+        for m in &server {
+            x.on_server_message(m, &mut prepared, &mut out).unwrap();
+        }
+        let tags: Vec<u8> = msgs(|b| b.extend_from_slice(&out)).iter().map(|m| m[0]).collect();
+        assert_eq!(tags, vec![b'E', b'Z']);
+        assert!(!prepared.contains("pgfleet_2"));
+        assert!(x.error_in_request);
+    }
+
+    #[test]
+    fn internal_query_is_swallowed_and_readback_captured() {
+        let mut x = Exchange::default();
+        let mut prepared = cache();
+        x.push(Expect::Query(Origin::Readback));
+        let server = msgs(|b| {
+            pgfleet_wire::backend::encode_text_row_description(b, &["n", "v"]);
+            pgfleet_wire::backend::encode_data_row(b, &[Some("work_mem"), Some("8MB")]);
+            pgfleet_wire::backend::encode_data_row(b, &[Some("x.y"), None]);
+            encode_command_complete(b, "SELECT 2");
+            encode_ready_for_query(b, TxStatus::Idle);
+        });
+        let mut out = BytesMut::new();
+        let mut last = Event::Nothing;
+        for m in &server {
+            last = x.on_server_message(m, &mut prepared, &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        assert_eq!(last, Event::InternalReady(Origin::Readback, false));
+        assert_eq!(x.captured, vec![("work_mem".into(), Some("8MB".into())), ("x.y".into(), None)]);
+    }
+
+    #[test]
+    fn fatal_is_softened_when_asked() {
+        let mut x = Exchange { soften_fatal: true, ..Exchange::default() };
+        x.push(Expect::Query(Origin::Client));
+        let server = msgs(|b| encode_error(b, "FATAL", "57P01", "terminating connection"));
+        let mut out = BytesMut::new();
+        x.on_server_message(&server[0], &mut cache(), &mut out).unwrap();
+        let f = ErrorFields::decode(&out[5..]).unwrap();
+        assert_eq!(f.severity(), Some("ERROR"));
+        assert!(x.abandon());
+    }
+}

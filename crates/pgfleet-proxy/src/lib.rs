@@ -1,0 +1,31 @@
+//! The pgfleet data path, in flow order:
+//!
+//! - [`listen`]: accept loop, connection limit, graceful shutdown ([`Proxy`]).
+//! - [`client`]: startup packet, SSL/GSS refusal, cancel forwarding, authentication ([`auth`]).
+//! - [`session`]: one client's session: settings replay, pinning, server checkout per transaction.
+//! - [`execute`]: translating client messages (prepared statement renaming) and routing server answers
+//!   through the expected-response queue.
+//! - [`server`]: server connections: login, framing, per-connection state; the pool manager.
+//! - [`pools`]: pools per (user, database); [`prepared`]: the shared statement table.
+//! - [`runtime`]: explicit shared state ([`Runtime`]); [`clients`], [`stats`]: what the admin console shows.
+//! - [`console`]: the admin database's query loop, answered by a [`console::Console`].
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod client;
+pub mod clients;
+pub mod console;
+mod error;
+pub(crate) mod execute;
+pub mod listen;
+pub mod pools;
+pub mod prepared;
+pub mod runtime;
+pub mod server;
+pub mod session;
+pub mod stats;
+
+pub use error::{ProxyError, Side};
+pub use listen::Proxy;
+pub use runtime::Runtime;

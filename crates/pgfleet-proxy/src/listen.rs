@@ -1,0 +1,101 @@
+//! Accepting client connections, with the connection limit and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::client::{handle_connection, ClientConn};
+use crate::runtime::Runtime;
+use crate::stats::Stats;
+
+/// A bound listener and the runtime it serves.
+pub struct Proxy {
+    listener: TcpListener,
+    rt: Arc<Runtime>,
+}
+
+/// Counts open client connections; decremented when the connection task ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Proxy {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(rt: Arc<Runtime>, addr: SocketAddr) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Proxy { listener, rt })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.rt
+    }
+
+    /// Accepts clients until shutdown starts, then waits (up to `proxy.shutdown_timeout`) for
+    /// clients to finish their transactions and leave.
+    pub async fn run(self) {
+        let rt = self.rt.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let maintenance = tokio::spawn(maintain(rt.clone()));
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let max = rt.config().proxy.max_client_connections;
+                    let slot = Slot(open.clone());
+                    if open.fetch_add(1, Ordering::AcqRel) >= max {
+                        Stats::add(&rt.stats().clients_refused, 1);
+                        let mut c = ClientConn::new(stream, Default::default(), 1024);
+                        tokio::spawn(async move {
+                            let _slot = slot;
+                            c.fatal("53300", &format!("pgfleet: sorry, too many clients already (max_client_connections {max})")).await;
+                        });
+                        continue;
+                    }
+                    let rt = rt.clone();
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        handle_connection(rt, stream, peer).await;
+                    });
+                }
+                _ = rt.shutdown_started() => break,
+            }
+        }
+        drop(self.listener);
+        let deadline = tokio::time::Instant::now() + rt.config().proxy.shutdown_timeout;
+        while open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        maintenance.abort();
+        rt.pools.close_all();
+    }
+}
+
+/// Background upkeep: pool idle timeouts, lifetimes and min_idle; pruning the statement table.
+async fn maintain(rt: Arc<Runtime>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        rt.pools.maintain().await;
+        rt.prepared.prune();
+    }
+}

@@ -1,0 +1,124 @@
+//! Explicit shared state of one pgfleet process: the config snapshot, pools, registries, counters,
+//! and the pause/shutdown switches. No globals: everything reaches the data path through here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pgfleet_config::Config;
+use pgfleet_sql::Analyzer;
+use tokio::sync::watch;
+
+use crate::client::VerifierCache;
+use crate::clients::ClientRegistry;
+use crate::console::Console;
+use crate::pools::Pools;
+use crate::prepared::PreparedRegistry;
+use crate::stats::Stats;
+
+/// Everything the data path shares.
+pub struct Runtime {
+    config: ArcSwap<Config>,
+    config_path: Option<PathBuf>,
+    pub(crate) pools: Pools,
+    pub(crate) analyzer: Analyzer,
+    pub(crate) prepared: PreparedRegistry,
+    pub(crate) clients: ClientRegistry,
+    pub(crate) verifiers: VerifierCache,
+    stats: Stats,
+    paused: watch::Sender<bool>,
+    shutdown: watch::Sender<bool>,
+    pub(crate) console: Option<Arc<dyn Console>>,
+}
+
+impl Runtime {
+    /// A runtime for `config`; `config_path` is re-read by RELOAD; `console` serves the admin
+    /// database.
+    pub fn new(config: Config, config_path: Option<PathBuf>, console: Option<Arc<dyn Console>>) -> Arc<Runtime> {
+        let analyzer = Analyzer::new(config.proxy.analysis_cache_size);
+        Arc::new(Runtime {
+            config: ArcSwap::from_pointee(config),
+            config_path,
+            pools: Pools::default(),
+            analyzer,
+            prepared: PreparedRegistry::default(),
+            clients: ClientRegistry::default(),
+            verifiers: VerifierCache::default(),
+            stats: Stats::default(),
+            paused: watch::channel(false).0,
+            shutdown: watch::channel(false).0,
+            console,
+        })
+    }
+
+    /// The current configuration snapshot.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Where the configuration was read from, if from a file.
+    pub fn config_path(&self) -> Option<&PathBuf> {
+        self.config_path.as_ref()
+    }
+
+    /// Swaps in a new configuration: pools whose settings changed get the new sizes and timeouts at
+    /// once, pools whose server or credentials changed are closed (their busy connections finish
+    /// their transaction first) and re-created on next use. Clients stay connected.
+    pub fn apply_config(&self, new: Config) {
+        self.pools.reconcile(&new);
+        self.config.store(Arc::new(new));
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Pools, for the admin console.
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// Connected clients, for the admin console.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    /// PAUSE: new transactions wait at checkout until [`Runtime::resume`].
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// RESUME.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Whether PAUSE is in effect.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Waits while paused.
+    pub(crate) async fn wait_unpaused(&self) {
+        let mut rx = self.paused.subscribe();
+        let _ = rx.wait_for(|p| !*p).await;
+    }
+
+    /// Starts a graceful shutdown: the listener stops, idle clients are told and disconnected,
+    /// clients in a transaction finish it first.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Resolves when shutdown starts.
+    pub async fn shutdown_started(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}

@@ -1,0 +1,112 @@
+//! One open, authenticated server connection.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use lru::LruCache;
+use pgfleet_wire::frame::split_frame;
+use pgfleet_wire::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub use super::state::{ServerInfo, ServerState};
+use super::ServerError;
+
+/// Largest message accepted from a server (PostgreSQL's own limit for a field is 1 GiB).
+pub(crate) const MAX_SERVER_MESSAGE: usize = 1 << 30;
+
+/// An authenticated connection to one PostgreSQL server.
+pub struct ServerConn {
+    pub(crate) stream: TcpStream,
+    pub(crate) rbuf: BytesMut,
+    pub(crate) info: Arc<ServerInfo>,
+    /// BackendKeyData of this backend, for forwarding cancel requests.
+    pub(crate) key: (i32, i32),
+    /// ParameterStatus values the server reported at login.
+    pub(crate) startup_params: Vec<(String, String)>,
+    /// Session settings pgfleet knows this connection has, beyond its login defaults.
+    pub(crate) params: HashMap<String, String>,
+    /// Server-side names of statements prepared on this connection (bounded, least recently used
+    /// first out).
+    pub(crate) prepared: LruCache<String, ()>,
+}
+
+impl ServerConn {
+    pub(crate) fn new(
+        stream: TcpStream,
+        rbuf: BytesMut,
+        info: Arc<ServerInfo>,
+        key: (i32, i32),
+        startup_params: Vec<(String, String)>,
+        prepared_capacity: usize,
+    ) -> ServerConn {
+        let cap = NonZeroUsize::new(prepared_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        ServerConn {
+            stream,
+            rbuf,
+            info,
+            key,
+            startup_params,
+            params: HashMap::new(),
+            prepared: LruCache::new(cap),
+        }
+    }
+
+    /// Shared info (SHOW SERVERS).
+    pub fn info(&self) -> &Arc<ServerInfo> {
+        &self.info
+    }
+
+    /// host:port.
+    pub fn addr(&self) -> &str {
+        &self.info.addr
+    }
+
+    /// Reads one complete message.
+    pub(crate) async fn read_frame(&mut self) -> Result<Frame, ServerError> {
+        loop {
+            match split_frame(&mut self.rbuf, MAX_SERVER_MESSAGE) {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => {}
+                Err(source) => return Err(ServerError::Protocol { addr: self.info.addr.clone(), source }),
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads more bytes into the buffer; EOF is an error.
+    pub(crate) async fn fill(&mut self) -> Result<(), ServerError> {
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(16 * 1024);
+        }
+        match self.stream.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(self.io_error(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.io_error(e)),
+        }
+    }
+
+    /// Writes all bytes.
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
+        match self.stream.write_all(bytes).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.io_error(e)),
+        }
+    }
+
+    pub(crate) fn io_error(&self, source: std::io::Error) -> ServerError {
+        ServerError::Io { addr: self.info.addr.clone(), source }
+    }
+
+    /// A non-blocking liveness check for an idle connection: an idle server sends nothing, so any
+    /// readable byte (usually a FATAL before close) or EOF means the connection is gone.
+    pub(crate) fn is_idle_and_open(&mut self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}

@@ -1,0 +1,13 @@
+//! Server connections: login to PostgreSQL, framing, per-connection session state (settings we set,
+//! statements we prepared), and the pool manager that opens them.
+
+mod conn;
+mod error;
+mod login;
+mod manager;
+mod state;
+
+pub use conn::{ServerConn, ServerInfo, ServerState};
+pub(crate) use conn::MAX_SERVER_MESSAGE;
+pub use error::ServerError;
+pub use manager::{ServerManager, ServerRegistry, ServerTarget};

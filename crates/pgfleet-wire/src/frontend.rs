@@ -1,0 +1,232 @@
+//! Client → server messages: typed views for the ones the proxy inspects or rewrites, and encoders
+//! for the ones it sends itself (PostgreSQL docs 55.7).
+
+use bytes::{BufMut, BytesMut};
+
+use crate::cursor::Cursor;
+use crate::frame::{put_cstr, write_message, Frame};
+use crate::tag::frontend as t;
+use crate::WireError;
+
+/// Parse: prepare `query` as statement `name` ("" = unnamed) with declared parameter type OIDs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parse<'a> {
+    /// Statement name; empty for the unnamed statement.
+    pub name: &'a str,
+    /// SQL text.
+    pub query: &'a str,
+    /// Declared parameter type OIDs (0 = unspecified).
+    pub param_types: Vec<u32>,
+}
+
+/// Bind: the names it refers to, plus everything after them left as raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind<'a> {
+    /// Destination portal name.
+    pub portal: &'a str,
+    /// Source statement name.
+    pub statement: &'a str,
+    /// Parameter formats, values and result formats, unparsed.
+    pub rest: &'a [u8],
+}
+
+/// Which kind of object a Describe or Close names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// 'S': a prepared statement.
+    Statement,
+    /// 'P': a portal.
+    Portal,
+}
+
+impl Target {
+    fn decode(b: u8, what: &'static str) -> Result<Target, WireError> {
+        match b {
+            b'S' => Ok(Target::Statement),
+            b'P' => Ok(Target::Portal),
+            _ => Err(WireError::Truncated(what)),
+        }
+    }
+
+    fn byte(self) -> u8 {
+        match self {
+            Target::Statement => b'S',
+            Target::Portal => b'P',
+        }
+    }
+}
+
+/// Describe or Close of a statement or portal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Named<'a> {
+    /// Statement or portal.
+    pub target: Target,
+    /// Its name.
+    pub name: &'a str,
+}
+
+/// The text of a simple Query.
+pub fn decode_query(frame: &Frame) -> Result<&str, WireError> {
+    Cursor::new(frame.body(), "Query").cstr()
+}
+
+/// Decodes a Parse message.
+pub fn decode_parse(frame: &Frame) -> Result<Parse<'_>, WireError> {
+    let mut c = Cursor::new(frame.body(), "Parse");
+    let name = c.cstr()?;
+    let query = c.cstr()?;
+    let n = c.i16()?;
+    let mut param_types = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        param_types.push(c.i32()? as u32);
+    }
+    Ok(Parse { name, query, param_types })
+}
+
+/// Decodes the names of a Bind message.
+pub fn decode_bind(frame: &Frame) -> Result<Bind<'_>, WireError> {
+    let mut c = Cursor::new(frame.body(), "Bind");
+    let portal = c.cstr()?;
+    let statement = c.cstr()?;
+    Ok(Bind { portal, statement, rest: c.rest() })
+}
+
+/// Decodes a Describe or Close message.
+pub fn decode_named(frame: &Frame) -> Result<Named<'_>, WireError> {
+    let what = if frame.tag() == t::CLOSE { "Close" } else { "Describe" };
+    let mut c = Cursor::new(frame.body(), what);
+    let target = Target::decode(c.u8()?, what)?;
+    let name = c.cstr()?;
+    Ok(Named { target, name })
+}
+
+/// A password-phase message: its meaning depends on what the server asked for.
+pub fn decode_password(frame: &Frame) -> Result<&str, WireError> {
+    Cursor::new(frame.body(), "PasswordMessage").cstr()
+}
+
+/// SASLInitialResponse: mechanism name and initial client data.
+pub fn decode_sasl_initial(frame: &Frame) -> Result<(&str, &[u8]), WireError> {
+    let mut c = Cursor::new(frame.body(), "SASLInitialResponse");
+    let mechanism = c.cstr()?;
+    let len = c.i32()?;
+    let data = if len < 0 { &[][..] } else { c.bytes(len as usize)? };
+    Ok((mechanism, data))
+}
+
+/// Appends a Parse message.
+pub fn encode_parse(out: &mut BytesMut, name: &str, query: &str, param_types: &[u32]) {
+    write_message(out, t::PARSE, |b| {
+        put_cstr(b, name);
+        put_cstr(b, query);
+        b.put_i16(param_types.len() as i16);
+        for &oid in param_types {
+            b.put_u32(oid);
+        }
+    });
+}
+
+/// Appends a Bind message that refers to `statement` instead of the original's statement name.
+pub fn encode_bind_renamed(out: &mut BytesMut, bind: &Bind<'_>, statement: &str) {
+    write_message(out, t::BIND, |b| {
+        put_cstr(b, bind.portal);
+        put_cstr(b, statement);
+        b.extend_from_slice(bind.rest);
+    });
+}
+
+/// Appends a Describe (tag 'D') or Close (tag 'C') message.
+pub fn encode_named(out: &mut BytesMut, tag: u8, target: Target, name: &str) {
+    write_message(out, tag, |b| {
+        b.put_u8(target.byte());
+        put_cstr(b, name);
+    });
+}
+
+/// Appends a simple Query.
+pub fn encode_query(out: &mut BytesMut, sql: &str) {
+    write_message(out, t::QUERY, |b| put_cstr(b, sql));
+}
+
+/// Appends a Sync.
+pub fn encode_sync(out: &mut BytesMut) {
+    write_message(out, t::SYNC, |_| {});
+}
+
+/// Appends a Terminate.
+pub fn encode_terminate(out: &mut BytesMut) {
+    write_message(out, t::TERMINATE, |_| {});
+}
+
+/// Appends a PasswordMessage (cleartext or md5 response).
+pub fn encode_password(out: &mut BytesMut, password: &str) {
+    write_message(out, t::PASSWORD, |b| put_cstr(b, password));
+}
+
+/// Appends a SASLInitialResponse.
+pub fn encode_sasl_initial(out: &mut BytesMut, mechanism: &str, data: &[u8]) {
+    write_message(out, t::PASSWORD, |b| {
+        put_cstr(b, mechanism);
+        b.put_i32(data.len() as i32);
+        b.extend_from_slice(data);
+    });
+}
+
+/// Appends a SASLResponse.
+pub fn encode_sasl_response(out: &mut BytesMut, data: &[u8]) {
+    write_message(out, t::PASSWORD, |b| b.extend_from_slice(data));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::split_frame;
+
+    fn frame(out: &mut BytesMut) -> Frame {
+        split_frame(out, 1 << 20).unwrap().unwrap()
+    }
+
+    #[test]
+    fn parse_round_trip() {
+        let mut out = BytesMut::new();
+        encode_parse(&mut out, "s1", "SELECT $1", &[23]);
+        let f = frame(&mut out);
+        let p = decode_parse(&f).unwrap();
+        assert_eq!(p, Parse { name: "s1", query: "SELECT $1", param_types: vec![23] });
+    }
+
+    #[test]
+    fn bind_rename_keeps_the_rest() {
+        let mut out = BytesMut::new();
+        write_message(&mut out, t::BIND, |b| {
+            put_cstr(b, "p");
+            put_cstr(b, "client_name");
+            b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2, b'4', b'2', 0, 0]);
+        });
+        let f = frame(&mut out);
+        let bind = decode_bind(&f).unwrap();
+        let mut re = BytesMut::new();
+        encode_bind_renamed(&mut re, &bind, "pgfleet_7");
+        let f2 = frame(&mut re);
+        let b2 = decode_bind(&f2).unwrap();
+        assert_eq!((b2.portal, b2.statement, b2.rest), ("p", "pgfleet_7", bind.rest));
+    }
+
+    #[test]
+    fn named_round_trip_and_bad_target() {
+        let mut out = BytesMut::new();
+        encode_named(&mut out, t::CLOSE, Target::Statement, "x");
+        let f = frame(&mut out);
+        assert_eq!(decode_named(&f).unwrap(), Named { target: Target::Statement, name: "x" });
+        let mut out = BytesMut::new();
+        write_message(&mut out, t::DESCRIBE, |b| put_cstr(b, "Qx"));
+        assert!(decode_named(&frame(&mut out)).is_err());
+    }
+
+    #[test]
+    fn truncated_parse_is_an_error() {
+        let mut out = BytesMut::new();
+        write_message(&mut out, t::PARSE, |b| put_cstr(b, "s1"));
+        assert!(decode_parse(&frame(&mut out)).is_err());
+    }
+}
