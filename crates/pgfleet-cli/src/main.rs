@@ -1,1 +1,45 @@
-fn main() {}
+//! The `pgfleet` binary: one thin subcommand per job (see `pgfleet --help`).
+//!
+//! - `serve`: run the proxy from a config file.
+//! - `check-config`: validate a config file and report every problem with its key path.
+//! - `sandbox`: real local PostgreSQL clusters plus the proxy, in one command.
+
+mod check_config;
+mod sandbox;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// pgfleet: one PostgreSQL endpoint in front of a fleet of PostgreSQL servers.
+#[derive(Parser)]
+#[command(name = "pgfleet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve(serve::Args),
+    /// Validate a config file; exit status 1 when it has problems.
+    CheckConfig(check_config::Args),
+    /// Start local PostgreSQL clusters and the proxy in front of them.
+    Sandbox(sandbox::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::exec(args),
+        Command::CheckConfig(args) => check_config::exec(args),
+        Command::Sandbox(args) => sandbox::exec(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pgfleet: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

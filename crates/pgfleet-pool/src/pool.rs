@@ -72,7 +72,9 @@ pub struct Pool<M: Manager> {
 
 impl<M: Manager> Clone for Pool<M> {
     fn clone(&self) -> Self {
-        Pool { inner: self.inner.clone() }
+        Pool {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -120,9 +122,13 @@ impl<M: Manager> Pool<M> {
             Ok(p) => p,
             Err(_) => {
                 inner.waiting.fetch_add(1, Ordering::AcqRel);
-                let res = tokio::time::timeout(timeout, inner.permits.clone().acquire_owned()).await;
+                let res =
+                    tokio::time::timeout(timeout, inner.permits.clone().acquire_owned()).await;
                 inner.waiting.fetch_sub(1, Ordering::AcqRel);
-                inner.stats.wait_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+                inner
+                    .stats
+                    .wait_micros
+                    .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
                 match res {
                     Ok(Ok(p)) => p,
                     Ok(Err(_)) => return Err(CheckoutError::Closed),
@@ -145,11 +151,19 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             inner.stats.checkouts.fetch_add(1, Ordering::Relaxed);
-            return Ok(Guard { conn: Some(c), pool: inner.clone(), _permit: permit });
+            return Ok(Guard {
+                conn: Some(c),
+                pool: inner.clone(),
+                _permit: permit,
+            });
         }
         let conn = inner.open_one(connect_timeout).await?;
         inner.stats.checkouts.fetch_add(1, Ordering::Relaxed);
-        Ok(Guard { conn: Some(conn), pool: inner.clone(), _permit: permit })
+        Ok(Guard {
+            conn: Some(conn),
+            pool: inner.clone(),
+            _permit: permit,
+        })
     }
 
     /// Closes idle connections past their idle timeout (keeping `min_idle`) or lifetime, then opens
@@ -177,7 +191,9 @@ impl<M: Manager> Pool<M> {
             inner.open.fetch_sub(removed, Ordering::AcqRel);
         }
         while !inner.closed.load(Ordering::Acquire) && inner.idle.lock().len() < s.min_idle {
-            let Ok(permit) = inner.permits.clone().try_acquire_owned() else { break };
+            let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
+                break;
+            };
             match inner.open_one(s.connect_timeout).await {
                 Ok(c) => {
                     inner.give_back(c);
@@ -262,14 +278,21 @@ impl<M: Manager> Inner<M> {
         !lifetime.is_zero() && now.duration_since(c.created) >= lifetime
     }
 
-    async fn open_one(&self, connect_timeout: Duration) -> Result<Pooled<M::Conn>, CheckoutError<M::Error>> {
+    async fn open_one(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<Pooled<M::Conn>, CheckoutError<M::Error>> {
         self.open.fetch_add(1, Ordering::AcqRel);
         let res = tokio::time::timeout(connect_timeout, self.manager.connect()).await;
         match res {
             Ok(Ok(conn)) => {
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
-                Ok(Pooled { conn, created: now, last_used: now })
+                Ok(Pooled {
+                    conn,
+                    created: now,
+                    last_used: now,
+                })
             }
             Ok(Err(e)) => {
                 self.open.fetch_sub(1, Ordering::AcqRel);

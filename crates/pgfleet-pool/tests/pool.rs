@@ -27,7 +27,10 @@ impl Manager for M {
         if self.0.fail.load(Ordering::SeqCst) {
             return Err("refused");
         }
-        Ok(Conn { id: self.0.made.fetch_add(1, Ordering::SeqCst), usable: true })
+        Ok(Conn {
+            id: self.0.made.fetch_add(1, Ordering::SeqCst),
+            usable: true,
+        })
     }
     fn is_usable(&self, c: &mut Conn) -> bool {
         c.usable
@@ -35,7 +38,11 @@ impl Manager for M {
 }
 
 fn settings(size: usize) -> Settings {
-    Settings { size, checkout_timeout: Duration::from_millis(100), ..Settings::default() }
+    Settings {
+        size,
+        checkout_timeout: Duration::from_millis(100),
+        ..Settings::default()
+    }
 }
 
 #[tokio::test]
@@ -61,7 +68,13 @@ async fn reuses_connections_and_bounds_size() {
 
 #[tokio::test]
 async fn waiters_get_returned_connections() {
-    let pool = Pool::new(M(Arc::default()), Settings { checkout_timeout: Duration::from_secs(5), ..settings(1) });
+    let pool = Pool::new(
+        M(Arc::default()),
+        Settings {
+            checkout_timeout: Duration::from_secs(5),
+            ..settings(1)
+        },
+    );
     let a = pool.get().await.unwrap();
     let p2 = pool.clone();
     let waiter = tokio::spawn(async move { p2.get().await.map(|g| g.id) });
@@ -91,7 +104,10 @@ async fn connect_errors_surface_and_free_the_slot() {
     let counter = Arc::new(Counter::default());
     counter.fail.store(true, Ordering::SeqCst);
     let pool = Pool::new(M(counter.clone()), settings(1));
-    assert!(matches!(pool.get().await, Err(CheckoutError::Connect("refused"))));
+    assert!(matches!(
+        pool.get().await,
+        Err(CheckoutError::Connect("refused"))
+    ));
     counter.fail.store(false, Ordering::SeqCst);
     assert!(pool.get().await.is_ok());
     assert_eq!(pool.stats().connect_errors, 1);
@@ -101,11 +117,19 @@ async fn connect_errors_surface_and_free_the_slot() {
 async fn maintain_fills_min_idle_and_reaps_idle_timeout() {
     let pool = Pool::new(
         M(Arc::default()),
-        Settings { min_idle: 2, idle_timeout: Duration::from_millis(20), ..settings(4) },
+        Settings {
+            min_idle: 2,
+            idle_timeout: Duration::from_millis(20),
+            ..settings(4)
+        },
     );
     pool.maintain().await;
     assert_eq!(pool.stats().idle, 2);
-    let (a, b, c) = (pool.get().await.unwrap(), pool.get().await.unwrap(), pool.get().await.unwrap());
+    let (a, b, c) = (
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    );
     drop((a, b, c));
     assert_eq!(pool.stats().idle, 3);
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -115,7 +139,13 @@ async fn maintain_fills_min_idle_and_reaps_idle_timeout() {
 
 #[tokio::test]
 async fn lifetime_expires_connections_on_return() {
-    let pool = Pool::new(M(Arc::default()), Settings { lifetime: Duration::from_millis(10), ..settings(1) });
+    let pool = Pool::new(
+        M(Arc::default()),
+        Settings {
+            lifetime: Duration::from_millis(10),
+            ..settings(1)
+        },
+    );
     let a = pool.get().await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     drop(a);

@@ -155,7 +155,10 @@ impl ClientRegistry {
             requests: AtomicU64::new(0),
         });
         map.insert(cancel_key, info.clone());
-        Registered { registry: self, info }
+        Registered {
+            registry: self,
+            info,
+        }
     }
 
     /// The client that owns a cancel key.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgfleet_wire::backend::{
-    encode_command_complete, encode_data_row, encode_error, encode_parameter_status, encode_ready_for_query,
-    encode_text_row_description, TxStatus,
+    encode_command_complete, encode_data_row, encode_error, encode_parameter_status,
+    encode_ready_for_query, encode_text_row_description, TxStatus,
 };
 use pgfleet_wire::frontend::decode_query;
 use pgfleet_wire::tag::frontend as t;
@@ -41,7 +41,8 @@ pub struct ConsoleError {
 }
 
 /// The future a console command returns.
-pub type ConsoleFuture<'a> = Pin<Box<dyn Future<Output = Result<ConsoleReply, ConsoleError>> + Send + 'a>>;
+pub type ConsoleFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<ConsoleReply, ConsoleError>> + Send + 'a>>;
 
 /// Executes admin console commands.
 pub trait Console: Send + Sync {
@@ -78,9 +79,16 @@ pub(crate) async fn run_console(rt: &Arc<Runtime>, client: &mut ClientConn) {
                         return;
                     }
                 };
-                let commands: Vec<&str> = sql.split(';').map(str::trim).filter(|c| !c.is_empty()).collect();
+                let commands: Vec<&str> = sql
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect();
                 if commands.is_empty() {
-                    pgfleet_wire::backend::encode_empty(&mut out, pgfleet_wire::tag::backend::EMPTY_QUERY_RESPONSE);
+                    pgfleet_wire::backend::encode_empty(
+                        &mut out,
+                        pgfleet_wire::tag::backend::EMPTY_QUERY_RESPONSE,
+                    );
                 }
                 for command in commands {
                     match &rt.console {
@@ -92,7 +100,12 @@ pub(crate) async fn run_console(rt: &Arc<Runtime>, client: &mut ClientConn) {
                             }
                         },
                         None => {
-                            encode_error(&mut out, "ERROR", "0A000", "pgfleet: the admin console is not enabled");
+                            encode_error(
+                                &mut out,
+                                "ERROR",
+                                "0A000",
+                                "pgfleet: the admin console is not enabled",
+                            );
                             break;
                         }
                     }

@@ -46,7 +46,9 @@ impl ProxyError {
     /// Which side caused it.
     pub fn side(&self) -> Side {
         match self {
-            ProxyError::ClientProtocol(_) | ProxyError::Client { .. } | ProxyError::ClientIo(_) => Side::Client,
+            ProxyError::ClientProtocol(_) | ProxyError::Client { .. } | ProxyError::ClientIo(_) => {
+                Side::Client
+            }
             ProxyError::Server(_) => Side::Server,
             ProxyError::PoolExhausted(_) | ProxyError::ShuttingDown => Side::Internal,
         }
@@ -54,8 +56,10 @@ impl ProxyError {
 
     /// Whether the client may simply try again (nothing ran on a server).
     pub fn retry_safe(&self) -> bool {
-        matches!(self, ProxyError::PoolExhausted(_) | ProxyError::ShuttingDown)
-            || matches!(self, ProxyError::Server(e) if e.before_any_query())
+        matches!(
+            self,
+            ProxyError::PoolExhausted(_) | ProxyError::ShuttingDown
+        ) || matches!(self, ProxyError::Server(e) if e.before_any_query())
     }
 
     /// SQLSTATE for the client.

@@ -98,7 +98,12 @@ pub fn target_for(config: &Config, user: &str, database: &str) -> Option<ServerT
 
 impl Pools {
     /// The pool for (user, database), created on first use.
-    pub fn get(&self, config: &Config, user: &str, database: &str) -> Result<Arc<PoolEntry>, ProxyError> {
+    pub fn get(
+        &self,
+        config: &Config,
+        user: &str,
+        database: &str,
+    ) -> Result<Arc<PoolEntry>, ProxyError> {
         let key = (user.to_owned(), database.to_owned());
         if let Some(e) = self.map.read().get(&key) {
             return Ok(e.clone());
@@ -115,7 +120,10 @@ impl Pools {
                 Arc::new(PoolEntry {
                     key,
                     pool: Pool::new(
-                        ServerManager { target, registry: self.servers.clone() },
+                        ServerManager {
+                            target,
+                            registry: self.servers.clone(),
+                        },
                         pool_settings(&settings),
                     ),
                     settings: Mutex::new(settings),
@@ -137,18 +145,20 @@ impl Pools {
     /// credentials) or a removed user/database closes the pool, to be re-created on next use.
     pub fn reconcile(&self, config: &Config) {
         let mut map = self.map.write();
-        map.retain(|(user, database), entry| match target_for(config, user, database) {
-            Some(t) if t == entry.pool.manager().target => {
-                let s = config.pool_settings(user, database);
-                entry.pool.set_settings(pool_settings(&s));
-                *entry.settings.lock() = s;
-                true
-            }
-            _ => {
-                entry.pool.close();
-                false
-            }
-        });
+        map.retain(
+            |(user, database), entry| match target_for(config, user, database) {
+                Some(t) if t == entry.pool.manager().target => {
+                    let s = config.pool_settings(user, database);
+                    entry.pool.set_settings(pool_settings(&s));
+                    *entry.settings.lock() = s;
+                    true
+                }
+                _ => {
+                    entry.pool.close();
+                    false
+                }
+            },
+        );
     }
 
     /// Runs pool maintenance (idle timeouts, lifetimes, min_idle) once over every pool.

@@ -34,7 +34,11 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime for `config`; `config_path` is re-read by RELOAD; `console` serves the admin
     /// database.
-    pub fn new(config: Config, config_path: Option<PathBuf>, console: Option<Arc<dyn Console>>) -> Arc<Runtime> {
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+        console: Option<Arc<dyn Console>>,
+    ) -> Arc<Runtime> {
         let analyzer = Analyzer::new(config.proxy.analysis_cache_size);
         Arc::new(Runtime {
             config: ArcSwap::from_pointee(config),

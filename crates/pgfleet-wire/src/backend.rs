@@ -131,7 +131,10 @@ impl ErrorFields {
 
     /// The value of one field.
     pub fn get(&self, code: u8) -> Option<&str> {
-        self.fields.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The SQLSTATE (field 'C').
@@ -286,7 +289,10 @@ mod tests {
 
     #[test]
     fn auth_requests() {
-        assert_eq!(decode_auth(&[0, 0, 0, 5, 1, 2, 3, 4]).unwrap(), AuthRequest::Md5([1, 2, 3, 4]));
+        assert_eq!(
+            decode_auth(&[0, 0, 0, 5, 1, 2, 3, 4]).unwrap(),
+            AuthRequest::Md5([1, 2, 3, 4])
+        );
         assert_eq!(
             decode_auth(b"\0\0\0\x0aSCRAM-SHA-256\0\0").unwrap(),
             AuthRequest::Sasl(vec!["SCRAM-SHA-256".into()])
@@ -296,7 +302,10 @@ mod tests {
 
     #[test]
     fn ready_for_query_status() {
-        assert_eq!(decode_ready_for_query(b"T").unwrap(), TxStatus::InTransaction);
+        assert_eq!(
+            decode_ready_for_query(b"T").unwrap(),
+            TxStatus::InTransaction
+        );
         assert!(decode_ready_for_query(b"").is_err());
     }
 }

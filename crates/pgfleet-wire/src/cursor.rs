@@ -22,7 +22,10 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8, WireError> {
-        let (&b, rest) = self.buf.split_first().ok_or(WireError::Truncated(self.what))?;
+        let (&b, rest) = self
+            .buf
+            .split_first()
+            .ok_or(WireError::Truncated(self.what))?;
         self.buf = rest;
         Ok(b)
     }
@@ -53,7 +56,8 @@ impl<'a> Cursor<'a> {
             .iter()
             .position(|&b| b == 0)
             .ok_or(WireError::Truncated(self.what))?;
-        let s = std::str::from_utf8(&self.buf[..end]).map_err(|_| WireError::InvalidUtf8(self.what))?;
+        let s =
+            std::str::from_utf8(&self.buf[..end]).map_err(|_| WireError::InvalidUtf8(self.what))?;
         self.buf = &self.buf[end + 1..];
         Ok(s)
     }

@@ -106,11 +106,20 @@ mod tests {
     #[test]
     fn rejects_short_and_oversized_lengths() {
         let mut buf = BytesMut::from(&b"Q\0\0\0\x03"[..]);
-        assert_eq!(split_frame(&mut buf, 1024), Err(WireError::LengthTooSmall(3)));
+        assert_eq!(
+            split_frame(&mut buf, 1024),
+            Err(WireError::LengthTooSmall(3))
+        );
         let mut buf = BytesMut::from(&b"Q\0\x10\0\0"[..]);
-        assert!(matches!(split_frame(&mut buf, 1024), Err(WireError::TooLarge { .. })));
+        assert!(matches!(
+            split_frame(&mut buf, 1024),
+            Err(WireError::TooLarge { .. })
+        ));
         let mut buf = BytesMut::from(&b"Q\xff\xff\xff\xff"[..]);
-        assert_eq!(split_frame(&mut buf, 1024), Err(WireError::LengthTooSmall(-1)));
+        assert_eq!(
+            split_frame(&mut buf, 1024),
+            Err(WireError::LengthTooSmall(-1))
+        );
     }
 
     #[test]

@@ -80,7 +80,11 @@ pub fn decode_parse(frame: &Frame) -> Result<Parse<'_>, WireError> {
     for _ in 0..n {
         param_types.push(c.i32()? as u32);
     }
-    Ok(Parse { name, query, param_types })
+    Ok(Parse {
+        name,
+        query,
+        param_types,
+    })
 }
 
 /// Decodes the names of a Bind message.
@@ -88,12 +92,20 @@ pub fn decode_bind(frame: &Frame) -> Result<Bind<'_>, WireError> {
     let mut c = Cursor::new(frame.body(), "Bind");
     let portal = c.cstr()?;
     let statement = c.cstr()?;
-    Ok(Bind { portal, statement, rest: c.rest() })
+    Ok(Bind {
+        portal,
+        statement,
+        rest: c.rest(),
+    })
 }
 
 /// Decodes a Describe or Close message.
 pub fn decode_named(frame: &Frame) -> Result<Named<'_>, WireError> {
-    let what = if frame.tag() == t::CLOSE { "Close" } else { "Describe" };
+    let what = if frame.tag() == t::CLOSE {
+        "Close"
+    } else {
+        "Describe"
+    };
     let mut c = Cursor::new(frame.body(), what);
     let target = Target::decode(c.u8()?, what)?;
     let name = c.cstr()?;
@@ -110,7 +122,11 @@ pub fn decode_sasl_initial(frame: &Frame) -> Result<(&str, &[u8]), WireError> {
     let mut c = Cursor::new(frame.body(), "SASLInitialResponse");
     let mechanism = c.cstr()?;
     let len = c.i32()?;
-    let data = if len < 0 { &[][..] } else { c.bytes(len as usize)? };
+    let data = if len < 0 {
+        &[][..]
+    } else {
+        c.bytes(len as usize)?
+    };
     Ok((mechanism, data))
 }
 
@@ -192,7 +208,14 @@ mod tests {
         encode_parse(&mut out, "s1", "SELECT $1", &[23]);
         let f = frame(&mut out);
         let p = decode_parse(&f).unwrap();
-        assert_eq!(p, Parse { name: "s1", query: "SELECT $1", param_types: vec![23] });
+        assert_eq!(
+            p,
+            Parse {
+                name: "s1",
+                query: "SELECT $1",
+                param_types: vec![23]
+            }
+        );
     }
 
     #[test]
@@ -209,7 +232,10 @@ mod tests {
         encode_bind_renamed(&mut re, &bind, "pgfleet_7");
         let f2 = frame(&mut re);
         let b2 = decode_bind(&f2).unwrap();
-        assert_eq!((b2.portal, b2.statement, b2.rest), ("p", "pgfleet_7", bind.rest));
+        assert_eq!(
+            (b2.portal, b2.statement, b2.rest),
+            ("p", "pgfleet_7", bind.rest)
+        );
     }
 
     #[test]
@@ -217,7 +243,13 @@ mod tests {
         let mut out = BytesMut::new();
         encode_named(&mut out, t::CLOSE, Target::Statement, "x");
         let f = frame(&mut out);
-        assert_eq!(decode_named(&f).unwrap(), Named { target: Target::Statement, name: "x" });
+        assert_eq!(
+            decode_named(&f).unwrap(),
+            Named {
+                target: Target::Statement,
+                name: "x"
+            }
+        );
         let mut out = BytesMut::new();
         write_message(&mut out, t::DESCRIBE, |b| put_cstr(b, "Qx"));
         assert!(decode_named(&frame(&mut out)).is_err());

@@ -38,7 +38,10 @@ pub enum StartupPacket {
 impl StartupPacket {
     /// The value of a startup parameter.
     pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-        params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -54,7 +57,10 @@ pub fn split_startup(buf: &mut BytesMut) -> Result<Option<StartupPacket>, WireEr
     // Invariant: len >= 8 was checked above.
     let len = len as usize;
     if len > MAX_STARTUP_PACKET {
-        return Err(WireError::TooLarge { len, max: MAX_STARTUP_PACKET });
+        return Err(WireError::TooLarge {
+            len,
+            max: MAX_STARTUP_PACKET,
+        });
     }
     if buf.len() < len {
         return Ok(None);
@@ -65,11 +71,16 @@ pub fn split_startup(buf: &mut BytesMut) -> Result<Option<StartupPacket>, WireEr
     let decoded = match code {
         SSL_REQUEST if len == 8 => StartupPacket::SslRequest,
         GSSENC_REQUEST if len == 8 => StartupPacket::GssEncRequest,
-        CANCEL_REQUEST if len == 16 => StartupPacket::Cancel { pid: c.i32()?, secret: c.i32()? },
+        CANCEL_REQUEST if len == 16 => StartupPacket::Cancel {
+            pid: c.i32()?,
+            secret: c.i32()?,
+        },
         SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST => {
             return Err(WireError::BadStartup("wrong length for a request code"))
         }
-        PROTOCOL_3_0 => StartupPacket::Startup { params: decode_params(&mut c)? },
+        PROTOCOL_3_0 => StartupPacket::Startup {
+            params: decode_params(&mut c)?,
+        },
         other => {
             return Err(WireError::UnsupportedProtocol {
                 major: (other >> 16) as u16,
@@ -135,7 +146,10 @@ mod tests {
         assert_eq!(
             p,
             StartupPacket::Startup {
-                params: vec![("user".into(), "app".into()), ("database".into(), "db".into())]
+                params: vec![
+                    ("user".into(), "app".into()),
+                    ("database".into(), "db".into())
+                ]
             }
         );
     }
@@ -143,10 +157,16 @@ mod tests {
     #[test]
     fn decodes_requests() {
         let mut b = BytesMut::from(&[0u8, 0, 0, 8, 4, 210, 22, 47][..]);
-        assert_eq!(split_startup(&mut b).unwrap(), Some(StartupPacket::SslRequest));
+        assert_eq!(
+            split_startup(&mut b).unwrap(),
+            Some(StartupPacket::SslRequest)
+        );
         let mut b = BytesMut::new();
         encode_cancel(&mut b, 7, 9);
-        assert_eq!(split_startup(&mut b).unwrap(), Some(StartupPacket::Cancel { pid: 7, secret: 9 }));
+        assert_eq!(
+            split_startup(&mut b).unwrap(),
+            Some(StartupPacket::Cancel { pid: 7, secret: 9 })
+        );
     }
 
     #[test]
@@ -154,10 +174,16 @@ mod tests {
         let mut b = BytesMut::from(&[0u8, 0, 0, 2][..]);
         assert!(split_startup(&mut b).is_err());
         let mut b = BytesMut::from(&[0u8, 0, 0, 8, 0, 2, 0, 0][..]);
-        assert!(matches!(split_startup(&mut b), Err(WireError::UnsupportedProtocol { major: 2, .. })));
+        assert!(matches!(
+            split_startup(&mut b),
+            Err(WireError::UnsupportedProtocol { major: 2, .. })
+        ));
         let mut b = BytesMut::from(&[0u8, 0, 0, 12, 0, 3, 0, 0, b'u', 0, b'x', b'y'][..]);
         assert!(split_startup(&mut b).is_err());
         let mut b = BytesMut::from(&[0u8, 1, 0, 0][..]);
-        assert!(matches!(split_startup(&mut b), Err(WireError::TooLarge { .. })));
+        assert!(matches!(
+            split_startup(&mut b),
+            Err(WireError::TooLarge { .. })
+        ));
     }
 }

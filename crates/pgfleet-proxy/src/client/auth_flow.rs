@@ -13,7 +13,9 @@ use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 
 use super::ClientConn;
-use crate::auth::{md5_salt, md5_verify, password_failed_message, AuthError, ScramServer, ScramVerifier, StoredMd5};
+use crate::auth::{
+    md5_salt, md5_verify, password_failed_message, AuthError, ScramServer, ScramVerifier, StoredMd5,
+};
 use crate::ProxyError;
 
 /// SCRAM verifiers derived from plain-text passwords, so PBKDF2 runs once per user, not per login.
@@ -29,7 +31,10 @@ impl VerifierCache {
             Some(Secret::Plain(p)) => {
                 let key = (user.to_owned(), p.clone());
                 let mut map = self.map.lock();
-                Ok(map.entry(key).or_insert_with(|| ScramVerifier::generate(p.as_bytes())).clone())
+                Ok(map
+                    .entry(key)
+                    .or_insert_with(|| ScramVerifier::generate(p.as_bytes()))
+                    .clone())
             }
             // Validated config never pairs SCRAM with an md5 hash or no password; fail closed.
             Some(Secret::Md5(_)) | None => Ok(ScramVerifier::mock(user, b"pgfleet")),
@@ -38,18 +43,27 @@ impl VerifierCache {
 }
 
 fn auth_error(e: AuthError, user: &str) -> ProxyError {
-    ProxyError::Client { code: e.sqlstate(), message: e.client_message(user) }
+    ProxyError::Client {
+        code: e.sqlstate(),
+        message: e.client_message(user),
+    }
 }
 
 fn wrong_password(user: &str) -> ProxyError {
-    ProxyError::Client { code: "28P01", message: password_failed_message(user) }
+    ProxyError::Client {
+        code: "28P01",
+        message: password_failed_message(user),
+    }
 }
 
 async fn read_password_frame(client: &mut ClientConn) -> Result<Frame, ProxyError> {
-    let frame = client.read_frame().await?.ok_or_else(|| ProxyError::Client {
-        code: "08006",
-        message: "client closed the connection during authentication".into(),
-    })?;
+    let frame = client
+        .read_frame()
+        .await?
+        .ok_or_else(|| ProxyError::Client {
+            code: "08006",
+            message: "client closed the connection during authentication".into(),
+        })?;
     if frame.tag() != t::PASSWORD {
         return Err(ProxyError::Client {
             code: "08P01",
@@ -70,7 +84,9 @@ pub(crate) async fn authenticate(
     user_name: &str,
     user: Option<&UserConfig>,
 ) -> Result<(), ProxyError> {
-    let method = user.map(|u| u.auth_method).unwrap_or(AuthMethod::ScramSha256);
+    let method = user
+        .map(|u| u.auth_method)
+        .unwrap_or(AuthMethod::ScramSha256);
     let mut out = BytesMut::new();
     match method {
         AuthMethod::Trust => {}
@@ -92,7 +108,9 @@ pub(crate) async fn authenticate(
         }
         AuthMethod::ScramSha256 => {
             let verifier = match user {
-                Some(u) => cache.verifier(user_name, u.password.as_ref()).map_err(|e| auth_error(e, user_name))?,
+                Some(u) => cache
+                    .verifier(user_name, u.password.as_ref())
+                    .map_err(|e| auth_error(e, user_name))?,
                 None => ScramVerifier::mock(user_name, b"pgfleet"),
             };
             let mut scram = ScramServer::new(verifier);
@@ -101,12 +119,16 @@ pub(crate) async fn authenticate(
             out.clear();
             let frame = read_password_frame(client).await?;
             let (mechanism, data) = decode_sasl_initial(&frame)?;
-            let server_first = scram.client_first(mechanism, data).map_err(|e| auth_error(e, user_name))?;
+            let server_first = scram
+                .client_first(mechanism, data)
+                .map_err(|e| auth_error(e, user_name))?;
             encode_auth(&mut out, 11, &server_first);
             client.write_all(&out).await?;
             out.clear();
             let frame = read_password_frame(client).await?;
-            let server_final = scram.client_final(frame.body()).map_err(|e| auth_error(e, user_name))?;
+            let server_final = scram
+                .client_final(frame.body())
+                .map_err(|e| auth_error(e, user_name))?;
             if user.is_none() {
                 return Err(wrong_password(user_name));
             }

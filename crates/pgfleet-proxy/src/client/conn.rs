@@ -18,7 +18,11 @@ pub struct ClientConn {
 
 impl ClientConn {
     pub(crate) fn new(stream: TcpStream, rbuf: BytesMut, max_message: usize) -> ClientConn {
-        ClientConn { stream, rbuf, max_message }
+        ClientConn {
+            stream,
+            rbuf,
+            max_message,
+        }
     }
 
     /// Takes one complete message from the buffer, if there is one.
@@ -52,7 +56,10 @@ impl ClientConn {
 
     /// Writes all bytes.
     pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ProxyError> {
-        self.stream.write_all(bytes).await.map_err(ProxyError::ClientIo)
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(ProxyError::ClientIo)
     }
 
     /// Sends a FATAL error (the connection is closed afterwards by the caller).

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use pgfleet_config::ADMIN_DATABASE;
-use pgfleet_wire::backend::{encode_backend_key_data, encode_parameter_status, encode_ready_for_query, TxStatus};
+use pgfleet_wire::backend::{
+    encode_backend_key_data, encode_parameter_status, encode_ready_for_query, TxStatus,
+};
 use pgfleet_wire::startup::encode_cancel;
 use pgfleet_wire::{split_startup, StartupPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,7 +37,8 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
     let _ = stream.set_nodelay(true);
     let max = rt.config().proxy.max_message_size;
     let mut rbuf = BytesMut::with_capacity(512);
-    let first = tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&rt, &mut stream, &mut rbuf)).await;
+    let first =
+        tokio::time::timeout(LOGIN_TIMEOUT, read_startup(&rt, &mut stream, &mut rbuf)).await;
     let params = match first {
         Ok(Ok(First::Startup(p))) => p,
         Ok(Ok(First::Done)) => return,
@@ -58,12 +61,21 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
             let registered = rt.clients.register(peer, user, database, app);
             Stats::add(&rt.stats().clients_total, 1);
             let session_params = SessionParams::from_startup(&params);
-            if let Err(e) = greet(&rt, &mut client, &entry, &session_params, registered.info.cancel_key).await {
+            if let Err(e) = greet(
+                &rt,
+                &mut client,
+                &entry,
+                &session_params,
+                registered.info.cancel_key,
+            )
+            .await
+            {
                 tracing::debug!(client = registered.info.id, error = %e, "login failed");
                 client.fatal(e.sqlstate(), &e.client_message()).await;
                 return;
             }
-            let mut session = Session::new(&rt, client, registered.info.clone(), entry, session_params);
+            let mut session =
+                Session::new(&rt, client, registered.info.clone(), entry, session_params);
             session.run().await;
         }
         Ok(Ok(None)) => {}
@@ -74,7 +86,11 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
                 client.fatal(e.sqlstate(), &e.client_message()).await;
             }
         }
-        Err(_) => client.fatal("08006", "pgfleet: authentication timed out").await,
+        Err(_) => {
+            client
+                .fatal("08006", "pgfleet: authentication timed out")
+                .await
+        }
     }
 }
 
@@ -82,7 +98,11 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     StartupPacket::param(params, name)
 }
 
-async fn read_startup(rt: &Runtime, stream: &mut TcpStream, rbuf: &mut BytesMut) -> Result<First, ProxyError> {
+async fn read_startup(
+    rt: &Runtime,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+) -> Result<First, ProxyError> {
     loop {
         match split_startup(rbuf)? {
             Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
@@ -112,7 +132,11 @@ async fn read_startup(rt: &Runtime, stream: &mut TcpStream, rbuf: &mut BytesMut)
 
 /// Forwards a cancel request to the server connection currently running the client's query.
 async fn forward_cancel(rt: &Runtime, key: (i32, i32)) {
-    let Some(target) = rt.clients.by_cancel_key(key).and_then(|c| c.cancel_target()) else {
+    let Some(target) = rt
+        .clients
+        .by_cancel_key(key)
+        .and_then(|c| c.cancel_target())
+    else {
         return;
     };
     Stats::add(&rt.stats().cancels, 1);
@@ -154,14 +178,19 @@ async fn login(
         if !user_config.is_some_and(|u| u.admin) {
             return Err(ProxyError::Client {
                 code: "28000",
-                message: format!("user \"{user}\" may not use the admin console (set users.{user}.admin = true)"),
+                message: format!(
+                    "user \"{user}\" may not use the admin console (set users.{user}.admin = true)"
+                ),
             });
         }
         run_console(rt, client).await;
         return Ok(None);
     }
     if !config.databases.contains_key(database) {
-        return Err(ProxyError::Client { code: "3D000", message: format!("database \"{database}\" does not exist") });
+        return Err(ProxyError::Client {
+            code: "3D000",
+            message: format!("database \"{database}\" does not exist"),
+        });
     }
     rt.pools.get(&config, user, database).map(Some)
 }

@@ -4,12 +4,16 @@
 //! (PostgreSQL docs 55.2.3 "Extended Query": after an error the server skips to the next Sync).
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use lru::LruCache;
 use pgfleet_wire::backend::{decode_ready_for_query, ErrorFields, TxStatus};
 use pgfleet_wire::tag::backend as b;
 use pgfleet_wire::WireError;
+
+use crate::prepared::StatementDef;
 
 /// Who sent a simple Query that the server is answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +29,12 @@ pub(crate) enum Origin {
 /// One expected answer.
 #[derive(Debug)]
 pub(crate) enum Expect {
-    /// ParseComplete. `server_name`: added to the server's statement cache when sent; removed again
-    /// if the server skips or fails it.
-    Parse { forward: bool, server_name: Option<String> },
+    /// ParseComplete. `def`: a named statement, added to the server's statement cache when sent;
+    /// removed again if the server skips or fails it.
+    Parse {
+        forward: bool,
+        def: Option<Arc<StatementDef>>,
+    },
     /// BindComplete.
     Bind,
     /// Optional ParameterDescription, then RowDescription or NoData.
@@ -36,7 +43,10 @@ pub(crate) enum Expect {
     Execute,
     /// CloseComplete. `evicted`: a statement pgfleet closed to make room; if the server skips the
     /// Close it is still prepared.
-    Close { forward: bool, evicted: Option<String> },
+    Close {
+        forward: bool,
+        evicted: Option<String>,
+    },
     /// The client's Sync: ReadyForQuery.
     Sync,
     /// A simple Query or FunctionCall: everything up to ReadyForQuery.
@@ -139,9 +149,12 @@ impl Exchange {
                 }
             }
             b::PARSE_COMPLETE => {
-                if let Some(Expect::Parse { forward, .. }) = self.queue.front() {
+                if let Some(Expect::Parse { forward, def }) = self.queue.front() {
                     if *forward {
                         out.extend_from_slice(raw);
+                    }
+                    if let Some(def) = def {
+                        def.validated.store(true, Ordering::Relaxed);
                     }
                     self.queue.pop_front();
                 } else {
@@ -160,7 +173,10 @@ impl Exchange {
             }
             b::BIND_COMPLETE | b::NO_DATA | b::PORTAL_SUSPENDED => {
                 out.extend_from_slice(raw);
-                if matches!(self.queue.front(), Some(Expect::Bind | Expect::Describe | Expect::Execute)) {
+                if matches!(
+                    self.queue.front(),
+                    Some(Expect::Bind | Expect::Describe | Expect::Execute)
+                ) {
                     self.queue.pop_front();
                 }
             }
@@ -203,7 +219,8 @@ impl Exchange {
             b::ERROR_RESPONSE => {
                 self.copy_in = false;
                 self.copy_out = false;
-                let internal = !self.head_forwards() && matches!(self.queue.front(), Some(Expect::Query(_)));
+                let internal =
+                    !self.head_forwards() && matches!(self.queue.front(), Some(Expect::Query(_)));
                 if internal {
                     self.internal_failed = true;
                     tracing::warn!(error = ?ErrorFields::decode(body).ok(), "internal query failed on server");
@@ -218,10 +235,12 @@ impl Exchange {
                             break;
                         }
                         match self.queue.pop_front() {
-                            Some(Expect::Parse { server_name: Some(n), .. }) => {
-                                prepared.pop(&n);
+                            Some(Expect::Parse { def: Some(def), .. }) => {
+                                prepared.pop(&def.server_name);
                             }
-                            Some(Expect::Close { evicted: Some(n), .. }) => {
+                            Some(Expect::Close {
+                                evicted: Some(n), ..
+                            }) => {
                                 prepared.put(n, ());
                             }
                             _ => {}
@@ -233,7 +252,8 @@ impl Exchange {
                 let status = decode_ready_for_query(body)?;
                 match self.queue.pop_front() {
                     Some(Expect::Query(origin)) if origin != Origin::Client => {
-                        event = Event::InternalReady(origin, std::mem::take(&mut self.internal_failed));
+                        event =
+                            Event::InternalReady(origin, std::mem::take(&mut self.internal_failed));
                     }
                     Some(_) | None => {
                         out.extend_from_slice(raw);
@@ -276,7 +296,9 @@ impl Exchange {
             if len < 0 {
                 cols.push(None);
             } else {
-                let v = rest.get(..len as usize).ok_or(WireError::Truncated("DataRow"))?;
+                let v = rest
+                    .get(..len as usize)
+                    .ok_or(WireError::Truncated("DataRow"))?;
                 cols.push(Some(String::from_utf8_lossy(v).into_owned()));
                 rest = &rest[len as usize..];
             }
@@ -302,7 +324,9 @@ impl Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgfleet_wire::backend::{encode_command_complete, encode_empty, encode_error, encode_ready_for_query};
+    use pgfleet_wire::backend::{
+        encode_command_complete, encode_empty, encode_error, encode_ready_for_query,
+    };
     use std::num::NonZeroUsize;
 
     fn msgs(f: impl FnOnce(&mut BytesMut)) -> Vec<Vec<u8>> {
@@ -324,8 +348,13 @@ mod tests {
     fn injected_parse_is_swallowed_and_synthetic_close_is_ordered() {
         let mut x = Exchange::default();
         let mut prepared = cache();
-        prepared.put("pgfleet_1".into(), ());
-        x.push(Expect::Parse { forward: false, server_name: Some("pgfleet_1".into()) });
+        let reg = crate::prepared::PreparedRegistry::default();
+        let def = reg.intern("SELECT 1", &[], None);
+        prepared.put(def.server_name.clone(), ());
+        x.push(Expect::Parse {
+            forward: false,
+            def: Some(def.clone()),
+        });
         x.push(Expect::Bind);
         x.push(Expect::Execute);
         x.push(Expect::Synthetic(Bytes::from_static(b"3\0\0\0\x04")));
@@ -341,19 +370,28 @@ mod tests {
         for m in &server {
             events.push(x.on_server_message(m, &mut prepared, &mut out).unwrap());
         }
-        let tags: Vec<u8> = msgs(|b| b.extend_from_slice(&out)).iter().map(|m| m[0]).collect();
+        let tags: Vec<u8> = msgs(|b| b.extend_from_slice(&out))
+            .iter()
+            .map(|m| m[0])
+            .collect();
         assert_eq!(tags, vec![b'2', b'C', b'3', b'Z']);
         assert_eq!(events.last(), Some(&Event::ClientReady(TxStatus::Idle)));
         assert!(x.is_idle());
+        assert!(def.validated.load(Ordering::Relaxed));
     }
 
     #[test]
     fn error_skips_to_sync_and_uncaches_skipped_parses() {
         let mut x = Exchange::default();
         let mut prepared = cache();
-        prepared.put("pgfleet_2".into(), ());
+        let reg = crate::prepared::PreparedRegistry::default();
+        let def = reg.intern("SELECT 2", &[], None);
+        prepared.put(def.server_name.clone(), ());
         x.push(Expect::Bind);
-        x.push(Expect::Parse { forward: true, server_name: Some("pgfleet_2".into()) });
+        x.push(Expect::Parse {
+            forward: true,
+            def: Some(def.clone()),
+        });
         x.push(Expect::Synthetic(Bytes::from_static(b"3\0\0\0\x04")));
         x.push(Expect::Sync);
         let server = msgs(|b| {
@@ -364,9 +402,13 @@ mod tests {
         for m in &server {
             x.on_server_message(m, &mut prepared, &mut out).unwrap();
         }
-        let tags: Vec<u8> = msgs(|b| b.extend_from_slice(&out)).iter().map(|m| m[0]).collect();
+        let tags: Vec<u8> = msgs(|b| b.extend_from_slice(&out))
+            .iter()
+            .map(|m| m[0])
+            .collect();
         assert_eq!(tags, vec![b'E', b'Z']);
-        assert!(!prepared.contains("pgfleet_2"));
+        assert!(!prepared.contains(&def.server_name));
+        assert!(!def.validated.load(Ordering::Relaxed));
         assert!(x.error_in_request);
     }
 
@@ -389,16 +431,26 @@ mod tests {
         }
         assert!(out.is_empty());
         assert_eq!(last, Event::InternalReady(Origin::Readback, false));
-        assert_eq!(x.captured, vec![("work_mem".into(), Some("8MB".into())), ("x.y".into(), None)]);
+        assert_eq!(
+            x.captured,
+            vec![
+                ("work_mem".into(), Some("8MB".into())),
+                ("x.y".into(), None)
+            ]
+        );
     }
 
     #[test]
     fn fatal_is_softened_when_asked() {
-        let mut x = Exchange { soften_fatal: true, ..Exchange::default() };
+        let mut x = Exchange {
+            soften_fatal: true,
+            ..Exchange::default()
+        };
         x.push(Expect::Query(Origin::Client));
         let server = msgs(|b| encode_error(b, "FATAL", "57P01", "terminating connection"));
         let mut out = BytesMut::new();
-        x.on_server_message(&server[0], &mut cache(), &mut out).unwrap();
+        x.on_server_message(&server[0], &mut cache(), &mut out)
+            .unwrap();
         let f = ErrorFields::decode(&out[5..]).unwrap();
         assert_eq!(f.severity(), Some("ERROR"));
         assert!(x.abandon());

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgfleet_sql::{PinReason, SessionEffect};
-use pgfleet_wire::backend::{encode_command_complete, encode_empty, encode_error, encode_ready_for_query, TxStatus};
+use pgfleet_wire::backend::{
+    encode_command_complete, encode_empty, encode_error, encode_ready_for_query, TxStatus,
+};
 use pgfleet_wire::frontend::{
-    decode_bind, decode_named, decode_parse, decode_query, encode_bind_renamed, encode_named, encode_parse, Target,
+    decode_bind, decode_named, decode_parse, decode_query, encode_bind_renamed, encode_named,
+    encode_parse, Target,
 };
 use pgfleet_wire::tag::{backend as b, frontend as t};
 use pgfleet_wire::Frame;
@@ -36,7 +39,10 @@ pub(crate) struct PendingEffects {
 
 impl PendingEffects {
     pub(crate) fn is_empty(&self) -> bool {
-        self.readback.is_empty() && self.resets.is_empty() && !self.reset_all && !self.statements_dropped
+        self.readback.is_empty()
+            && self.resets.is_empty()
+            && !self.reset_all
+            && !self.statements_dropped
     }
 }
 
@@ -60,6 +66,8 @@ pub(crate) struct RequestCtx<'a> {
     pub(crate) effects: &'a mut PendingEffects,
     pub(crate) pinned: &'a mut Option<PinReason>,
     pub(crate) tx: TxStatus,
+    /// The session's search_path (part of a prepared statement's identity).
+    pub(crate) search_path: Option<&'a str>,
 }
 
 fn synthetic(f: impl FnOnce(&mut BytesMut)) -> Expect {
@@ -104,14 +112,24 @@ impl RequestCtx<'_> {
                 self.observe(parse.query, false);
                 if parse.name.is_empty() {
                     to_server.extend_from_slice(frame.raw());
-                    x.push(Expect::Parse { forward: true, server_name: None });
+                    x.push(Expect::Parse {
+                        forward: true,
+                        def: None,
+                    });
                     return Ok(Step::Continue);
                 }
                 if self.statements.contains_key(parse.name) {
-                    client_error(x, "42P05", &format!("prepared statement \"{}\" already exists", parse.name));
+                    client_error(
+                        x,
+                        "42P05",
+                        &format!("prepared statement \"{}\" already exists", parse.name),
+                    );
                     return Ok(Step::Continue);
                 }
-                let def = self.rt.prepared.intern(parse.query, &parse.param_types);
+                let def =
+                    self.rt
+                        .prepared
+                        .intern(parse.query, &parse.param_types, self.search_path);
                 self.statements.insert(parse.name.to_owned(), def.clone());
                 if server.prepared.get(&def.server_name).is_some() {
                     x.push(synthetic(|o| encode_empty(o, b::PARSE_COMPLETE)));
@@ -126,7 +144,11 @@ impl RequestCtx<'_> {
                     to_server.extend_from_slice(frame.raw());
                 } else {
                     let Some(def) = self.statements.get(bind.statement).cloned() else {
-                        client_error(x, "26000", &format!("prepared statement \"{}\" does not exist", bind.statement));
+                        client_error(
+                            x,
+                            "26000",
+                            &format!("prepared statement \"{}\" does not exist", bind.statement),
+                        );
                         return Ok(Step::Continue);
                     };
                     self.ensure_prepared(server, &def, x, to_server);
@@ -139,7 +161,11 @@ impl RequestCtx<'_> {
                 let named = decode_named(frame)?;
                 if named.target == Target::Statement && !named.name.is_empty() {
                     let Some(def) = self.statements.get(named.name).cloned() else {
-                        client_error(x, "26000", &format!("prepared statement \"{}\" does not exist", named.name));
+                        client_error(
+                            x,
+                            "26000",
+                            &format!("prepared statement \"{}\" does not exist", named.name),
+                        );
                         return Ok(Step::Continue);
                     };
                     self.ensure_prepared(server, &def, x, to_server);
@@ -159,7 +185,10 @@ impl RequestCtx<'_> {
                     x.push(synthetic(|o| encode_empty(o, b::CLOSE_COMPLETE)));
                 } else {
                     to_server.extend_from_slice(frame.raw());
-                    x.push(Expect::Close { forward: true, evicted: None });
+                    x.push(Expect::Close {
+                        forward: true,
+                        evicted: None,
+                    });
                 }
                 Ok(Step::Continue)
             }
@@ -186,29 +215,51 @@ impl RequestCtx<'_> {
             t::TERMINATE => Ok(Step::Terminate),
             other => Err(ProxyError::Client {
                 code: "08P01",
-                message: format!("invalid frontend message type '{}'", char::from(other).escape_default()),
+                message: format!(
+                    "invalid frontend message type '{}'",
+                    char::from(other).escape_default()
+                ),
             }),
         }
     }
 
     /// Prepares `def` on `server` if it lacks it (answer swallowed).
-    fn ensure_prepared(&mut self, server: &mut ServerConn, def: &StatementDef, x: &mut Exchange, out: &mut BytesMut) {
+    fn ensure_prepared(
+        &mut self,
+        server: &mut ServerConn,
+        def: &Arc<StatementDef>,
+        x: &mut Exchange,
+        out: &mut BytesMut,
+    ) {
         if server.prepared.get(&def.server_name).is_none() {
             Stats::add(&self.rt.stats().reprepares, 1);
             self.prepare_on(server, def, false, x, out);
         }
     }
 
-    fn prepare_on(&mut self, server: &mut ServerConn, def: &StatementDef, forward: bool, x: &mut Exchange, out: &mut BytesMut) {
+    fn prepare_on(
+        &mut self,
+        server: &mut ServerConn,
+        def: &Arc<StatementDef>,
+        forward: bool,
+        x: &mut Exchange,
+        out: &mut BytesMut,
+    ) {
         if server.prepared.len() >= server.prepared.cap().get() {
             if let Some((old, ())) = server.prepared.pop_lru() {
                 encode_named(out, t::CLOSE, Target::Statement, &old);
-                x.push(Expect::Close { forward: false, evicted: Some(old) });
+                x.push(Expect::Close {
+                    forward: false,
+                    evicted: Some(old),
+                });
             }
         }
         encode_parse(out, &def.server_name, &def.query, &def.param_types);
         server.prepared.put(def.server_name.clone(), ());
-        x.push(Expect::Parse { forward, server_name: Some(def.server_name.clone()) });
+        x.push(Expect::Parse {
+            forward,
+            def: Some(def.clone()),
+        });
     }
 
     /// Notes the session effects of SQL text. For a simple Query that is exactly one DEALLOCATE of

@@ -70,7 +70,12 @@ impl ServerConn {
             match split_frame(&mut self.rbuf, MAX_SERVER_MESSAGE) {
                 Ok(Some(f)) => return Ok(f),
                 Ok(None) => {}
-                Err(source) => return Err(ServerError::Protocol { addr: self.info.addr.clone(), source }),
+                Err(source) => {
+                    return Err(ServerError::Protocol {
+                        addr: self.info.addr.clone(),
+                        source,
+                    })
+                }
             }
             self.fill().await?;
         }
@@ -97,7 +102,10 @@ impl ServerConn {
     }
 
     pub(crate) fn io_error(&self, source: std::io::Error) -> ServerError {
-        ServerError::Io { addr: self.info.addr.clone(), source }
+        ServerError::Io {
+            addr: self.info.addr.clone(),
+            source,
+        }
     }
 
     /// A non-blocking liveness check for an idle connection: an idle server sends nothing, so any

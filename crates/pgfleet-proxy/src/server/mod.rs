@@ -7,7 +7,7 @@ mod login;
 mod manager;
 mod state;
 
-pub use conn::{ServerConn, ServerInfo, ServerState};
 pub(crate) use conn::MAX_SERVER_MESSAGE;
+pub use conn::{ServerConn, ServerInfo, ServerState};
 pub use error::ServerError;
 pub use manager::{ServerManager, ServerRegistry, ServerTarget};

@@ -19,7 +19,10 @@ fn human(d: Duration) -> String {
 }
 
 /// Waits while PAUSE is in effect, then checks out a connection from the pool.
-pub(crate) async fn checkout(rt: &Runtime, entry: &PoolEntry) -> Result<Guard<ServerManager>, ProxyError> {
+pub(crate) async fn checkout(
+    rt: &Runtime,
+    entry: &PoolEntry,
+) -> Result<Guard<ServerManager>, ProxyError> {
     rt.wait_unpaused().await;
     if rt.is_shutting_down() {
         return Err(ProxyError::ShuttingDown);

@@ -139,6 +139,9 @@ impl<'a> Session<'a> {
                     }
                     continue;
                 }
+                if frame.tag() == t::PARSE && self.answer_prepare_locally(&frame).await? {
+                    continue;
+                }
                 if let Err(e) = self.acquire().await {
                     self.fail_request(&frame, &e).await?;
                     continue;
@@ -162,14 +165,19 @@ impl<'a> Session<'a> {
     async fn acquire(&mut self) -> Result<(), ProxyError> {
         self.info.set_state(ClientState::Waiting);
         let mut guard = match checkout(self.rt, &self.entry).await {
-            Err(ProxyError::Server(e)) if matches!(e, crate::server::ServerError::Connect { .. }) => {
+            Err(ProxyError::Server(e))
+                if matches!(e, crate::server::ServerError::Connect { .. }) =>
+            {
                 self.info.set_state(ClientState::Idle);
                 return Err(ProxyError::Server(e));
             }
             Err(e) if e.sqlstate() == "57P01" && !self.rt.is_shutting_down() => {
                 // The pool was replaced by a reload: use the new one.
                 let config = self.rt.config();
-                self.entry = self.rt.pools.get(&config, &self.entry.key.0, &self.entry.key.1)?;
+                self.entry = self
+                    .rt
+                    .pools
+                    .get(&config, &self.entry.key.0, &self.entry.key.1)?;
                 checkout(self.rt, &self.entry).await?
             }
             other => other?,
@@ -178,12 +186,76 @@ impl<'a> Session<'a> {
         server.info.set_active(self.info.id);
         self.info.attach(
             server.info.id,
-            CancelTarget { host: self.entry.target().host.clone(), port: self.entry.target().port, key: server.key },
+            CancelTarget {
+                host: self.entry.target().host.clone(),
+                port: self.entry.target().port,
+                key: server.key,
+            },
         );
         Stats::add(&self.rt.stats().transactions, 1);
         self.exchange = Exchange::default();
         self.server = Some(guard);
         Ok(())
+    }
+
+    /// A request that only prepares statements already accepted by a server (same text, types and
+    /// search_path), outside a transaction, is acknowledged without a server. Besides saving a
+    /// checkout, this keeps clients that prepare synchronously while holding other connections'
+    /// transactions open (pgbench -M prepared) from waiting on a full pool.
+    async fn answer_prepare_locally(&mut self, first: &Frame) -> Result<bool, ProxyError> {
+        if self.tx != TxStatus::Idle {
+            return Ok(false);
+        }
+        let mut frames = vec![first.clone()];
+        let mut offset = 0;
+        loop {
+            let rest = &self.client.rbuf[offset..];
+            match peek_header(rest, self.client.max_message)? {
+                Some((tag, total)) if rest.len() >= total => {
+                    frames.push(Frame::from_raw(bytes::Bytes::copy_from_slice(
+                        &rest[..total],
+                    )));
+                    offset += total;
+                    match tag {
+                        t::SYNC => break,
+                        t::PARSE => {}
+                        _ => return Ok(false),
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        let search_path = self.params.desired().get("search_path").cloned();
+        let mut defs = Vec::new();
+        for f in &frames[..frames.len() - 1] {
+            let parse = pgfleet_wire::frontend::decode_parse(f)?;
+            if parse.name.is_empty()
+                || self.statements.contains_key(parse.name)
+                || self.rt.analyzer.analyze(parse.query).changes_session()
+            {
+                return Ok(false);
+            }
+            match self.rt.prepared.validated(
+                parse.query,
+                &parse.param_types,
+                search_path.as_deref(),
+            ) {
+                Some(def) => defs.push((parse.name.to_owned(), def)),
+                None => return Ok(false),
+            }
+        }
+        self.client.rbuf.advance(offset);
+        let mut out = BytesMut::new();
+        for (name, def) in defs {
+            self.statements.insert(name, def);
+            pgfleet_wire::backend::encode_empty(
+                &mut out,
+                pgfleet_wire::tag::backend::PARSE_COMPLETE,
+            );
+        }
+        encode_ready_for_query(&mut out, self.tx);
+        self.client.write_all(&out).await?;
+        Ok(true)
     }
 
     /// Answers a request that could not get a server: an error, then ReadyForQuery once the
@@ -225,7 +297,9 @@ impl<'a> Session<'a> {
             server_broken,
             ..
         } = self;
-        let Some(guard) = server.as_mut() else { return Ok(PumpEnd::Release) };
+        let Some(guard) = server.as_mut() else {
+            return Ok(PumpEnd::Release);
+        };
         let server: &mut ServerConn = guard;
         let session_mode = self.entry.mode() == PoolMode::Session;
         let mut to_server = BytesMut::new();
@@ -244,7 +318,9 @@ impl<'a> Session<'a> {
                 };
                 if !synced {
                     synced = true;
-                    if let Some((sql, after)) = params.sync_sql(&server.params, &server.startup_params) {
+                    if let Some((sql, after)) =
+                        params.sync_sql(&server.params, &server.startup_params)
+                    {
                         encode_query(&mut to_server, &sql);
                         x.push(Expect::Query(Origin::SettingsSync));
                         server.params = after;
@@ -252,13 +328,24 @@ impl<'a> Session<'a> {
                     }
                 }
                 x.soften_fatal = !session_mode && pinned.is_none() && *tx == TxStatus::Idle;
-                let mut ctx = RequestCtx { rt, statements, effects, pinned, tx: *tx };
+                let search_path = params.desired().get("search_path").map(String::as_str);
+                let mut ctx = RequestCtx {
+                    rt,
+                    statements,
+                    effects,
+                    pinned,
+                    tx: *tx,
+                    search_path,
+                };
                 match ctx.translate(&frame, server, x, &mut to_server)? {
                     Step::Continue | Step::Answered => {}
                     Step::RequestSent => {
                         Stats::add(&rt.stats().requests, 1);
                         Stats::add(&info.requests, 1);
-                        server.info.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        server
+                            .info
+                            .requests
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Step::Terminate => {
                         gone = true;
@@ -289,7 +376,8 @@ impl<'a> Session<'a> {
             if !to_server.is_empty() {
                 if let Err(e) = server.write_all(&to_server).await {
                     *server_broken = true;
-                    return lose_server(rt, client, x, e, *tx, pinned.is_some() || session_mode).await;
+                    return lose_server(rt, client, x, e, *tx, pinned.is_some() || session_mode)
+                        .await;
                 }
                 to_server.clear();
             }
@@ -341,14 +429,20 @@ impl<'a> Session<'a> {
                     Ok(Some((_, total))) if server.rbuf.len() >= total => total,
                     Ok(_) => break,
                     Err(source) => {
-                        let e = crate::server::ServerError::Protocol { addr: server.info.addr.clone(), source };
+                        let e = crate::server::ServerError::Protocol {
+                            addr: server.info.addr.clone(),
+                            source,
+                        };
                         *server_broken = true;
-                    return lose_server(rt, client, x, e, *tx, true).await;
+                        return lose_server(rt, client, x, e, *tx, true).await;
                     }
                 };
                 let event = x
                     .on_server_message(&server.rbuf[..total], &mut server.prepared, &mut to_client)
-                    .map_err(|source| crate::server::ServerError::Protocol { addr: server.info.addr.clone(), source })?;
+                    .map_err(|source| crate::server::ServerError::Protocol {
+                        addr: server.info.addr.clone(),
+                        source,
+                    })?;
                 server.rbuf.advance(total);
                 match event {
                     Event::Nothing => {}
@@ -393,10 +487,17 @@ impl<'a> Session<'a> {
 
     /// The client is gone: leave its server clean for the next client, or close it.
     async fn finish_server(&mut self) {
-        let Some(mut guard) = self.server.take() else { return };
+        let Some(mut guard) = self.server.take() else {
+            return;
+        };
         self.info.detach();
         let needs_discard_all = self.pinned.is_some() || self.session_mode();
-        if self.server_broken || !self.exchange.is_idle() || !self.client_gone_cleanly(&mut guard, needs_discard_all).await {
+        if self.server_broken
+            || !self.exchange.is_idle()
+            || !self
+                .client_gone_cleanly(&mut guard, needs_discard_all)
+                .await
+        {
             guard.discard();
             return;
         }
@@ -414,7 +515,9 @@ impl<'a> Session<'a> {
         if sql.is_empty() {
             return true;
         }
-        let ok = tokio::time::timeout(RESET_TIMEOUT, run_internal(server, &sql)).await.unwrap_or(false);
+        let ok = tokio::time::timeout(RESET_TIMEOUT, run_internal(server, &sql))
+            .await
+            .unwrap_or(false);
         if ok && discard_all {
             server.params.clear();
             server.prepared.clear();
@@ -424,7 +527,12 @@ impl<'a> Session<'a> {
 }
 
 /// Applies RESET effects to the wanted settings once confirmed; clears the pending set.
-fn apply_effects(effects: &mut PendingEffects, params: &mut SessionParams, server: &mut ServerConn, succeeded: bool) {
+fn apply_effects(
+    effects: &mut PendingEffects,
+    params: &mut SessionParams,
+    server: &mut ServerConn,
+    succeeded: bool,
+) {
     if succeeded {
         if effects.reset_all {
             params.reset_all();
@@ -479,7 +587,10 @@ async fn lose_server(
     let request_in_flight = x.client_pending > 0;
     x.abandon();
     if session_bound || tx != TxStatus::Idle {
-        let msg = format!("pgfleet: {}; the session's transaction or session state was lost", e.client_message());
+        let msg = format!(
+            "pgfleet: {}; the session's transaction or session state was lost",
+            e.client_message()
+        );
         client.fatal("08006", &msg).await;
         return Ok(PumpEnd::ClientGone);
     }
@@ -489,7 +600,10 @@ async fn lose_server(
             &mut out,
             "ERROR",
             "08006",
-            &format!("pgfleet: {}; the statement may or may not have completed", e.client_message()),
+            &format!(
+                "pgfleet: {}; the statement may or may not have completed",
+                e.client_message()
+            ),
         );
     }
     if request_in_flight {

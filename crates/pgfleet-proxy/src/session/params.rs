@@ -60,7 +60,11 @@ pub fn parse_options(options: &str) -> Vec<(String, String)> {
 pub fn dollar_quote(value: &str) -> String {
     let mut n = 0u32;
     loop {
-        let tag = if n == 0 { "$pgfleet$".to_owned() } else { format!("$pgfleet{n}$") };
+        let tag = if n == 0 {
+            "$pgfleet$".to_owned()
+        } else {
+            format!("$pgfleet{n}$")
+        };
         if !value.contains(&tag) {
             return format!("{tag}{value}{tag}");
         }
@@ -70,7 +74,10 @@ pub fn dollar_quote(value: &str) -> String {
 
 /// Quotes a possibly dotted setting name as identifiers for RESET.
 fn quote_name(name: &str) -> String {
-    name.split('.').map(|part| format!("\"{}\"", part.replace('"', "\"\""))).collect::<Vec<_>>().join(".")
+    name.split('.')
+        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 impl SessionParams {
@@ -88,12 +95,17 @@ impl SessionParams {
                 startup.insert(k, v.clone());
             }
         }
-        SessionParams { desired: startup.clone(), startup }
+        SessionParams {
+            desired: startup.clone(),
+            startup,
+        }
     }
 
     /// The client's own value for a reported parameter (case-insensitive name), if it set one.
     pub fn reported_value(&self, name: &str) -> Option<&str> {
-        self.desired.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.desired
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// Wanted settings.
@@ -143,7 +155,10 @@ impl SessionParams {
         let mut after = HashMap::new();
         for (name, value) in &self.desired {
             let current = server.get(name).map(String::as_str).or_else(|| {
-                login.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+                login
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
             });
             if current != Some(value.as_str()) {
                 sql.push_str(&format!(
@@ -181,7 +196,9 @@ mod tests {
     use super::*;
 
     fn p(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -190,10 +207,17 @@ mod tests {
             ("user", "app"),
             ("database", "app"),
             ("application_name", "psql"),
-            ("options", "-c search_path=a,b --statement-timeout=5s -c x.y=with\\ space"),
+            (
+                "options",
+                "-c search_path=a,b --statement-timeout=5s -c x.y=with\\ space",
+            ),
             ("_pq_.foo", "1"),
         ]));
-        let d: Vec<_> = s.desired().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let d: Vec<_> = s
+            .desired()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
             d,
             vec![
@@ -207,7 +231,10 @@ mod tests {
 
     #[test]
     fn sync_sets_differences_and_resets_extras() {
-        let s = SessionParams::from_startup(&p(&[("application_name", "a"), ("DateStyle", "ISO, MDY")]));
+        let s = SessionParams::from_startup(&p(&[
+            ("application_name", "a"),
+            ("DateStyle", "ISO, MDY"),
+        ]));
         let login = p(&[("DateStyle", "ISO, MDY"), ("application_name", "")]);
         let server: HashMap<String, String> = [("search_path".to_string(), "x".to_string())].into();
         let (sql, after) = s.sync_sql(&server, &login).unwrap();
@@ -216,7 +243,11 @@ mod tests {
             "SELECT pg_catalog.set_config($pgfleet$application_name$pgfleet$, $pgfleet$a$pgfleet$, false);RESET \"search_path\";"
         );
         assert_eq!(after.len(), 2);
-        assert_eq!(s.sync_sql(&after, &login), None, "a synced server needs nothing");
+        assert_eq!(
+            s.sync_sql(&after, &login),
+            None,
+            "a synced server needs nothing"
+        );
     }
 
     #[test]
@@ -232,6 +263,9 @@ mod tests {
 
     #[test]
     fn dollar_quote_avoids_its_tag() {
-        assert_eq!(dollar_quote("a$pgfleet$b"), "$pgfleet1$a$pgfleet$b$pgfleet1$");
+        assert_eq!(
+            dollar_quote("a$pgfleet$b"),
+            "$pgfleet1$a$pgfleet$b$pgfleet1$"
+        );
     }
 }
