@@ -1,14 +1,13 @@
 //! [`Cluster`]: one running PostgreSQL server (a primary or a hot standby) owned by the test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use pgfleet_localpg::{psql, Postmaster, PsqlTarget, StartFailure, StartOptions};
+
 use crate::options::ClusterOptions;
-use crate::os_user::run;
 use crate::port::free_port;
-use crate::server::{self, StartFailure};
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -31,7 +30,7 @@ pub struct Cluster {
     tpl: &'static Template,
     dir: PathBuf,
     port: u16,
-    child: Option<Child>,
+    server: Option<Postmaster>,
 }
 
 impl Cluster {
@@ -49,7 +48,7 @@ impl Cluster {
             tpl,
             dir,
             port: 0,
-            child: None,
+            server: None,
         };
         tpl.copy_into(&cluster.dir)?;
         options.apply(&cluster.dir)?;
@@ -72,23 +71,9 @@ impl Cluster {
             tpl,
             dir,
             port: 0,
-            child: None,
+            server: None,
         };
-        run(tpl
-            .run_as
-            .command(&tpl.bins.tool("pg_basebackup"), &tpl.base)
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-X", "stream", "-R"])
-            .args(["--checkpoint=fast", "--no-sync"])
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-D")
-            .arg(&replica.dir)
-            .env_remove("PGPASSWORD"))?;
-        // The primary's server log was copied along with the data directory.
-        let log = replica.dir.join("log");
-        if log.exists() {
-            std::fs::write(&log, b"").map_err(Error::io(format!("truncate {}", log.display())))?;
-        }
+        tpl.env.basebackup(self.port, &replica.dir)?;
         options.apply(&replica.dir)?;
         replica.boot_on_fresh_port()?;
         Ok(replica)
@@ -111,13 +96,13 @@ impl Cluster {
 
     /// The postmaster's pid while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.server.as_ref().map(Postmaster::pid)
     }
 
     /// Whether we started the server and have not stopped or killed it since. (It may still have
     /// crashed on its own.)
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.server.is_some()
     }
 
     /// A `postgres://` URL for this server; user and password are percent-encoded.
@@ -154,37 +139,23 @@ impl Cluster {
 
     /// [`Cluster::psql`] on another database.
     pub fn psql_db(&self, db: &str, sql: &str) -> Result<String> {
-        let mut cmd = Command::new(self.tpl.bins.psql());
-        cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
-        // Only our own connection parameters: a developer's PG* variables must not leak in.
-        for var in [
-            "PGSERVICE",
-            "PGSERVICEFILE",
-            "PGPASSWORD",
-            "PGPASSFILE",
-            "PGOPTIONS",
-            "PGSSLMODE",
-            "PGHOSTADDR",
-            "PGREQUIRESSL",
-            "PGTARGETSESSIONATTRS",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("PGHOST", self.host())
-            .env("PGPORT", self.port.to_string())
-            .env("PGUSER", "postgres")
-            .env("PGDATABASE", db)
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env("PGAPPNAME", "pgfleet-testkit");
-        let out = run(&mut cmd)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text.trim_end_matches('\n').to_string())
+        psql(
+            &self.tpl.env.bins,
+            &PsqlTarget {
+                host: self.host(),
+                port: self.port,
+                user: "postgres",
+                db,
+                app_name: "pgfleet-testkit",
+            },
+            sql,
+        )
     }
 
     /// Fast shutdown (SIGINT), SIGKILL if it takes more than 10 s. A no-op when not running.
     pub fn stop(&mut self) -> Result<()> {
-        match self.child.take() {
-            Some(child) => server::stop(child),
+        match self.server.take() {
+            Some(server) => server.stop(),
             None => Ok(()),
         }
     }
@@ -192,14 +163,19 @@ impl Cluster {
     /// Starts the server again in the same directory on the same port (after [`Cluster::stop`] or
     /// [`Cluster::kill`]). A no-op when running.
     pub fn start_again(&mut self) -> Result<()> {
-        if self.child.is_some() {
+        if self.server.is_some() {
             return Ok(());
         }
         let deadline = Instant::now() + BUSY_RETRY;
         loop {
-            match server::start(self.tpl, &self.dir, self.port) {
-                Ok(child) => {
-                    self.child = Some(child);
+            match Postmaster::start(
+                &self.tpl.env,
+                &self.dir,
+                self.port,
+                &StartOptions::default(),
+            ) {
+                Ok(server) => {
+                    self.server = Some(server);
                     return Ok(());
                 }
                 Err(StartFailure::Busy(_)) if Instant::now() < deadline => {
@@ -217,8 +193,8 @@ impl Cluster {
     /// milliseconds can be lost; start the cluster with `.setting("synchronous_commit", "on")` when
     /// a test needs committed data to survive the crash.
     pub fn kill(&mut self) -> Result<()> {
-        match self.child.take() {
-            Some(child) => server::kill_hard(child),
+        match self.server.take() {
+            Some(server) => server.kill_hard(),
             None => Ok(()),
         }
     }
@@ -226,17 +202,11 @@ impl Cluster {
     /// Promotes a hot standby to primary (`pg_ctl promote -w`: returns once it accepts writes).
     pub fn promote(&self) -> Result<()> {
         self.ensure_running()?;
-        run(self
-            .tpl
-            .run_as
-            .command(&self.tpl.bins.tool("pg_ctl"), &self.tpl.base)
-            .args(["promote", "-w", "-t", "30", "-D"])
-            .arg(&self.dir))?;
-        Ok(())
+        self.tpl.env.promote(&self.dir)
     }
 
     fn ensure_running(&self) -> Result<()> {
-        if self.child.is_none() {
+        if self.server.is_none() {
             return Err(Error::NotRunning {
                 dir: self.dir.clone(),
             });
@@ -249,10 +219,10 @@ impl Cluster {
         loop {
             attempt += 1;
             let port = free_port()?;
-            match server::start(self.tpl, &self.dir, port) {
-                Ok(child) => {
+            match Postmaster::start(&self.tpl.env, &self.dir, port, &StartOptions::default()) {
+                Ok(server) => {
                     self.port = port;
-                    self.child = Some(child);
+                    self.server = Some(server);
                     return Ok(());
                 }
                 Err(StartFailure::PortInUse(_)) if attempt < PORT_ATTEMPTS => continue,

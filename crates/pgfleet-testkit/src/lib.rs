@@ -1,17 +1,19 @@
 //! Test-only kit: real PostgreSQL clusters started from the local server binaries.
 //!
+//! Finding the binaries, the `postgres` OS user when root, initdb, running the postmaster as our
+//! child, pg_basebackup and psql live in `pgfleet-localpg` (shared with `pgfleet sandbox`); this
+//! crate adds what only tests want: a cached template, free ports, unique directories, cleanup on
+//! drop.
+//!
 //! Module map:
-//! - [`binaries`]: finds the server binaries (`PGFLEET_PG_BIN`, `pg_config --bindir`, newest
-//!   `/usr/lib/postgresql/*/bin`) and reads their version.
-//! - `os_user`: runs initdb/postgres/pg_basebackup/pg_ctl as the `postgres` OS user when we are root
-//!   (PostgreSQL refuses to run as root), as ourselves otherwise.
+//! - [`binaries`]: re-exports [`find_pg_bin`] (`PGFLEET_PG_BIN`, `pg_config --bindir`, newest
+//!   `/usr/lib/postgresql/*/bin`).
 //! - `template`: one initdb'd data directory per PostgreSQL version, built once under a
 //!   cross-process file lock; every cluster is a copy of it.
 //! - `port`: free TCP ports on 127.0.0.1.
-//! - `server`: spawns `postgres` as our direct child, waits until it accepts connections, stops it.
 //! - [`options`]: per-cluster settings and pg_hba.conf lines.
 //! - [`cluster`]: the public [`Cluster`] handle (start, psql, replica, stop/kill/promote, drop).
-//! - [`error`]: the crate's [`Error`].
+//! - [`error`]: the [`Error`] type (from `pgfleet-localpg`).
 //!
 //! Everything is synchronous (std processes and blocking waits), so it works from `#[test]` and from
 //! inside a `#[tokio::test]` runtime alike.
@@ -24,9 +26,7 @@ pub mod binaries;
 pub mod cluster;
 pub mod error;
 pub mod options;
-mod os_user;
 mod port;
-mod server;
 mod template;
 
 pub use binaries::find_pg_bin;

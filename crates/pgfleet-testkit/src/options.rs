@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use crate::template::append;
-use crate::{Error, Result};
+use pgfleet_localpg::conf::{append_settings, write_hba};
+
+use crate::Result;
 
 /// Settings and client-authentication rules for one cluster.
 ///
@@ -35,20 +36,9 @@ impl ClusterOptions {
 
     /// Writes these options into a data directory.
     pub(crate) fn apply(&self, dir: &Path) -> Result<()> {
-        if !self.settings.is_empty() {
-            let mut text = String::from("\n# pgfleet-testkit cluster settings\n");
-            for (name, value) in &self.settings {
-                // Quoted values are accepted for every GUC type; quotes are doubled inside.
-                text.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
-            }
-            append(&dir.join("postgresql.conf"), &text)?;
-        }
+        append_settings(dir, "pgfleet-testkit cluster settings", &self.settings)?;
         if let Some(lines) = &self.hba {
-            let path = dir.join("pg_hba.conf");
-            let mut text = lines.join("\n");
-            text.push('\n');
-            // Overwriting an existing file keeps its owner (the server's OS user).
-            std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
+            write_hba(dir, lines)?;
         }
         Ok(())
     }

@@ -7,14 +7,14 @@
 
 use std::fs::{self, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use crate::binaries::PgBinaries;
-use crate::os_user::{run, RunAs};
+use pgfleet_localpg::conf::append;
+use pgfleet_localpg::{run, InitDb, PgEnv, RunAs, MAX_SOCKET_PATH};
+
 use crate::{Error, Result};
 
 /// Environment variable for the base directory of templates and clusters.
@@ -41,14 +41,10 @@ max_prepared_transactions = 100
 unix_socket_permissions = 0777
 ";
 
-/// Longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL).
-const MAX_SOCKET_PATH: usize = 107;
-
 /// The prepared environment shared by every cluster of this process.
 #[derive(Debug)]
 pub(crate) struct Template {
-    pub(crate) bins: PgBinaries,
-    pub(crate) run_as: RunAs,
+    pub(crate) env: PgEnv,
     pub(crate) base: PathBuf,
     pub(crate) dir: PathBuf,
 }
@@ -71,8 +67,7 @@ impl Template {
     }
 
     fn prepare() -> Result<Template> {
-        let bins = PgBinaries::locate()?;
-        let run_as = RunAs::detect()?;
+        let env = PgEnv::detect()?;
         let base = std::env::var_os(DIR_ENV)
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
@@ -84,20 +79,19 @@ impl Template {
         if !base.is_dir() {
             fs::create_dir_all(&base).map_err(Error::io(format!("create {}", base.display())))?;
             // The postgres user must be able to traverse it; only we create entries in it.
-            if let RunAs::Postgres { .. } = run_as {
+            if let RunAs::Postgres { .. } = env.run_as {
                 fs::set_permissions(&base, fs::Permissions::from_mode(0o755))
                     .map_err(Error::io(format!("chmod 0755 {}", base.display())))?;
             }
         }
         let key = format!(
             "tpl-{}-u{}-f{TEMPLATE_FORMAT}",
-            bins.version(),
-            run_as.uid()
+            env.bins.version(),
+            env.run_as.uid()
         );
         let t = Template {
             dir: base.join(&key),
-            bins,
-            run_as,
+            env,
             base,
         };
         t.build_once(&key)?;
@@ -129,21 +123,8 @@ impl Template {
                     .map_err(Error::io(format!("remove stale {}", stale.display())))?;
             }
         }
-        self.make_private_dir(&tmp)?;
-        run(self
-            .run_as
-            .command(&self.bins.tool("initdb"), &self.base)
-            .arg("-D")
-            .arg(&tmp)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-            ]))?;
+        self.env.create_data_dir(&tmp)?;
+        self.env.initdb(&tmp, &InitDb::default())?;
         append(&tmp.join("postgresql.conf"), TEMPLATE_SETTINGS)?;
         fs::rename(&tmp, &self.dir).map_err(Error::io(format!(
             "rename {} to {}",
@@ -167,7 +148,7 @@ impl Template {
             let dir = self.base.join(name);
             match fs::create_dir(&dir) {
                 Ok(()) => {
-                    self.finish_private_dir(&dir)?;
+                    self.env.own_private_dir(&dir)?;
                     return Ok(dir);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -176,21 +157,11 @@ impl Template {
         }
     }
 
-    fn make_private_dir(&self, dir: &Path) -> Result<()> {
-        fs::create_dir(dir).map_err(Error::io(format!("create {}", dir.display())))?;
-        self.finish_private_dir(dir)
-    }
-
-    fn finish_private_dir(&self, dir: &Path) -> Result<()> {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(Error::io(format!("chmod 0700 {}", dir.display())))?;
-        self.run_as.own(dir)
-    }
-
     /// Copies the template's contents into the empty directory `dir` (as the server's OS user, so
     /// ownership and modes come out right).
     pub(crate) fn copy_into(&self, dir: &Path) -> Result<()> {
         run(self
+            .env
             .run_as
             .command(Path::new("cp"), &self.base)
             .arg("-a")
@@ -198,14 +169,4 @@ impl Template {
             .arg(dir))?;
         Ok(())
     }
-}
-
-/// Appends `text` to a file, keeping its owner.
-pub(crate) fn append(path: &Path, text: &str) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(Error::io(format!("open {}", path.display())))?;
-    f.write_all(text.as_bytes())
-        .map_err(Error::io(format!("append to {}", path.display())))
 }

@@ -107,6 +107,11 @@ impl Exchange {
         self.queue.is_empty() && !self.copy_in && !self.copy_out
     }
 
+    /// The client sent CopyDone or CopyFail: its COPY data has ended, and a Sync after it counts again.
+    pub(crate) fn client_copy_ended(&mut self) {
+        self.copy_in = false;
+    }
+
     /// Whether the next client message may be sent now: no client request is in flight (so a
     /// transaction boundary is known before more is sent), or the server waits for COPY data.
     pub(crate) fn accepts_client_messages(&self) -> bool {
@@ -206,6 +211,18 @@ impl Exchange {
             }
             b::COPY_IN_RESPONSE | b::COPY_BOTH_RESPONSE => {
                 self.copy_in = true;
+                // The server ignores Sync and Flush while in copy-in mode (PostgreSQL docs 55.2.6), so a
+                // Sync the client sent right after its Execute gets no ReadyForQuery: forget it.
+                let before = self.queue.len();
+                let mut seen_execute = false;
+                self.queue.retain(|e| {
+                    if !seen_execute {
+                        seen_execute = matches!(e, Expect::Execute | Expect::Query(_));
+                        return true;
+                    }
+                    !matches!(e, Expect::Sync)
+                });
+                self.client_pending -= before - self.queue.len();
                 out.extend_from_slice(raw);
             }
             b::COPY_OUT_RESPONSE => {

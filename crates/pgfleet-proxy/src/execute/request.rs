@@ -198,17 +198,26 @@ impl RequestCtx<'_> {
                 Ok(Step::Continue)
             }
             t::SYNC => {
-                x.skip_until_sync = false;
                 to_server.extend_from_slice(frame.raw());
+                if x.copy_in {
+                    // Ignored by the server during copy-in mode: no ReadyForQuery will follow.
+                    return Ok(Step::Continue);
+                }
+                x.skip_until_sync = false;
                 x.push(Expect::Sync);
                 Ok(Step::RequestSent)
+            }
+            t::COPY_DONE | t::COPY_FAIL => {
+                to_server.extend_from_slice(frame.raw());
+                x.client_copy_ended();
+                Ok(Step::Continue)
             }
             t::FUNCTION_CALL => {
                 to_server.extend_from_slice(frame.raw());
                 x.push(Expect::Query(super::exchange::Origin::Client));
                 Ok(Step::RequestSent)
             }
-            t::FLUSH | t::COPY_DATA | t::COPY_DONE | t::COPY_FAIL => {
+            t::FLUSH | t::COPY_DATA => {
                 to_server.extend_from_slice(frame.raw());
                 Ok(Step::Continue)
             }

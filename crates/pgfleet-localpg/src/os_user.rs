@@ -14,15 +14,23 @@ use crate::{Error, Result};
 
 /// The identity that runs initdb, postgres, pg_basebackup and pg_ctl.
 #[derive(Debug, Clone)]
-pub(crate) enum RunAs {
+pub enum RunAs {
     /// We are not root: run as ourselves.
     Current,
     /// We are root: run as the `postgres` OS user.
-    Postgres { uid: u32, gid: u32, home: PathBuf },
+    Postgres {
+        /// The `postgres` user's uid.
+        uid: u32,
+        /// Its primary group.
+        gid: u32,
+        /// Its home directory (HOME for the programs, e.g. for .pgpass lookups).
+        home: PathBuf,
+    },
 }
 
 impl RunAs {
-    pub(crate) fn detect() -> Result<Self> {
+    /// `Current` unless we are root, then the `postgres` OS user (which must exist).
+    pub fn detect() -> Result<Self> {
         if !geteuid().is_root() {
             return Ok(RunAs::Current);
         }
@@ -41,7 +49,7 @@ impl RunAs {
 
     /// A command for `program` that will run as this identity, from `cwd` (our own working
     /// directory may not be readable by the `postgres` user).
-    pub(crate) fn command(&self, program: &Path, cwd: &Path) -> Command {
+    pub fn command(&self, program: &Path, cwd: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.current_dir(cwd);
         if let RunAs::Postgres { uid, gid, home } = self {
@@ -55,7 +63,7 @@ impl RunAs {
     }
 
     /// Gives `path` to this identity (a no-op when not root).
-    pub(crate) fn own(&self, path: &Path) -> Result<()> {
+    pub fn own(&self, path: &Path) -> Result<()> {
         if let RunAs::Postgres { uid, gid, .. } = self {
             std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
                 .map_err(Error::io(format!("chown {} to postgres", path.display())))?;
@@ -63,8 +71,33 @@ impl RunAs {
         Ok(())
     }
 
+    /// Fails with [`Error::NotReachable`] unless this identity can enter `dir` (every parent
+    /// directory needs the search permission for it; e.g. root's home usually denies it).
+    pub fn ensure_can_enter(&self, dir: &Path) -> Result<()> {
+        if let RunAs::Current = self {
+            return Ok(());
+        }
+        let status = self
+            .command(Path::new("test"), Path::new("/"))
+            .arg("-x")
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .map_err(Error::io(format!(
+                "check access to {} as postgres",
+                dir.display()
+            )))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::NotReachable {
+                dir: dir.to_path_buf(),
+            })
+        }
+    }
+
     /// The uid, for cache keys: templates built by different users are not interchangeable.
-    pub(crate) fn uid(&self) -> u32 {
+    pub fn uid(&self) -> u32 {
         match self {
             RunAs::Current => geteuid().as_raw(),
             RunAs::Postgres { uid, .. } => *uid,
@@ -73,7 +106,7 @@ impl RunAs {
 }
 
 /// Runs `cmd` to completion, turning a non-zero exit into [`Error::Command`].
-pub(crate) fn run(cmd: &mut Command) -> Result<Output> {
+pub fn run(cmd: &mut Command) -> Result<Output> {
     let line = describe(cmd);
     let out = cmd
         .stdin(std::process::Stdio::null())

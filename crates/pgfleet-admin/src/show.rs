@@ -1,0 +1,397 @@
+//! SHOW tables built from snapshots: pure functions, one per SHOW command (SHOW CONFIG lives in
+//! [`crate::config_rows`]). Every value is text; NULL means "none".
+
+use pgfleet_proxy::console::ConsoleReply;
+use pgfleet_proxy::stats::{pin_reason_name, Stats, PIN_REASONS};
+
+use crate::command::HELP;
+use crate::snapshot::{ClientSnapshot, PoolSnapshot, ServerSnapshot};
+use crate::text::rfc3339_utc;
+
+/// Columns of SHOW POOLS, in order.
+pub const POOL_COLUMNS: [&str; 16] = [
+    "user",
+    "database",
+    "pool_mode",
+    "pool_size",
+    "server",
+    "server_database",
+    "open",
+    "idle",
+    "busy",
+    "waiting",
+    "checkouts",
+    "connects",
+    "connect_errors",
+    "timeouts",
+    "discarded",
+    "avg_wait_us",
+];
+
+/// Columns of SHOW CLIENTS, in order.
+pub const CLIENT_COLUMNS: [&str; 9] = [
+    "id",
+    "user",
+    "database",
+    "addr",
+    "application_name",
+    "state",
+    "server_id",
+    "connected_at",
+    "requests",
+];
+
+/// Columns of SHOW SERVERS, in order.
+pub const SERVER_COLUMNS: [&str; 9] = [
+    "id",
+    "user",
+    "database",
+    "addr",
+    "pid",
+    "state",
+    "client_id",
+    "connected_at",
+    "requests",
+];
+
+/// A table of text values.
+pub fn table(columns: &[&str], rows: Vec<Vec<Option<String>>>) -> ConsoleReply {
+    ConsoleReply::Rows {
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        rows,
+    }
+}
+
+fn text(v: impl ToString) -> Option<String> {
+    Some(v.to_string())
+}
+
+/// An id where 0 means "none" → NULL.
+fn id_or_null(id: u64) -> Option<String> {
+    (id != 0).then(|| id.to_string())
+}
+
+/// Mean wait per checkout attempt (successful or timed out), in whole microseconds; 0 before the
+/// first attempt. Attempts that found a free connection at once count as zero wait.
+pub fn avg_wait_us(p: &PoolSnapshot) -> u64 {
+    let attempts = p.checkouts.saturating_add(p.timeouts);
+    p.wait_micros.checked_div(attempts).unwrap_or(0)
+}
+
+/// SHOW POOLS, sorted by (user, database).
+pub fn pools(pools: &[PoolSnapshot]) -> ConsoleReply {
+    let mut pools: Vec<&PoolSnapshot> = pools.iter().collect();
+    pools.sort_by(|a, b| (&a.user, &a.database).cmp(&(&b.user, &b.database)));
+    let rows = pools
+        .into_iter()
+        .map(|p| {
+            vec![
+                text(&p.user),
+                text(&p.database),
+                text(&p.pool_mode),
+                text(p.pool_size),
+                Some(host_port(&p.host, p.port)),
+                text(&p.server_database),
+                text(p.open),
+                text(p.idle),
+                text(p.busy),
+                text(p.waiting),
+                text(p.checkouts),
+                text(p.connects),
+                text(p.connect_errors),
+                text(p.timeouts),
+                text(p.discarded),
+                text(avg_wait_us(p)),
+            ]
+        })
+        .collect();
+    table(&POOL_COLUMNS, rows)
+}
+
+/// `host:port`, with brackets around IPv6 literals.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// SHOW CLIENTS, sorted by id.
+pub fn clients(clients: &[ClientSnapshot]) -> ConsoleReply {
+    let mut clients: Vec<&ClientSnapshot> = clients.iter().collect();
+    clients.sort_by_key(|c| c.id);
+    let rows = clients
+        .into_iter()
+        .map(|c| {
+            vec![
+                text(c.id),
+                text(&c.user),
+                text(&c.database),
+                text(&c.addr),
+                text(&c.application_name),
+                text(c.state),
+                id_or_null(c.server_id),
+                Some(rfc3339_utc(c.connected_at)),
+                text(c.requests),
+            ]
+        })
+        .collect();
+    table(&CLIENT_COLUMNS, rows)
+}
+
+/// SHOW SERVERS, sorted by id.
+pub fn servers(servers: &[ServerSnapshot]) -> ConsoleReply {
+    let mut servers: Vec<&ServerSnapshot> = servers.iter().collect();
+    servers.sort_by_key(|s| s.id);
+    let rows = servers
+        .into_iter()
+        .map(|s| {
+            vec![
+                text(s.id),
+                text(&s.user),
+                text(&s.database),
+                text(&s.addr),
+                text(s.pid),
+                text(s.state),
+                id_or_null(s.client_id),
+                Some(rfc3339_utc(s.connected_at)),
+                text(s.requests),
+            ]
+        })
+        .collect();
+    table(&SERVER_COLUMNS, rows)
+}
+
+/// SHOW STATS: one row; `clients_connected` is the registry's current size.
+pub fn stats(stats: &Stats, clients_connected: usize) -> ConsoleReply {
+    let get = Stats::get;
+    let mut cells: Vec<(String, u64)> = vec![
+        ("clients_total".into(), get(&stats.clients_total)),
+        ("clients_refused".into(), get(&stats.clients_refused)),
+        ("clients_connected".into(), clients_connected as u64),
+        ("requests".into(), get(&stats.requests)),
+        ("transactions".into(), get(&stats.transactions)),
+        ("bytes_in".into(), get(&stats.bytes_in)),
+        ("bytes_out".into(), get(&stats.bytes_out)),
+        ("settings_replays".into(), get(&stats.settings_replays)),
+        ("reprepares".into(), get(&stats.reprepares)),
+        ("checkout_timeouts".into(), get(&stats.checkout_timeouts)),
+        ("server_losses".into(), get(&stats.server_losses)),
+        ("cancels".into(), get(&stats.cancels)),
+    ];
+    for (reason, counter) in PIN_REASONS.iter().zip(stats.pins.iter()) {
+        cells.push((format!("pinned_{}", pin_reason_name(*reason)), get(counter)));
+    }
+    ConsoleReply::Rows {
+        columns: cells.iter().map(|(name, _)| name.clone()).collect(),
+        rows: vec![cells.iter().map(|(_, v)| text(v)).collect()],
+    }
+}
+
+/// SHOW VERSION.
+pub fn version() -> ConsoleReply {
+    table(
+        &["version"],
+        vec![vec![Some(format!("pgfleet {}", env!("CARGO_PKG_VERSION")))]],
+    )
+}
+
+/// SHOW HELP: command, description.
+pub fn help() -> ConsoleReply {
+    let rows = HELP
+        .iter()
+        .map(|(command, description)| vec![text(command), text(description)])
+        .collect();
+    table(&["command", "description"], rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn rows_of(reply: ConsoleReply) -> (Vec<String>, Vec<Vec<Option<String>>>) {
+        match reply {
+            ConsoleReply::Rows { columns, rows } => (columns, rows),
+            ConsoleReply::Done(tag) => panic!("expected rows, got tag {tag}"),
+        }
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    #[test]
+    fn pools_table() {
+        let a = PoolSnapshot {
+            user: "app".into(),
+            database: "app".into(),
+            pool_mode: "transaction".into(),
+            pool_size: 20,
+            host: "127.0.0.1".into(),
+            port: 5432,
+            server_database: "app_production".into(),
+            open: 3,
+            idle: 1,
+            busy: 2,
+            waiting: 4,
+            checkouts: 90,
+            connects: 3,
+            connect_errors: 1,
+            timeouts: 10,
+            discarded: 5,
+            wait_micros: 1_000,
+        };
+        let b = PoolSnapshot {
+            user: "admin".into(),
+            database: "app".into(),
+            host: "::1".into(),
+            port: 5433,
+            ..PoolSnapshot::default()
+        };
+        let (columns, rows) = rows_of(pools(&[a, b]));
+        assert_eq!(columns, POOL_COLUMNS);
+        assert_eq!(rows.len(), 2);
+        // Sorted by (user, database); no attempts yet → avg 0.
+        assert_eq!(rows[0][0], s("admin"));
+        assert_eq!(rows[0][4], s("[::1]:5433"));
+        assert_eq!(rows[0][15], s("0"));
+        let want: Vec<Option<String>> = [
+            "app",
+            "app",
+            "transaction",
+            "20",
+            "127.0.0.1:5432",
+            "app_production",
+            "3",
+            "1",
+            "2",
+            "4",
+            "90",
+            "3",
+            "1",
+            "10",
+            "5",
+            "10",
+        ]
+        .iter()
+        .map(|v| s(v))
+        .collect();
+        assert_eq!(rows[1], want);
+    }
+
+    #[test]
+    fn clients_table_sorted_by_id_with_null_server() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_714_566_896);
+        let client = |id, server_id, state| ClientSnapshot {
+            id,
+            user: "app".into(),
+            database: "app".into(),
+            addr: "127.0.0.1:40000".into(),
+            application_name: "psql".into(),
+            state,
+            server_id,
+            connected_at: at,
+            requests: 7,
+        };
+        let (columns, rows) = rows_of(clients(&[client(2, 9, "active"), client(1, 0, "idle")]));
+        assert_eq!(columns, CLIENT_COLUMNS);
+        assert_eq!(
+            rows[0],
+            vec![
+                s("1"),
+                s("app"),
+                s("app"),
+                s("127.0.0.1:40000"),
+                s("psql"),
+                s("idle"),
+                None,
+                s("2024-05-01T12:34:56Z"),
+                s("7"),
+            ]
+        );
+        assert_eq!(rows[1][0], s("2"));
+        assert_eq!(rows[1][5], s("active"));
+        assert_eq!(rows[1][6], s("9"));
+    }
+
+    #[test]
+    fn servers_table() {
+        let at = UNIX_EPOCH;
+        let server = ServerSnapshot {
+            id: 4,
+            user: "app".into(),
+            database: "app".into(),
+            addr: "127.0.0.1:5432".into(),
+            pid: 12345,
+            state: "active",
+            client_id: 2,
+            connected_at: at,
+            requests: 11,
+        };
+        let idle = ServerSnapshot {
+            id: 3,
+            state: "idle",
+            client_id: 0,
+            ..server.clone()
+        };
+        let (columns, rows) = rows_of(servers(&[server, idle]));
+        assert_eq!(columns, SERVER_COLUMNS);
+        assert_eq!(rows[0][0], s("3"));
+        assert_eq!(rows[0][6], None);
+        assert_eq!(
+            rows[1],
+            vec![
+                s("4"),
+                s("app"),
+                s("app"),
+                s("127.0.0.1:5432"),
+                s("12345"),
+                s("active"),
+                s("2"),
+                s("1970-01-01T00:00:00Z"),
+                s("11"),
+            ]
+        );
+    }
+
+    #[test]
+    fn stats_row_has_every_counter_and_pin_reason() {
+        let stats = Stats::default();
+        stats.requests.store(42, Ordering::Relaxed);
+        stats.pins[1].store(3, Ordering::Relaxed);
+        let (columns, rows) = rows_of(super::stats(&stats, 5));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(columns.len(), rows[0].len());
+        assert_eq!(columns.len(), 12 + PIN_REASONS.len());
+        let value = |name: &str| {
+            let i = columns.iter().position(|c| c == name);
+            let Some(i) = i else {
+                panic!("no column {name}")
+            };
+            rows[0][i].clone()
+        };
+        assert_eq!(value("requests"), s("42"));
+        assert_eq!(value("clients_connected"), s("5"));
+        assert_eq!(value("cancels"), s("0"));
+        let pinned = format!("pinned_{}", pin_reason_name(PIN_REASONS[1]));
+        assert_eq!(value(&pinned), s("3"));
+        assert!(columns.iter().any(|c| c == "pinned_listen"));
+    }
+
+    #[test]
+    fn version_and_help() {
+        let (columns, rows) = rows_of(version());
+        assert_eq!(columns, ["version"]);
+        assert_eq!(
+            rows,
+            vec![vec![Some(format!("pgfleet {}", env!("CARGO_PKG_VERSION")))]]
+        );
+        let (columns, rows) = rows_of(help());
+        assert_eq!(columns, ["command", "description"]);
+        assert_eq!(rows.len(), HELP.len());
+    }
+}

@@ -1,0 +1,155 @@
+//! Plain copies of what the runtime exposes, taken once per SHOW so the table builders in
+//! [`crate::show`] are pure functions (and testable without sockets).
+
+use std::time::SystemTime;
+
+use pgfleet_proxy::clients::ClientInfo;
+use pgfleet_proxy::pools::PoolEntry;
+use pgfleet_proxy::server::ServerInfo;
+use std::sync::atomic::Ordering;
+
+/// One pool, for SHOW POOLS.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PoolSnapshot {
+    /// Client-facing user.
+    pub user: String,
+    /// Client-facing database.
+    pub database: String,
+    /// `transaction` or `session`.
+    pub pool_mode: String,
+    /// Most server connections.
+    pub pool_size: usize,
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Database name on the server.
+    pub server_database: String,
+    /// Open server connections (idle + busy).
+    pub open: usize,
+    /// Idle server connections.
+    pub idle: usize,
+    /// Checked-out server connections.
+    pub busy: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+    /// Successful checkouts since start.
+    pub checkouts: u64,
+    /// Server connections opened since start.
+    pub connects: u64,
+    /// Failed connection attempts since start.
+    pub connect_errors: u64,
+    /// Checkouts that timed out since start.
+    pub timeouts: u64,
+    /// Connections discarded as broken or expired since start.
+    pub discarded: u64,
+    /// Total time spent waiting for a connection, in microseconds.
+    pub wait_micros: u64,
+}
+
+impl PoolSnapshot {
+    /// Copies one pool's settings, target and counters.
+    pub fn of(entry: &PoolEntry) -> PoolSnapshot {
+        let stats = entry.stats();
+        let target = entry.target();
+        PoolSnapshot {
+            user: entry.key.0.clone(),
+            database: entry.key.1.clone(),
+            pool_mode: entry.mode().as_str().to_owned(),
+            pool_size: stats.size,
+            host: target.host.clone(),
+            port: target.port,
+            server_database: target.database.clone(),
+            open: stats.open,
+            idle: stats.idle,
+            busy: stats.busy,
+            waiting: stats.waiting,
+            checkouts: stats.checkouts,
+            connects: stats.connects,
+            connect_errors: stats.connect_errors,
+            timeouts: stats.timeouts,
+            discarded: stats.discarded,
+            wait_micros: stats.wait_micros,
+        }
+    }
+}
+
+/// One connected client, for SHOW CLIENTS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSnapshot {
+    /// Id within the process.
+    pub id: u64,
+    /// User it logged in as.
+    pub user: String,
+    /// Database it connected to.
+    pub database: String,
+    /// Peer `ip:port`.
+    pub addr: String,
+    /// application_name from its startup packet.
+    pub application_name: String,
+    /// `idle`, `waiting` or `active`.
+    pub state: &'static str,
+    /// Server connection it holds; 0 = none.
+    pub server_id: u64,
+    /// When it connected.
+    pub connected_at: SystemTime,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+impl ClientSnapshot {
+    /// Copies one client's registry entry.
+    pub fn of(info: &ClientInfo) -> ClientSnapshot {
+        ClientSnapshot {
+            id: info.id,
+            user: info.user.clone(),
+            database: info.database.clone(),
+            addr: info.addr.to_string(),
+            application_name: info.application_name.clone(),
+            state: info.state().as_str(),
+            server_id: info.server(),
+            connected_at: info.connected_at,
+            requests: info.requests.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One open server connection, for SHOW SERVERS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSnapshot {
+    /// Id within the process.
+    pub id: u64,
+    /// Client-facing user of its pool.
+    pub user: String,
+    /// Client-facing database of its pool.
+    pub database: String,
+    /// Server `host:port`.
+    pub addr: String,
+    /// Backend process id.
+    pub pid: i32,
+    /// `idle` or `active`.
+    pub state: &'static str,
+    /// Client holding it; 0 = none.
+    pub client_id: u64,
+    /// When it was opened.
+    pub connected_at: SystemTime,
+    /// Requests it served.
+    pub requests: u64,
+}
+
+impl ServerSnapshot {
+    /// Copies one server connection's shared view.
+    pub fn of(info: &ServerInfo) -> ServerSnapshot {
+        ServerSnapshot {
+            id: info.id,
+            user: info.pool.0.clone(),
+            database: info.pool.1.clone(),
+            addr: info.addr.clone(),
+            pid: info.pid,
+            state: info.state().as_str(),
+            client_id: info.client(),
+            connected_at: info.connected_at,
+            requests: info.requests.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Transaction pooling done right: servers are shared between transactions, session settings follow
+//! the client, prepared statements work on any server, session-only features pin, and nothing leaks
+//! from one client to the next.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+
+async fn backend_pid(c: &tokio_postgres::Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_follow_clients_across_servers() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 2")).await;
+    let setup = proxy.connect().await;
+    setup
+        .batch_execute("CREATE TABLE kv(k int primary key, v int)")
+        .await
+        .unwrap();
+    setup
+        .batch_execute("INSERT INTO kv SELECT g, g * 2 FROM generate_series(1, 100) g")
+        .await
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for client_no in 0..20i32 {
+        let conn = proxy.conn_str("app", "app", "app");
+        tasks.push(tokio::spawn(async move {
+            let c = try_connect(&conn).await.unwrap();
+            let get = c.prepare("SELECT v FROM kv WHERE k = $1").await.unwrap();
+            let add = c
+                .prepare("UPDATE kv SET v = v + 1 WHERE k = $1 RETURNING v")
+                .await
+                .unwrap();
+            let mut pids = std::collections::HashSet::new();
+            for i in 0..30i32 {
+                let k = 1 + (client_no * 30 + i) % 100;
+                let v: i32 = c.query_one(&get, &[&k]).await.unwrap().get(0);
+                assert!(v >= k * 2);
+                // An explicit transaction holds one server for all its statements.
+                let tx_pid = {
+                    c.batch_execute("BEGIN").await.unwrap();
+                    let p1 = backend_pid(&c).await;
+                    c.query_one(&add, &[&k]).await.unwrap();
+                    let p2 = backend_pid(&c).await;
+                    c.batch_execute("COMMIT").await.unwrap();
+                    assert_eq!(p1, p2, "a transaction stays on one server");
+                    p1
+                };
+                pids.insert(tx_pid);
+            }
+            pids.len()
+        }));
+    }
+    let mut switched = 0;
+    for t in tasks {
+        if t.await.unwrap() > 1 {
+            switched += 1;
+        }
+    }
+    assert!(switched > 0, "clients moved between the two servers");
+    let total: i64 = setup
+        .query_one("SELECT sum(v)::bigint FROM kv", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, (1..=100).map(|k| k * 2).sum::<i64>() + 20 * 30);
+    let open = proxy.rt.pools().list()[0].stats().open;
+    assert!(open <= 2, "pool_size respected, {open} open");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_settings_replay_and_never_leak() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 1")).await;
+    let a = proxy.connect().await;
+    let b = proxy.connect().await;
+    a.batch_execute(
+        "CREATE SCHEMA sa; CREATE TABLE sa.t(x text); INSERT INTO sa.t VALUES ('from sa')",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("SET search_path = sa, public; SET application_name = 'client-a'; SET statement_timeout = '7s'")
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        // B shares the one server connection and must see none of A's settings.
+        let row = b.query_one("SELECT current_setting('search_path'), current_setting('application_name'), current_setting('statement_timeout')", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "\"$user\", public");
+        assert_ne!(row.get::<_, String>(1), "client-a");
+        assert_eq!(row.get::<_, String>(2), "0");
+        // A keeps its settings on the same server after B used it.
+        let row = a.query_one("SELECT x, current_setting('application_name'), current_setting('statement_timeout') FROM t", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "from sa");
+        assert_eq!(row.get::<_, String>(1), "client-a");
+        assert_eq!(row.get::<_, String>(2), "7s");
+    }
+    // A SET rolled back with its transaction is not replayed.
+    a.batch_execute("BEGIN; SET work_mem = '77MB'; ROLLBACK")
+        .await
+        .unwrap();
+    b.batch_execute("SELECT 1").await.unwrap();
+    assert_ne!(
+        a.query_one("SHOW work_mem", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "77MB"
+    );
+    // SET LOCAL lasts only for its transaction.
+    a.batch_execute("BEGIN; SET LOCAL work_mem = '5MB'; COMMIT")
+        .await
+        .unwrap();
+    assert_ne!(
+        a.query_one("SHOW work_mem", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "5MB"
+    );
+    // RESET returns to the startup value, RESET ALL to all of them.
+    a.batch_execute("RESET statement_timeout").await.unwrap();
+    b.batch_execute("SET statement_timeout = '3s'")
+        .await
+        .unwrap();
+    assert_eq!(
+        a.query_one("SHOW statement_timeout", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "0"
+    );
+    a.batch_execute("RESET ALL").await.unwrap();
+    assert_eq!(
+        a.query_one("SHOW search_path", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "\"$user\", public"
+    );
+    assert_eq!(
+        b.query_one("SHOW statement_timeout", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "3s"
+    );
+    assert!(proxy.rt.stats().settings_replays.load(Ordering::Relaxed) > 0);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_options_are_the_session_defaults() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 1")).await;
+    let conn = format!(
+        "{} options='-c statement_timeout=4s' application_name=opt-client",
+        proxy.conn_str("app", "app", "app")
+    );
+    let a = try_connect(&conn).await.unwrap();
+    let b = proxy.connect().await;
+    b.batch_execute("SET statement_timeout = '9s'")
+        .await
+        .unwrap();
+    let row = a
+        .query_one(
+            "SELECT current_setting('statement_timeout'), current_setting('application_name')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("4s".into(), "opt-client".into())
+    );
+    a.batch_execute("SET statement_timeout = '1s'; RESET statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(
+        a.query_one("SHOW statement_timeout", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "4s"
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_features_pin_the_client() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 2")).await;
+    let a = proxy.connect().await;
+    a.batch_execute("CREATE TEMP TABLE scratch(x int); INSERT INTO scratch VALUES (1)")
+        .await
+        .unwrap();
+    // Others use the pool meanwhile; A keeps its temp table because it is pinned.
+    let b = proxy.connect().await;
+    for _ in 0..5 {
+        b.batch_execute("SELECT 1").await.unwrap();
+        assert_eq!(
+            a.query_one("SELECT count(*) FROM scratch", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0),
+            1
+        );
+    }
+    let pins = proxy
+        .rt
+        .stats()
+        .pins
+        .iter()
+        .map(|p| p.load(Ordering::Relaxed))
+        .sum::<u64>();
+    assert_eq!(pins, 1);
+    // With one of two servers pinned, B still gets the other.
+    let pid_b = backend_pid(&b).await;
+    assert_ne!(pid_b, backend_pid(&a).await);
+    drop(a);
+    // A's server is cleaned (DISCARD ALL) and returned: its temp table is gone for the next client.
+    assert!(eventually(5, || proxy.rt.pools().list()[0].stats().busy == 0).await);
+    let c = proxy.connect().await;
+    let c2 = proxy.connect().await;
+    c.batch_execute("BEGIN").await.unwrap();
+    c2.batch_execute("BEGIN").await.unwrap();
+    for cl in [&c, &c2] {
+        let e = cl.query("SELECT * FROM scratch", &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42P01");
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_notify_in_transaction_and_session_mode() {
+    let cluster = app_cluster();
+    for mode in ["transaction", "session"] {
+        let proxy = TestProxy::start(&config_text(
+            &cluster,
+            &format!("pool_size = 3\npool_mode = \"{mode}\""),
+        ))
+        .await;
+        let (listener, mut conn) =
+            tokio_postgres::connect(&proxy.conn_str("app", "app", "app"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+            use futures::StreamExt;
+            while let Some(Ok(msg)) = stream.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = msg {
+                    let _ = tx.send(n.payload().to_owned());
+                }
+            }
+        });
+        listener.batch_execute("LISTEN events").await.unwrap();
+        let sender = proxy.connect().await;
+        sender
+            .batch_execute("NOTIFY events, 'hello'")
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), Some("hello"), "mode {mode}");
+        proxy.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_leaving_mid_transaction_is_rolled_back() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(
+        &cluster,
+        "pool_size = 1\ncheckout_timeout = \"2s\"",
+    ))
+    .await;
+    let setup = proxy.connect().await;
+    setup.batch_execute("CREATE TABLE r(x int)").await.unwrap();
+    let a = proxy.connect().await;
+    a.batch_execute("BEGIN; INSERT INTO r VALUES (1)")
+        .await
+        .unwrap();
+    drop(a);
+    // The single server comes back rolled back; the next client can use it.
+    assert_eq!(
+        setup
+            .query_one("SELECT count(*) FROM r", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+    assert_eq!(
+        setup
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'",
+                &[]
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deallocate_and_close_of_protocol_statements() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 1")).await;
+    let c = proxy.connect().await;
+    let s = c.prepare("SELECT 1").await.unwrap();
+    assert_eq!(c.query_one(&s, &[]).await.unwrap().get::<_, i32>(0), 1);
+    drop(s); // tokio-postgres sends Close for the statement
+    let s2 = c.prepare("SELECT 2").await.unwrap();
+    assert_eq!(c.query_one(&s2, &[]).await.unwrap().get::<_, i32>(0), 2);
+    // DEALLOCATE ALL forgets the client's statements; SQL-level PREPARE pins and works.
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
+    c.batch_execute("PREPARE q(int) AS SELECT $1 * 2")
+        .await
+        .unwrap();
+    let r = c.simple_query("EXECUTE q(21)").await.unwrap();
+    let v = r.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap().to_owned()),
+        _ => None,
+    });
+    assert_eq!(v.as_deref(), Some("42"));
+    c.batch_execute("DEALLOCATE q").await.unwrap();
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_text_different_search_path_never_shares_a_statement() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 1")).await;
+    let setup = proxy.connect().await;
+    setup
+        .batch_execute("CREATE SCHEMA s1; CREATE SCHEMA s2; CREATE TABLE s1.t(v text); CREATE TABLE s2.t(v text); INSERT INTO s1.t VALUES ('one'); INSERT INTO s2.t VALUES ('two')")
+        .await
+        .unwrap();
+    let a = try_connect(&format!(
+        "{} options='-c search_path=s1'",
+        proxy.conn_str("app", "app", "app")
+    ))
+    .await
+    .unwrap();
+    let b = try_connect(&format!(
+        "{} options='-c search_path=s2'",
+        proxy.conn_str("app", "app", "app")
+    ))
+    .await
+    .unwrap();
+    let sa = a.prepare("SELECT v FROM t").await.unwrap();
+    let sb = b.prepare("SELECT v FROM t").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            a.query_one(&sa, &[]).await.unwrap().get::<_, String>(0),
+            "one"
+        );
+        assert_eq!(
+            b.query_one(&sb, &[]).await.unwrap().get::<_, String>(0),
+            "two"
+        );
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_exhaustion_error_says_what_happened() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(
+        &cluster,
+        "pool_size = 1\ncheckout_timeout = \"300ms\"",
+    ))
+    .await;
+    let a = proxy.connect().await;
+    a.batch_execute("BEGIN").await.unwrap();
+    let b = proxy.connect().await;
+    let e = b.query("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "53300");
+    assert_eq!(
+        message(&e),
+        "pgfleet: no server connection for app@app within 300ms (pool_size 1, 1 busy, 0 waiting)"
+    );
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        b.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0),
+        1
+    );
+    proxy.stop().await;
+}
