@@ -7,7 +7,7 @@
 //!   `/usr/lib/postgresql/*/bin`) and reads their version.
 //! - [`os_user`]: runs initdb/postgres/pg_basebackup/pg_ctl as the `postgres` OS user when we are
 //!   root (PostgreSQL refuses to run as root), as ourselves otherwise; [`run`] for one-shot tools.
-//! - [`env`]: [`PgEnv`] (binaries + OS user) with initdb, pg_basebackup replicas, promote.
+//! - [`env`](mod@env): [`PgEnv`] (binaries + OS user) with initdb, pg_basebackup replicas, promote.
 //! - [`conf`]: appending postgresql.conf settings, replacing pg_hba.conf.
 //! - [`postmaster`]: [`Postmaster`], a server spawned as our direct child (so we can signal and
 //!   reap it), started with a readiness wait; stopping servers left over by an earlier process.

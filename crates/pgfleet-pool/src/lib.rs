@@ -3,7 +3,7 @@
 //! Module map:
 //! - [`manager`]: the [`Manager`] trait a connection type implements (connect, cheap usability check).
 //! - [`settings`]: sizes and timeouts, changeable at run time (reload).
-//! - [`pool`]: [`Pool`]: checkout queue with timeout, idle list, lifetimes, maintenance.
+//! - [`pool`]: the [`Pool`] itself (checkout queue with timeout, idle list, lifetimes, maintenance).
 //! - [`guard`]: [`Guard`], the RAII handle that returns a connection on drop.
 //! - [`error`]: [`CheckoutError`].
 //!

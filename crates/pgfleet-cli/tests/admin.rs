@@ -1,0 +1,211 @@
+//! The admin console through psql: SHOW commands, RELOAD without dropping clients, PAUSE/RESUME,
+//! SHUTDOWN.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::process::Command;
+
+async fn admin_psql(proxy: &TestProxy, sql: &str) -> (bool, String) {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-F",
+            "|",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &proxy.port().to_string(),
+            "-U",
+            "admin",
+            "-d",
+            "pgfleet",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", "admin")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_commands_list_pools_clients_servers_and_stats() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 3")).await;
+    let c = proxy.connect().await;
+    c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let (ok, pools) = admin_psql(&proxy, "SHOW POOLS").await;
+    assert!(ok, "{pools}");
+    assert!(
+        pools
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("user|database|pool_mode|pool_size"),
+        "{pools}"
+    );
+    assert!(pools.contains("app|app|transaction|3|"), "{pools}");
+    let (ok, clients) = admin_psql(&proxy, "show clients").await;
+    assert!(ok && clients.contains("|active|"), "{clients}");
+    let (ok, servers) = admin_psql(&proxy, "SHOW SERVERS").await;
+    assert!(ok && servers.contains("|active|"), "{servers}");
+    let (ok, stats) = admin_psql(&proxy, "SHOW STATS").await;
+    assert!(ok && stats.contains("pinned_listen"), "{stats}");
+    let (ok, config) = admin_psql(&proxy, "SHOW CONFIG").await;
+    assert!(
+        ok && config.contains("pool.pool_size|20") || config.contains("pool.pool_size|3"),
+        "{config}"
+    );
+    assert!(
+        !config.contains("|app\n") || !config.contains("password|app"),
+        "no passwords: {config}"
+    );
+    let (ok, version) = admin_psql(&proxy, "SHOW VERSION").await;
+    assert!(ok && version.contains("pgfleet "), "{version}");
+    let (ok, err) = admin_psql(&proxy, "SHOW NONSENSE").await;
+    assert!(!ok && err.contains("unknown admin command"), "{err}");
+    c.batch_execute("COMMIT").await.unwrap();
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_new_settings_without_dropping_clients() {
+    let cluster = app_cluster();
+    let dir = std::env::temp_dir().join(format!("pgfleet-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pgfleet.toml");
+    std::fs::write(&path, config_text(&cluster, "pool_size = 2")).unwrap();
+    let proxy =
+        TestProxy::start_at(&config_text(&cluster, "pool_size = 2"), Some(path.clone())).await;
+    let c = proxy.connect().await;
+    c.batch_execute("SELECT 1").await.unwrap();
+    std::fs::write(&path, config_text(&cluster, "pool_size = 7")).unwrap();
+    let (ok, out) = admin_psql(&proxy, "RELOAD").await;
+    assert!(ok, "{out}");
+    assert_eq!(proxy.rt.pools().list()[0].settings().pool_size, 7);
+    c.batch_execute("SELECT 2").await.unwrap();
+    // A broken file is refused with every problem named, and the old config stays.
+    std::fs::write(&path, config_text(&cluster, "pool_size = 0\nbogus = 1")).unwrap();
+    let (ok, out) = admin_psql(&proxy, "RELOAD").await;
+    assert!(
+        !ok && out.contains("pool.pool_size") && out.contains("pool.bogus"),
+        "{out}"
+    );
+    assert_eq!(proxy.rt.pools().list()[0].settings().pool_size, 7);
+    c.batch_execute("SELECT 3").await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_waits_for_transactions_and_holds_new_ones() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(
+        &cluster,
+        "pool_size = 2\ncheckout_timeout = \"20s\"",
+    ))
+    .await;
+    let a = proxy.connect().await;
+    let b = proxy.connect().await;
+    a.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let pause = tokio::spawn({
+        let port = proxy.port();
+        async move {
+            let out = Command::new("psql")
+                .args([
+                    "-X",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "admin",
+                    "-d",
+                    "pgfleet",
+                    "-c",
+                    "PAUSE",
+                ])
+                .env("PGPASSWORD", "admin")
+                .output()
+                .await
+                .unwrap();
+            out.status.success()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pause.is_finished(), "PAUSE waits for the open transaction");
+    // The running transaction may finish...
+    a.batch_execute("SELECT 2; COMMIT").await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(5), pause)
+        .await
+        .unwrap()
+        .unwrap());
+    // ...but new ones wait until RESUME.
+    let held = tokio::spawn(async move {
+        b.query_one("SELECT 42", &[])
+            .await
+            .map(|r| r.get::<_, i32>(0))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !held.is_finished(),
+        "new transactions are held while paused"
+    );
+    let (ok, out) = admin_psql(&proxy, "RESUME").await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), held)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        42
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_graceful() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 2")).await;
+    let a = proxy.connect().await;
+    a.batch_execute("BEGIN; CREATE TABLE s(x int)")
+        .await
+        .unwrap();
+    let (ok, out) = admin_psql(&proxy, "SHUTDOWN").await;
+    assert!(ok, "{out}");
+    // The open transaction can still finish...
+    a.batch_execute("INSERT INTO s VALUES (1); COMMIT")
+        .await
+        .unwrap();
+    // ...then the client is told and disconnected, and new clients are refused.
+    let e = a.batch_execute("SELECT 1").await.unwrap_err();
+    assert!(
+        e.to_string().contains("shutting down") || e.is_closed(),
+        "{e}"
+    );
+    assert!(try_connect(&proxy.conn_str("app", "app", "app"))
+        .await
+        .is_err());
+    assert_eq!(
+        cluster
+            .psql_db("app", "SELECT count(*) FROM s")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+}

@@ -1,0 +1,196 @@
+//! Real client programs through the proxy: psql (including \copy) and pgbench in both pool modes
+//! with every query mode.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use tokio::process::Command;
+
+/// Runs a PostgreSQL client program against the proxy as app/app and returns (success, stdout+stderr).
+async fn run(program: &str, proxy: &TestProxy, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &proxy.port().to_string(),
+            "-U",
+            "app",
+        ])
+        .args(args)
+        .env("PGPASSWORD", "app")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{program} could not run: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn failed_transactions(output: &str) -> Option<u64> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn processed(output: &str) -> Option<u64> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_queries_and_copy() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 2")).await;
+    let dir = std::env::temp_dir().join(format!("pgfleet-psql-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.csv");
+    let output = dir.join("out.csv");
+    let rows: String = (1..=500).map(|i| format!("{i},name {i}\n")).collect();
+    std::fs::write(&input, rows).unwrap();
+    let script = format!(
+        "CREATE TABLE people(id int primary key, name text);\n\
+         \\copy people FROM '{}' WITH (FORMAT csv)\n\
+         SELECT count(*), max(id) FROM people;\n\
+         \\copy (SELECT * FROM people WHERE id <= 10 ORDER BY id) TO '{}' WITH (FORMAT csv)\n\
+         SET application_name = 'psql-test';\n\
+         SHOW application_name;\n",
+        input.display(),
+        output.display()
+    );
+    let script_file = dir.join("script.sql");
+    std::fs::write(&script_file, &script).unwrap();
+    let (ok, text) = run(
+        "psql",
+        &proxy,
+        &[
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-A",
+            "-t",
+            "-d",
+            "app",
+            "-f",
+            script_file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert!(text.contains("500|500"), "{text}");
+    assert!(text.contains("psql-test"), "{text}");
+    let copied = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(copied.lines().count(), 10);
+    assert_eq!(copied.lines().next(), Some("1,name 1"));
+    // A failing statement reports the server's error.
+    let (ok, text) = run(
+        "psql",
+        &proxy,
+        &[
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            "app",
+            "-c",
+            "SELECT * FROM nope",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(text.contains("relation \"nope\" does not exist"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_in_both_pool_modes_and_every_query_mode() {
+    let cluster = app_cluster();
+    for pool_mode in ["transaction", "session"] {
+        let size = if pool_mode == "session" { 8 } else { 4 };
+        let proxy = TestProxy::start(&config_text(
+            &cluster,
+            &format!("pool_size = {size}\npool_mode = \"{pool_mode}\"\ncheckout_timeout = \"30s\""),
+        ))
+        .await;
+        if pool_mode == "transaction" {
+            let (ok, text) = run("pgbench", &proxy, &["-i", "-s", "1", "-q", "app"]).await;
+            assert!(ok, "pgbench -i: {text}");
+        }
+        for query_mode in ["simple", "extended", "prepared"] {
+            let (ok, text) = run(
+                "pgbench",
+                &proxy,
+                &[
+                    "-n", "-c", "8", "-j", "2", "-t", "40", "-M", query_mode, "app",
+                ],
+            )
+            .await;
+            assert!(ok, "{pool_mode}/{query_mode}: {text}");
+            assert_eq!(
+                failed_transactions(&text),
+                Some(0),
+                "{pool_mode}/{query_mode}: {text}"
+            );
+            assert_eq!(
+                processed(&text),
+                Some(320),
+                "{pool_mode}/{query_mode}: {text}"
+            );
+        }
+        proxy.stop().await;
+    }
+    // The balance invariant of TPC-B holds: every update landed exactly once (-n keeps pgbench from
+    // truncating the history between runs).
+    let sums = cluster
+        .psql_db("app", "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(delta) FROM pgbench_history)")
+        .unwrap();
+    assert_eq!(sums.trim(), "t");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_prepared_100_clients_over_10_servers() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(
+        &cluster,
+        "pool_size = 10\ncheckout_timeout = \"30s\"",
+    ))
+    .await;
+    let (ok, text) = run("pgbench", &proxy, &["-i", "-s", "1", "-q", "app"]).await;
+    assert!(ok, "{text}");
+    let (ok, text) = run(
+        "pgbench",
+        &proxy,
+        &[
+            "-c", "100", "-j", "2", "-t", "30", "-M", "prepared", "-S", "app",
+        ],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert_eq!(failed_transactions(&text), Some(0), "{text}");
+    assert_eq!(processed(&text), Some(3000), "{text}");
+    let (ok, text) = run(
+        "pgbench",
+        &proxy,
+        &[
+            "-c", "100", "-j", "2", "-t", "10", "-M", "prepared", "-N", "app",
+        ],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert_eq!(failed_transactions(&text), Some(0), "{text}");
+    let open = proxy.rt.pools().list()[0].stats().open;
+    assert!(open <= 10, "{open} server connections for pool_size 10");
+    proxy.stop().await;
+}
