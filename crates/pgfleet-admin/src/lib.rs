@@ -9,7 +9,7 @@
 //! - [`config_rows`]: SHOW CONFIG rows from a config snapshot, passwords hidden (pure);
 //! - [`control`]: RELOAD, PAUSE, RESUME, SHUTDOWN on the runtime;
 //! - [`text`]: timestamp and duration rendering;
-//! - [`error`]: [`AdminError`] and the SQLSTATE each case answers with.
+//! - [`error`]: the [`AdminError`] and the SQLSTATE each case answers with.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

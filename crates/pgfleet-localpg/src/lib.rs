@@ -9,7 +9,7 @@
 //!   root (PostgreSQL refuses to run as root), as ourselves otherwise; [`run`] for one-shot tools.
 //! - [`env`](mod@env): [`PgEnv`] (binaries + OS user) with initdb, pg_basebackup replicas, promote.
 //! - [`conf`]: appending postgresql.conf settings, replacing pg_hba.conf.
-//! - [`postmaster`]: [`Postmaster`], a server spawned as our direct child (so we can signal and
+//! - [`postmaster`]: the [`Postmaster`], a server spawned as our direct child (so we can signal and
 //!   reap it), started with a readiness wait; stopping servers left over by an earlier process.
 //! - [`psql`](mod@psql): running SQL through `psql`.
 //! - [`error`]: the crate's [`Error`].

@@ -4,8 +4,8 @@
 //! - [`manager`]: the [`Manager`] trait a connection type implements (connect, cheap usability check).
 //! - [`settings`]: sizes and timeouts, changeable at run time (reload).
 //! - [`pool`]: the [`Pool`] itself (checkout queue with timeout, idle list, lifetimes, maintenance).
-//! - [`guard`]: [`Guard`], the RAII handle that returns a connection on drop.
-//! - [`error`]: [`CheckoutError`].
+//! - [`guard`]: the [`Guard`], the RAII handle that returns a connection on drop.
+//! - [`error`]: why a checkout failed ([`CheckoutError`]).
 //!
 //! The pool counts connections with a semaphore of `size` permits: a checked-out connection holds a
 //! permit, an idle one does not, and a connection is only opened by a permit holder that found no idle

@@ -9,7 +9,7 @@
 //! - [`analyze`]: parse with pg_query and classify each top-level statement.
 //! - `walk` (+ generated `children`): explicit-stack walk over every node of a statement.
 //! - [`effect`]: the result types ([`SessionEffect`], [`PinReason`], [`TransactionOp`], [`Analysis`]).
-//! - [`cache`]: [`Analyzer`], prefilter + bounded LRU cache of analyses keyed by exact text.
+//! - [`cache`]: the [`Analyzer`], prefilter + bounded LRU cache of analyses keyed by exact text.
 #![forbid(unsafe_code)]
 
 pub mod analyze;

@@ -19,7 +19,8 @@
 //! inside a `#[tokio::test]` runtime alike.
 //!
 //! Environment: `PGFLEET_PG_BIN` (binaries directory), `PGFLEET_TESTKIT_DIR` (base directory, default
-//! `/tmp/pgfleet-testkit`; keep it short, unix socket paths are limited to 107 bytes),
+//! `/dev/shm/pgfleet-testkit` when /dev/shm exists, else `/tmp/pgfleet-testkit`; keep it short, unix
+//! socket paths are limited to 107 bytes),
 //! `PGFLEET_TESTKIT_KEEP` (set it to keep cluster directories after drop, for debugging).
 
 pub mod binaries;

@@ -19,7 +19,9 @@ use crate::{Error, Result};
 
 /// Environment variable for the base directory of templates and clusters.
 pub(crate) const DIR_ENV: &str = "PGFLEET_TESTKIT_DIR";
-const DEFAULT_DIR: &str = "/tmp/pgfleet-testkit";
+/// Default base: tmpfs when the machine has one (creating the template's ~1,000 files costs ~1.5 s
+/// per cluster on this machine's disk and ~0.1 s in memory), else /tmp.
+const DEFAULT_DIRS: [&str; 2] = ["/dev/shm/pgfleet-testkit", "/tmp/pgfleet-testkit"];
 
 /// Bump when the initdb flags or [`TEMPLATE_SETTINGS`] change, so stale caches are not reused.
 const TEMPLATE_FORMAT: u32 = 1;
@@ -70,7 +72,15 @@ impl Template {
         let env = PgEnv::detect()?;
         let base = std::env::var_os(DIR_ENV)
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+            .unwrap_or_else(|| {
+                let shm = Path::new("/dev/shm");
+                let pick = if shm.is_dir() {
+                    DEFAULT_DIRS[0]
+                } else {
+                    DEFAULT_DIRS[1]
+                };
+                PathBuf::from(pick)
+            });
         // A cluster's socket is <base>/c-<10 hex>/.s.PGSQL.<port>.
         let len = base.as_os_str().len() + "/c-0123456789/.s.PGSQL.65535".len();
         if len > MAX_SOCKET_PATH {
