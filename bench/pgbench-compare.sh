@@ -10,11 +10,12 @@
 # client connections. Everything it starts is stopped and removed on exit (trap).
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_SECONDS   seconds per pgbench run            [15; 5 with --quick]
+#   BENCH_SECONDS   seconds per pgbench run            [10; 5 with --quick]
 #   BENCH_CLIENTS   client counts                      ["16 64 256"; "16 64" with --quick]
 #   BENCH_POOL      server connections per pool        [20]  (PgBouncer default_pool_size, pgfleet pool_size)
 #   BENCH_SCALE     pgbench -i scale factor            [10]
 #   BENCH_IDLE_CLIENTS  idle connections for the memory test [1000]
+#   BENCH_ROUNDS    repeat the whole matrix this many times and report medians [3; 1 with --quick]
 #   BENCH_KEEP=1    keep the scratch directory (logs, configs) instead of deleting it
 #   PG_BIN          PostgreSQL binaries                [/usr/lib/postgresql/15/bin]
 #   RUST_LOG        pgfleet log filter                 [warn]  (per-connection info logs would cost TPS)
@@ -35,9 +36,11 @@ done
 if [[ $QUICK == 1 ]]; then
     SECONDS_PER_RUN=${BENCH_SECONDS:-5}
     CLIENTS=${BENCH_CLIENTS:-"16 64"}
+    ROUNDS=${BENCH_ROUNDS:-1}
 else
-    SECONDS_PER_RUN=${BENCH_SECONDS:-15}
+    SECONDS_PER_RUN=${BENCH_SECONDS:-10}
     CLIENTS=${BENCH_CLIENTS:-"16 64 256"}
+    ROUNDS=${BENCH_ROUNDS:-3}
 fi
 POOL=${BENCH_POOL:-20}
 SCALE=${BENCH_SCALE:-10}
@@ -337,11 +340,16 @@ run_one() { # target mode workload_flag clients
 }
 
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-for wl in -S -N; do
-    for mode in simple prepared; do
-        for c in $CLIENTS; do
-            for target in direct pgbouncer pgfleet; do
-                run_one "$target" "$mode" "$wl" "$c"
+# This machine is noisy (pgbench, PostgreSQL and the proxies share 2 cores): the targets of one cell
+# run back to back, and the whole matrix is repeated ROUNDS times; the table shows medians.
+for round in $(seq "$ROUNDS"); do
+    log "round $round of $ROUNDS"
+    for wl in -S -N; do
+        for mode in simple prepared; do
+            for c in $CLIENTS; do
+                for target in direct pgbouncer pgfleet; do
+                    run_one "$target" "$mode" "$wl" "$c"
+                done
             done
         done
     done
@@ -364,13 +372,21 @@ TABLE_ROWS=$(awk -F'\t' '
         if (st[a] != "ok" || st[b] != "ok" || tps[b] == 0) return "-"
         return sprintf("%.2f", tps[a] / tps[b])
     }
+    function median(list,    a, m, i, j, t) {
+        m = split(list, a, " ")
+        for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
     {
         k = $1 SUBSEP $2 SUBSEP $3
         if (!(k in seen)) { seen[k] = 1; order[n++] = k }
         key = k SUBSEP $4
-        st[key] = $5; tps[key] = $6; lat[key] = $7; fail[key] = $8
+        if (st[key] != "failed") st[key] = $5
+        if ($5 == "ok") { tl[key] = tl[key] " " $6; ll[key] = ll[key] " " $7 }
+        fail[key] += $8
     }
     END {
+        for (key in tl) { tps[key] = median(tl[key]); lat[key] = median(ll[key]) }
         for (i = 0; i < n; i++) {
             split(order[i], p, SUBSEP)
             wl = (p[1] == "-S" ? "select-only (-S)" : "tpcb-like, no branch updates (-N)")
@@ -412,9 +428,9 @@ MD=$ROOT/bench/results/$(date -u +%Y-%m-%d)$SUFFIX.md
 {
     echo "# pgbench: direct vs PgBouncer vs pgfleet — $START_DATE"
     echo
-    echo "- command: \`$CMD\` (BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CLIENTS=\"$CLIENTS\" BENCH_POOL=$POOL BENCH_SCALE=$SCALE)"
+    echo "- command: \`$CMD\` (BENCH_ROUNDS=$ROUNDS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CLIENTS=\"$CLIENTS\" BENCH_POOL=$POOL BENCH_SCALE=$SCALE)"
     echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
-    echo "- PostgreSQL $PG_VERSION ($STORAGE_NOTE; max_connections=400, shared_buffers=128MB, fsync=off), $BOUNCER_VERSION, pgfleet $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) (release build)"
+    echo "- PostgreSQL $PG_VERSION ($STORAGE_NOTE; max_connections=400, shared_buffers=128MB, fsync=off), $BOUNCER_VERSION, pgfleet $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo " + uncommitted changes") (release build)"
     echo "- pgbench \`-h 127.0.0.1 -p PORT -U bench -c C -j 2 -T $SECONDS_PER_RUN -M MODE -n {-S|-N} bench\`; tables vacuumed and history truncated directly before each run"
     echo "- pool: PgBouncer default_pool_size=$POOL, pgfleet pool_size=$POOL, both transaction mode, SCRAM auth"
     echo

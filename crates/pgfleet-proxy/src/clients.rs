@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 /// Where a cancel request for a client must go right now: the server connection running its query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,9 +61,12 @@ pub struct ClientInfo {
     pub cancel_key: (i32, i32),
     state: AtomicU8,
     server: AtomicU64,
-    cancel_target: Mutex<Option<CancelTarget>>,
+    cancel_target: Mutex<Option<Arc<CancelTarget>>>,
     /// Requests sent.
     pub requests: AtomicU64,
+    /// Woken when the session must end at its next idle moment (shutdown). Per client, so an idle
+    /// session waits on its own notifier instead of a process-wide one.
+    pub(crate) kick: Notify,
 }
 
 impl ClientInfo {
@@ -89,7 +93,7 @@ impl ClientInfo {
         self.server.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn attach(&self, server_id: u64, target: CancelTarget) {
+    pub(crate) fn attach(&self, server_id: u64, target: Arc<CancelTarget>) {
         self.server.store(server_id, Ordering::Relaxed);
         *self.cancel_target.lock() = Some(target);
         self.set_state(ClientState::Active);
@@ -101,7 +105,7 @@ impl ClientInfo {
         self.set_state(ClientState::Idle);
     }
 
-    pub(crate) fn cancel_target(&self) -> Option<CancelTarget> {
+    pub(crate) fn cancel_target(&self) -> Option<Arc<CancelTarget>> {
         self.cancel_target.lock().clone()
     }
 }
@@ -153,6 +157,7 @@ impl ClientRegistry {
             server: AtomicU64::new(0),
             cancel_target: Mutex::new(None),
             requests: AtomicU64::new(0),
+            kick: Notify::new(),
         });
         map.insert(cancel_key, info.clone());
         Registered {

@@ -2,6 +2,7 @@
 //! and the pause/shutdown switches. No globals: everything reaches the data path through here.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -28,6 +29,10 @@ pub struct Runtime {
     stats: Stats,
     paused: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
+    /// Mirrors of the two switches for the per-transaction fast path: a plain load, no lock and
+    /// no shared read-modify-write.
+    paused_now: AtomicBool,
+    shutting_down_now: AtomicBool,
     pub(crate) console: Option<Arc<dyn Console>>,
 }
 
@@ -51,6 +56,8 @@ impl Runtime {
             stats: Stats::default(),
             paused: watch::channel(false).0,
             shutdown: watch::channel(false).0,
+            paused_now: AtomicBool::new(false),
+            shutting_down_now: AtomicBool::new(false),
             console,
         })
     }
@@ -90,21 +97,26 @@ impl Runtime {
 
     /// PAUSE: new transactions wait at checkout until [`Runtime::resume`].
     pub fn pause(&self) {
+        self.paused_now.store(true, Ordering::SeqCst);
         self.paused.send_replace(true);
     }
 
     /// RESUME.
     pub fn resume(&self) {
+        self.paused_now.store(false, Ordering::SeqCst);
         self.paused.send_replace(false);
     }
 
     /// Whether PAUSE is in effect.
     pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
+        self.paused_now.load(Ordering::Acquire)
     }
 
     /// Waits while paused.
     pub(crate) async fn wait_unpaused(&self) {
+        if !self.is_paused() {
+            return;
+        }
         let mut rx = self.paused.subscribe();
         let _ = rx.wait_for(|p| !*p).await;
     }
@@ -112,12 +124,16 @@ impl Runtime {
     /// Starts a graceful shutdown: the listener stops, idle clients are told and disconnected,
     /// clients in a transaction finish it first.
     pub fn shutdown(&self) {
+        self.shutting_down_now.store(true, Ordering::SeqCst);
         self.shutdown.send_replace(true);
+        for client in self.clients.list() {
+            client.kick.notify_one();
+        }
     }
 
     /// Whether shutdown has started.
     pub fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
+        self.shutting_down_now.load(Ordering::Acquire)
     }
 
     /// Resolves when shutdown starts.

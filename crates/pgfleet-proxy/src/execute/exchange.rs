@@ -94,6 +94,19 @@ pub(crate) struct Exchange {
 }
 
 impl Exchange {
+    /// Back to the state of a fresh server checkout, keeping allocated capacity.
+    pub(crate) fn reset(&mut self) {
+        self.queue.clear();
+        self.client_pending = 0;
+        self.copy_in = false;
+        self.copy_out = false;
+        self.skip_until_sync = false;
+        self.soften_fatal = false;
+        self.error_in_request = false;
+        self.captured.clear();
+        self.internal_failed = false;
+    }
+
     /// Queues an expected answer.
     pub(crate) fn push(&mut self, e: Expect) {
         if matches!(e, Expect::Sync | Expect::Query(Origin::Client)) {

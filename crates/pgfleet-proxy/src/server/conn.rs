@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 pub use super::state::{ServerInfo, ServerState};
 use super::ServerError;
+use crate::clients::CancelTarget;
 
 /// Largest message accepted from a server (PostgreSQL's own limit for a field is 1 GiB).
 pub(crate) const MAX_SERVER_MESSAGE: usize = 1 << 30;
@@ -22,8 +23,8 @@ pub struct ServerConn {
     pub(crate) stream: TcpStream,
     pub(crate) rbuf: BytesMut,
     pub(crate) info: Arc<ServerInfo>,
-    /// BackendKeyData of this backend, for forwarding cancel requests.
-    pub(crate) key: (i32, i32),
+    /// Where a cancel request for this backend goes (address + BackendKeyData).
+    pub(crate) cancel: Arc<CancelTarget>,
     /// ParameterStatus values the server reported at login.
     pub(crate) startup_params: Vec<(String, String)>,
     /// Session settings pgfleet knows this connection has, beyond its login defaults.
@@ -38,7 +39,7 @@ impl ServerConn {
         stream: TcpStream,
         rbuf: BytesMut,
         info: Arc<ServerInfo>,
-        key: (i32, i32),
+        cancel: Arc<CancelTarget>,
         startup_params: Vec<(String, String)>,
         prepared_capacity: usize,
     ) -> ServerConn {
@@ -47,7 +48,7 @@ impl ServerConn {
             stream,
             rbuf,
             info,
-            key,
+            cancel,
             startup_params,
             params: HashMap::new(),
             prepared: LruCache::new(cap),

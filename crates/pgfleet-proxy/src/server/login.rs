@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use super::conn::ServerConn;
 use super::{ServerError, ServerInfo, ServerTarget};
+use crate::clients::CancelTarget;
 
 static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -44,7 +45,11 @@ pub(crate) async fn login(
         stream,
         BytesMut::with_capacity(8192),
         info,
-        (0, 0),
+        Arc::new(CancelTarget {
+            host: target.host.clone(),
+            port: target.port,
+            key: (0, 0),
+        }),
         Vec::new(),
         prepared_capacity,
     );
@@ -149,7 +154,11 @@ pub(crate) async fn login(
         key.0,
     ));
     conn.info = info;
-    conn.key = key;
+    conn.cancel = Arc::new(CancelTarget {
+        host: target.host.clone(),
+        port: target.port,
+        key,
+    });
     conn.startup_params = params;
     Ok(conn)
 }

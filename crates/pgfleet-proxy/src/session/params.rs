@@ -151,6 +151,24 @@ impl SessionParams {
         server: &HashMap<String, String>,
         login: &[(String, String)],
     ) -> Option<(String, HashMap<String, String>)> {
+        // Hot path (every transaction): most of the time nothing differs; decide that without
+        // allocating.
+        let current = |name: &str| {
+            server.get(name).map(String::as_str).or_else(|| {
+                login
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
+            })
+        };
+        if self
+            .desired
+            .iter()
+            .all(|(n, v)| current(n) == Some(v.as_str()))
+            && server.keys().all(|k| self.desired.contains_key(k))
+        {
+            return None;
+        }
         let mut sql = String::new();
         let mut after = HashMap::new();
         for (name, value) in &self.desired {
