@@ -402,3 +402,95 @@ async fn pool_exhaustion_error_says_what_happened() {
     );
     proxy.stop().await;
 }
+
+/// Writes a raw extended-protocol exchange and reads until ReadyForQuery, returning the message
+/// types received, the first ErrorResponse's SQLSTATE, and the bodies of DataRows.
+async fn raw_request(
+    s: &mut tokio::net::TcpStream,
+    out: &[u8],
+) -> (Vec<u8>, Option<String>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(out).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut tags = Vec::new();
+    let mut code = None;
+    let mut rows = Vec::new();
+    loop {
+        while let Some(f) = pgfleet_wire::split_frame(&mut buf, 1 << 20).unwrap() {
+            tags.push(f.tag());
+            if f.tag() == b'D' {
+                rows.extend_from_slice(f.body());
+            }
+            if f.tag() == b'E' && code.is_none() {
+                code = pgfleet_wire::backend::ErrorFields::decode(f.body())
+                    .unwrap()
+                    .code()
+                    .map(str::to_owned);
+            }
+            if f.tag() == b'Z' {
+                return (tags, code, rows);
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "connection closed");
+    }
+}
+
+/// Logs in as app/app over a raw socket (SCRAM via the proxy's trust-free path is not needed:
+/// the test config's `open` user is trusted).
+async fn raw_login(proxy: &TestProxy) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut b = bytes::BytesMut::new();
+    pgfleet_wire::startup::encode_startup(&mut b, &[("user", "open"), ("database", "app")]);
+    s.write_all(&b).await.unwrap();
+    let (tags, code, _) = raw_request(&mut s, &[]).await;
+    assert_eq!(code, None, "{tags:?}");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_statement_survives_server_switches_and_never_leaks() {
+    use pgfleet_wire::frontend::{encode_parse, encode_sync};
+    let cluster = app_cluster();
+    let text = format!(
+        "{}\n[users.open]\nauth_method = \"trust\"\nserver_user = \"app\"\nserver_password = \"app\"\n",
+        config_text(&cluster, "pool_size = 1")
+    );
+    let proxy = TestProxy::start(&text).await;
+    let bind_execute_sync = |out: &mut bytes::BytesMut| {
+        // Bind "" to "" with no parameters, Execute, Sync.
+        pgfleet_wire::frame::write_message(out, b'B', |b| b.extend_from_slice(b"\0\0\0\0\0\0\0\0"));
+        pgfleet_wire::frame::write_message(out, b'E', |b| b.extend_from_slice(b"\0\0\0\0\0"));
+        encode_sync(out);
+    };
+    let mut a = raw_login(&proxy).await;
+    let mut b = raw_login(&proxy).await;
+    // A prepares its unnamed statement in one request...
+    let mut out = bytes::BytesMut::new();
+    encode_parse(&mut out, "", "SELECT 'mine'", &[]);
+    encode_sync(&mut out);
+    assert_eq!(raw_request(&mut a, &out).await.1, None);
+    // ...B uses the only server in between and leaves its own unnamed statement there...
+    let mut out = bytes::BytesMut::new();
+    encode_parse(&mut out, "", "SELECT 'other'", &[]);
+    encode_sync(&mut out);
+    assert_eq!(raw_request(&mut b, &out).await.1, None);
+    // ...and A's Bind of "" still runs A's statement.
+    let mut out = bytes::BytesMut::new();
+    bind_execute_sync(&mut out);
+    let (tags, code, rows) = raw_request(&mut a, &out).await;
+    assert_eq!(code, None);
+    assert_eq!(tags, vec![b'2', b'D', b'C', b'Z']);
+    assert!(rows.ends_with(b"mine"), "{rows:?}");
+    // A client that never prepared an unnamed statement cannot run the one left on the server.
+    let mut c = raw_login(&proxy).await;
+    let mut out = bytes::BytesMut::new();
+    bind_execute_sync(&mut out);
+    let (_, code, _) = raw_request(&mut c, &out).await;
+    assert_eq!(code.as_deref(), Some("26000"));
+    proxy.stop().await;
+}

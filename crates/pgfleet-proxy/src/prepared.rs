@@ -32,6 +32,7 @@ type Key = (String, Vec<u32>, Option<String>);
 pub struct PreparedRegistry {
     by_text: Mutex<HashMap<Key, Arc<StatementDef>>>,
     next: AtomicU64,
+    next_unnamed: AtomicU64,
 }
 
 impl PreparedRegistry {
@@ -79,6 +80,11 @@ impl PreparedRegistry {
             .get(&key)
             .filter(|d| d.validated.load(Ordering::Relaxed))
             .cloned()
+    }
+
+    /// A fresh id for a client's unnamed statement (never 0).
+    pub fn next_unnamed_id(&self) -> u64 {
+        self.next_unnamed.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Forgets statements no client holds any more, so the table does not grow without bound. A

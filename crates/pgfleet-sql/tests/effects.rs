@@ -118,7 +118,8 @@ fn prefilter_is_a_superset_of_the_analyzer() {
     }
     assert!(!may_affect_session("SELECT * FROM users WHERE id = $1"));
     assert!(!may_affect_session("BEGIN"));
-    assert!(may_affect_session("SELECT offset_x FROM dataset"));
+    assert!(!may_affect_session("SELECT offset_x FROM dataset"));
+    assert!(!may_affect_session("UPDATE t SET x = 1 WHERE id = 2"));
 }
 
 #[test]

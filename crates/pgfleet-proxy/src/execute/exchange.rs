@@ -90,6 +90,8 @@ pub(crate) struct Exchange {
     pub(crate) error_in_request: bool,
     /// Rows of a read-back query: (name, value or NULL).
     pub(crate) captured: Vec<(String, Option<String>)>,
+    /// An error may have skipped a `Parse ""`: the server's unnamed statement is unknown.
+    pub(crate) unnamed_unknown: bool,
     internal_failed: bool,
 }
 
@@ -105,6 +107,7 @@ impl Exchange {
         self.error_in_request = false;
         self.captured.clear();
         self.internal_failed = false;
+        self.unnamed_unknown = false;
     }
 
     /// Queues an expected answer.
@@ -247,6 +250,7 @@ impl Exchange {
                 out.extend_from_slice(raw);
             }
             b::ERROR_RESPONSE => {
+                self.unnamed_unknown = true;
                 self.copy_in = false;
                 self.copy_out = false;
                 let internal =

@@ -68,6 +68,18 @@ pub(crate) struct RequestCtx<'a> {
     pub(crate) tx: TxStatus,
     /// The session's search_path (part of a prepared statement's identity).
     pub(crate) search_path: Option<&'a str>,
+    /// The client's unnamed statement (its last `Parse ""`), re-sent to a server that lacks it.
+    pub(crate) unnamed: &'a mut Option<Arc<UnnamedStatement>>,
+}
+
+/// A client's unnamed prepared statement. PostgreSQL keeps it until the next `Parse ""` or simple
+/// Query on that connection; in transaction pooling the next transaction may run elsewhere.
+#[derive(Debug)]
+pub(crate) struct UnnamedStatement {
+    /// Identifies this statement on a server's unnamed slot ([`ServerConn::unnamed`]); never 0.
+    pub(crate) id: u64,
+    query: String,
+    param_types: Vec<u32>,
 }
 
 fn synthetic(f: impl FnOnce(&mut BytesMut)) -> Expect {
@@ -104,6 +116,8 @@ impl RequestCtx<'_> {
                     return Ok(Step::Answered);
                 }
                 to_server.extend_from_slice(frame.raw());
+                // A simple Query replaces the server's unnamed statement.
+                server.unnamed = 0;
                 x.push(Expect::Query(super::exchange::Origin::Client));
                 Ok(Step::RequestSent)
             }
@@ -111,6 +125,17 @@ impl RequestCtx<'_> {
                 let parse = decode_parse(frame)?;
                 self.observe(parse.query, false);
                 if parse.name.is_empty() {
+                    let same = self.unnamed.as_ref().is_some_and(|u| {
+                        u.query == parse.query && u.param_types == parse.param_types
+                    });
+                    if !same {
+                        *self.unnamed = Some(Arc::new(UnnamedStatement {
+                            id: self.rt.prepared.next_unnamed_id(),
+                            query: parse.query.to_owned(),
+                            param_types: parse.param_types.clone(),
+                        }));
+                    }
+                    server.unnamed = self.unnamed.as_ref().map_or(0, |u| u.id);
                     to_server.extend_from_slice(frame.raw());
                     x.push(Expect::Parse {
                         forward: true,
@@ -141,6 +166,9 @@ impl RequestCtx<'_> {
             t::BIND => {
                 let bind = decode_bind(frame)?;
                 if bind.statement.is_empty() {
+                    if !self.ensure_unnamed(server, x, to_server) {
+                        return Ok(Step::Continue);
+                    }
                     to_server.extend_from_slice(frame.raw());
                 } else {
                     let Some(def) = self.statements.get(bind.statement).cloned() else {
@@ -171,6 +199,11 @@ impl RequestCtx<'_> {
                     self.ensure_prepared(server, &def, x, to_server);
                     encode_named(to_server, t::DESCRIBE, Target::Statement, &def.server_name);
                 } else {
+                    if named.target == Target::Statement
+                        && !self.ensure_unnamed(server, x, to_server)
+                    {
+                        return Ok(Step::Continue);
+                    }
                     to_server.extend_from_slice(frame.raw());
                 }
                 x.push(Expect::Describe);
@@ -230,6 +263,31 @@ impl RequestCtx<'_> {
                 ),
             }),
         }
+    }
+
+    /// Makes the server's unnamed statement the client's own before a Bind or Describe of it: a
+    /// server may hold another client's (or none). Without one of its own the client gets
+    /// PostgreSQL's error, never someone else's statement. False when the message must be dropped.
+    fn ensure_unnamed(
+        &mut self,
+        server: &mut ServerConn,
+        x: &mut Exchange,
+        out: &mut BytesMut,
+    ) -> bool {
+        let Some(u) = self.unnamed.as_ref() else {
+            client_error(x, "26000", "unnamed prepared statement does not exist");
+            return false;
+        };
+        if server.unnamed != u.id {
+            encode_parse(out, "", &u.query, &u.param_types);
+            x.push(Expect::Parse {
+                forward: false,
+                def: None,
+            });
+            server.unnamed = u.id;
+            Stats::add(&self.rt.stats().reprepares, 1);
+        }
+        true
     }
 
     /// Prepares `def` on `server` if it lacks it (answer swallowed).

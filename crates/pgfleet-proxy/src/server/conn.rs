@@ -32,6 +32,8 @@ pub struct ServerConn {
     /// Server-side names of statements prepared on this connection (bounded, least recently used
     /// first out).
     pub(crate) prepared: LruCache<String, ()>,
+    /// Which client unnamed statement the server's unnamed slot holds (0 = unknown or none).
+    pub(crate) unnamed: u64,
 }
 
 impl ServerConn {
@@ -52,6 +54,7 @@ impl ServerConn {
             startup_params,
             params: HashMap::new(),
             prepared: LruCache::new(cap),
+            unnamed: 0,
         }
     }
 

@@ -66,6 +66,7 @@ async fn run_internal(server: &mut ServerConn, statements: &[&str]) -> bool {
     for s in statements {
         encode_query(&mut out, s);
     }
+    server.unnamed = 0;
     if server.write_all(&out).await.is_err() {
         return false;
     }

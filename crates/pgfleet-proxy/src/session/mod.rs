@@ -25,7 +25,7 @@ pub use params::{dollar_quote, parse_options, readback_sql, SessionParams};
 use crate::client::ClientConn;
 use crate::clients::{ClientInfo, ClientState};
 use crate::execute::exchange::Exchange;
-use crate::execute::request::PendingEffects;
+use crate::execute::request::{PendingEffects, UnnamedStatement};
 use crate::pools::PoolEntry;
 use crate::prepared::StatementDef;
 use crate::runtime::Runtime;
@@ -68,6 +68,8 @@ pub(crate) struct Session<'a> {
     orphan_until_sync: bool,
     /// The held server connection broke and must not go back to the pool.
     server_broken: bool,
+    /// The client's unnamed statement (its last `Parse ""`).
+    unnamed: Option<Arc<UnnamedStatement>>,
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
@@ -96,6 +98,7 @@ impl<'a> Session<'a> {
             first: None,
             orphan_until_sync: false,
             server_broken: false,
+            unnamed: None,
             to_server: BytesMut::new(),
             to_client: BytesMut::new(),
         }

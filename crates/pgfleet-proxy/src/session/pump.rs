@@ -37,6 +37,7 @@ impl Session<'_> {
             server_broken,
             to_server,
             to_client,
+            unnamed,
             ..
         } = self;
         let Some(guard) = server.as_mut() else {
@@ -69,6 +70,7 @@ impl Session<'_> {
                         params.sync_sql(&server.params, &server.startup_params)
                     {
                         encode_query(to_server, &sql);
+                        server.unnamed = 0;
                         x.push(Expect::Query(Origin::SettingsSync));
                         server.params = after;
                         Stats::add(&rt.stats().settings_replays, 1);
@@ -83,6 +85,7 @@ impl Session<'_> {
                     pinned,
                     tx: *tx,
                     search_path,
+                    unnamed,
                 };
                 match ctx.translate(&frame, server, x, to_server)? {
                     Step::Continue | Step::Answered => {}
@@ -116,6 +119,7 @@ impl Session<'_> {
                     apply_effects(effects, params, server, !x.error_in_request);
                 } else {
                     encode_query(to_server, &readback_sql(&names));
+                    server.unnamed = 0;
                     x.push(Expect::Query(Origin::Readback));
                 }
             }
@@ -191,6 +195,9 @@ impl Session<'_> {
                         source,
                     })?;
                 server.rbuf.advance(total);
+                if std::mem::take(&mut x.unnamed_unknown) {
+                    server.unnamed = 0;
+                }
                 match event {
                     Event::Nothing => {}
                     Event::ClientReady(status) => *tx = status,
