@@ -74,8 +74,8 @@ fn id_or_null(id: u64) -> Option<String> {
 /// Mean wait per checkout attempt (successful or timed out), in whole microseconds; 0 before the
 /// first attempt. Attempts that found a free connection at once count as zero wait.
 pub fn avg_wait_us(p: &PoolSnapshot) -> u64 {
-    let attempts = p.checkouts.saturating_add(p.timeouts);
-    p.wait_micros.checked_div(attempts).unwrap_or(0)
+    let attempts = p.stats.checkouts.saturating_add(p.stats.timeouts);
+    p.stats.wait_micros.checked_div(attempts).unwrap_or(0)
 }
 
 /// SHOW POOLS, sorted by (user, database).
@@ -92,15 +92,15 @@ pub fn pools(pools: &[PoolSnapshot]) -> ConsoleReply {
                 text(p.pool_size),
                 Some(host_port(&p.host, p.port)),
                 text(&p.server_database),
-                text(p.open),
-                text(p.idle),
-                text(p.busy),
-                text(p.waiting),
-                text(p.checkouts),
-                text(p.connects),
-                text(p.connect_errors),
-                text(p.timeouts),
-                text(p.discarded),
+                text(p.stats.open),
+                text(p.stats.idle),
+                text(p.stats.busy),
+                text(p.stats.waiting),
+                text(p.stats.checkouts),
+                text(p.stats.connects),
+                text(p.stats.connect_errors),
+                text(p.stats.timeouts),
+                text(p.stats.discarded),
                 text(avg_wait_us(p)),
             ]
         })
@@ -234,16 +234,19 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 5432,
             server_database: "app_production".into(),
-            open: 3,
-            idle: 1,
-            busy: 2,
-            waiting: 4,
-            checkouts: 90,
-            connects: 3,
-            connect_errors: 1,
-            timeouts: 10,
-            discarded: 5,
-            wait_micros: 1_000,
+            stats: pgfleet_proxy::pools::PoolStats {
+                size: 20,
+                open: 3,
+                idle: 1,
+                busy: 2,
+                waiting: 4,
+                checkouts: 90,
+                connects: 3,
+                connect_errors: 1,
+                timeouts: 10,
+                discarded: 5,
+                wait_micros: 1_000,
+            },
         };
         let b = PoolSnapshot {
             user: "admin".into(),

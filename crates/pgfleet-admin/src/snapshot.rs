@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use pgfleet_proxy::clients::ClientInfo;
-use pgfleet_proxy::pools::PoolEntry;
+use pgfleet_proxy::pools::{PoolEntry, PoolStats};
 use pgfleet_proxy::server::ServerInfo;
 use std::sync::atomic::Ordering;
 
@@ -25,26 +25,8 @@ pub struct PoolSnapshot {
     pub port: u16,
     /// Database name on the server.
     pub server_database: String,
-    /// Open server connections (idle + busy).
-    pub open: usize,
-    /// Idle server connections.
-    pub idle: usize,
-    /// Checked-out server connections.
-    pub busy: usize,
-    /// Requests waiting for a connection.
-    pub waiting: usize,
-    /// Successful checkouts since start.
-    pub checkouts: u64,
-    /// Server connections opened since start.
-    pub connects: u64,
-    /// Failed connection attempts since start.
-    pub connect_errors: u64,
-    /// Checkouts that timed out since start.
-    pub timeouts: u64,
-    /// Connections discarded as broken or expired since start.
-    pub discarded: u64,
-    /// Total time spent waiting for a connection, in microseconds.
-    pub wait_micros: u64,
+    /// The pool's gauges and counters.
+    pub stats: PoolStats,
 }
 
 impl PoolSnapshot {
@@ -60,16 +42,7 @@ impl PoolSnapshot {
             host: target.host.clone(),
             port: target.port,
             server_database: target.database.clone(),
-            open: stats.open,
-            idle: stats.idle,
-            busy: stats.busy,
-            waiting: stats.waiting,
-            checkouts: stats.checkouts,
-            connects: stats.connects,
-            connect_errors: stats.connect_errors,
-            timeouts: stats.timeouts,
-            discarded: stats.discarded,
-            wait_micros: stats.wait_micros,
+            stats,
         }
     }
 }

@@ -31,8 +31,9 @@ pub use diff::ReloadDiff;
 pub use keys::{path_matches, KeyDoc, KEYS};
 pub use load::ADMIN_DATABASE;
 pub use model::{
-    AuthMethod, ClusterConfig, Config, DatabaseConfig, PoolMode, PoolOverrides, PoolSettings,
-    ProxyConfig, ServerConfig, ServerRole, UserConfig,
+    AuthMethod, ClusterConfig, Config, Consistency, DatabaseConfig, DefaultRole, LoadBalancing,
+    PoolMode, PoolOverrides, PoolSettings, PrimaryReads, ProxyConfig, ServerConfig, ServerRole,
+    UserConfig,
 };
 pub use problem::{ConfigErrors, Problem};
 pub use secret::Secret;

@@ -167,11 +167,212 @@ impl PoolOverrides {
     }
 }
 
-/// `[clusters.NAME]`: one primary and its replicas.
+/// `[clusters.NAME]`: one primary and its replicas, and how reads are spread over them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
     /// The cluster's servers; never empty, at most one with role primary.
     pub servers: Vec<ServerConfig>,
+    /// How a read picks one of the qualifying replicas; default round robin.
+    pub load_balancing: LoadBalancing,
+    /// Whether the primary serves reads; default [`PrimaryReads::Fallback`].
+    pub primary_reads: PrimaryReads,
+    /// Replicas whose replay position is more than this many bytes of WAL behind the primary
+    /// get no reads; default 16 MiB.
+    pub max_lag_bytes: u64,
+    /// Replicas whose last replayed transaction is older than this (while they are behind) get
+    /// no reads; default 10 s.
+    pub max_lag_time: Duration,
+    /// How often each server's health and role (`pg_is_in_recovery()`) are checked; default 1 s.
+    pub health_check_interval: Duration,
+    /// How often replay LSNs and the primary's WAL LSN are read; default 100 ms.
+    pub lag_check_interval: Duration,
+    /// First ban of a failing server; each further consecutive failure doubles it; default 5 s.
+    pub ban_time: Duration,
+    /// Longest ban, the cap of the doubling; at least `ban_time`; default 60 s.
+    pub max_ban_time: Duration,
+    /// How long writes wait for a primary while none is known (failover); default 30 s.
+    pub failover_timeout: Duration,
+    /// Volatile functions that do not write (e.g. `random`): calling them does not force a
+    /// statement to the primary. Lower-case names, optionally schema-qualified.
+    pub read_volatile_allowlist: Vec<String>,
+}
+
+impl ClusterConfig {
+    /// Default for [`ClusterConfig::max_lag_bytes`]: 16 MiB.
+    pub const DEFAULT_MAX_LAG_BYTES: u64 = 16 << 20;
+
+    /// Default for [`ClusterConfig::read_volatile_allowlist`]: functions that pg_proc marks
+    /// volatile (`provolatile = 'v'`) but that read nothing a replica lacks and write nothing.
+    /// `now()`, `statement_timestamp()` and other stable functions need no entry: only volatile
+    /// functions are treated as possible writers. `setseed` is left out on purpose (it changes
+    /// session state that later `random()` calls depend on), as are `nextval`/`setval`.
+    pub const DEFAULT_READ_VOLATILE_ALLOWLIST: &'static [&'static str] = &[
+        "random",
+        "random_normal",
+        "gen_random_uuid",
+        "uuidv4",
+        "uuidv7",
+        "clock_timestamp",
+        "timeofday",
+        "pg_sleep",
+        "pg_sleep_for",
+        "pg_sleep_until",
+    ];
+
+    /// A cluster of `servers` with every other key at its default.
+    pub fn with_servers(servers: Vec<ServerConfig>) -> Self {
+        ClusterConfig {
+            servers,
+            load_balancing: LoadBalancing::default(),
+            primary_reads: PrimaryReads::default(),
+            max_lag_bytes: Self::DEFAULT_MAX_LAG_BYTES,
+            max_lag_time: Duration::from_secs(10),
+            health_check_interval: Duration::from_secs(1),
+            lag_check_interval: Duration::from_millis(100),
+            ban_time: Duration::from_secs(5),
+            max_ban_time: Duration::from_secs(60),
+            failover_timeout: Duration::from_secs(30),
+            read_volatile_allowlist: Self::DEFAULT_READ_VOLATILE_ALLOWLIST
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// True when `function` (lower-case, optionally `schema.`-qualified) is allowlisted: an
+    /// unqualified entry matches the name in any schema, a qualified entry only that schema.
+    pub fn allows_volatile_read(&self, function: &str) -> bool {
+        let bare = function.rsplit('.').next().unwrap_or(function);
+        self.read_volatile_allowlist
+            .iter()
+            .any(|entry| entry == function || (!entry.contains('.') && entry == bare))
+    }
+}
+
+/// How a read picks one replica among those that qualify (`clusters.NAME.load_balancing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LoadBalancing {
+    /// `"round_robin"` (default): each qualifying replica in turn.
+    #[default]
+    RoundRobin,
+    /// `"least_connections"`: the replica with the fewest active server connections.
+    LeastConnections,
+    /// `"random"`: a random replica, chosen in proportion to each server's `weight`.
+    Random,
+}
+
+impl LoadBalancing {
+    /// Every value with its config spelling.
+    pub const CHOICES: &'static [(&'static str, LoadBalancing)] = &[
+        ("round_robin", LoadBalancing::RoundRobin),
+        ("least_connections", LoadBalancing::LeastConnections),
+        ("random", LoadBalancing::Random),
+    ];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadBalancing::RoundRobin => "round_robin",
+            LoadBalancing::LeastConnections => "least_connections",
+            LoadBalancing::Random => "random",
+        }
+    }
+}
+
+/// Whether the primary serves reads (`clusters.NAME.primary_reads`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PrimaryReads {
+    /// `"never"`: reads fail when no replica qualifies.
+    Never,
+    /// `"always"`: the primary is one of the read candidates.
+    Always,
+    /// `"fallback"` (default): the primary serves reads only when no replica qualifies.
+    #[default]
+    Fallback,
+}
+
+impl PrimaryReads {
+    /// Every value with its config spelling.
+    pub const CHOICES: &'static [(&'static str, PrimaryReads)] = &[
+        ("never", PrimaryReads::Never),
+        ("always", PrimaryReads::Always),
+        ("fallback", PrimaryReads::Fallback),
+    ];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrimaryReads::Never => "never",
+            PrimaryReads::Always => "always",
+            PrimaryReads::Fallback => "fallback",
+        }
+    }
+}
+
+/// Where a user's statements go unless a hint or `SET pgfleet.role` says otherwise
+/// (`users.NAME.default_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DefaultRole {
+    /// `"auto"` (default): classify each statement; reads may go to a replica.
+    #[default]
+    Auto,
+    /// `"primary"`: every statement goes to the primary.
+    Primary,
+    /// `"replica"`: statements go to a replica; writes still go to the primary (pgfleet never
+    /// sends a write to a replica).
+    Replica,
+}
+
+impl DefaultRole {
+    /// Every value with its config spelling.
+    pub const CHOICES: &'static [(&'static str, DefaultRole)] = &[
+        ("auto", DefaultRole::Auto),
+        ("primary", DefaultRole::Primary),
+        ("replica", DefaultRole::Replica),
+    ];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultRole::Auto => "auto",
+            DefaultRole::Primary => "primary",
+            DefaultRole::Replica => "replica",
+        }
+    }
+}
+
+/// How stale a read may be (`users.NAME.default_consistency`, `SET pgfleet.consistency`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// `"eventual"` (default): any healthy replica within the cluster's `max_lag_*`.
+    #[default]
+    Eventual,
+    /// `"bounded"`: only replicas whose lag is under the session's `pgfleet.max_staleness`.
+    Bounded,
+    /// `"read_your_writes"`: only replicas that have replayed the session's last commit LSN.
+    ReadYourWrites,
+    /// `"strong"`: the primary only.
+    Strong,
+}
+
+impl Consistency {
+    /// Every value with its config spelling.
+    pub const CHOICES: &'static [(&'static str, Consistency)] = &[
+        ("eventual", Consistency::Eventual),
+        ("bounded", Consistency::Bounded),
+        ("read_your_writes", Consistency::ReadYourWrites),
+        ("strong", Consistency::Strong),
+    ];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Eventual => "eventual",
+            Consistency::Bounded => "bounded",
+            Consistency::ReadYourWrites => "read_your_writes",
+            Consistency::Strong => "strong",
+        }
+    }
 }
 
 /// One PostgreSQL server (endpoint) of a cluster.
@@ -236,6 +437,10 @@ pub struct UserConfig {
     pub admin: bool,
     /// Pool overrides for this user (win over database overrides).
     pub pool: PoolOverrides,
+    /// Where this user's statements go by default; `Auto` classifies each statement.
+    pub default_role: DefaultRole,
+    /// This user's consistency level until a session or statement chooses another.
+    pub default_consistency: Consistency,
 }
 
 impl fmt::Debug for UserConfig {
@@ -250,6 +455,8 @@ impl fmt::Debug for UserConfig {
             )
             .field("admin", &self.admin)
             .field("pool", &self.pool)
+            .field("default_role", &self.default_role)
+            .field("default_consistency", &self.default_consistency)
             .finish()
     }
 }

@@ -46,6 +46,16 @@ pub(crate) struct RawCluster {
     /// Kept as a value so that a non-array (e.g. `[clusters.main.servers]` written as a table)
     /// is reported at its path instead of failing the whole file; items become [`RawServer`]s.
     pub servers: Leaf,
+    pub load_balancing: Leaf,
+    pub primary_reads: Leaf,
+    pub max_lag_bytes: Leaf,
+    pub max_lag_time: Leaf,
+    pub health_check_interval: Leaf,
+    pub lag_check_interval: Leaf,
+    pub ban_time: Leaf,
+    pub max_ban_time: Leaf,
+    pub failover_timeout: Leaf,
+    pub read_volatile_allowlist: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -73,5 +83,7 @@ pub(crate) struct RawUser {
     pub server_user: Leaf,
     pub server_password: Leaf,
     pub admin: Leaf,
+    pub default_role: Leaf,
+    pub default_consistency: Leaf,
     pub pool: RawPool,
 }

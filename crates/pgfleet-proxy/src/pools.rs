@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use pgfleet_config::{Config, PoolMode, PoolSettings, Secret, ServerRole};
-use pgfleet_pool::{Pool, PoolStats, Settings};
+use pgfleet_pool::{Pool, Settings};
+
+/// Gauges and counters of one pool (re-exported for the admin console).
+pub use pgfleet_pool::PoolStats;
 
 use crate::server::{ServerManager, ServerRegistry, ServerTarget};
 use crate::ProxyError;
