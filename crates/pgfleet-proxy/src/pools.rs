@@ -54,7 +54,7 @@ impl PoolEntry {
 /// All pools of the process.
 #[derive(Default)]
 pub struct Pools {
-    map: RwLock<HashMap<PoolKey, Arc<PoolEntry>>>,
+    map: RwLock<HashMap<PoolKey, Arc<DatabasePools>>>,
     /// Open server connections (SHOW SERVERS).
     pub servers: Arc<ServerRegistry>,
 }
@@ -70,98 +70,179 @@ fn pool_settings(s: &PoolSettings) -> Settings {
     }
 }
 
-/// Where (user, database)'s connections go according to `config`: the cluster's primary (read/write
-/// splitting over replicas is the replication feature's job).
-pub fn target_for(config: &Config, user: &str, database: &str) -> Option<ServerTarget> {
+/// Where (user, database)'s connections go according to `config`: one target per server of the
+/// database's cluster, in the cluster's order (index = endpoint number).
+pub fn targets_for(config: &Config, user: &str, database: &str) -> Option<Vec<ServerTarget>> {
     let db = config.databases.get(database)?;
     let u = config.users.get(user)?;
     let cluster = config.clusters.get(&db.cluster)?;
-    let server = cluster
-        .servers
-        .iter()
-        .find(|s| s.role == ServerRole::Primary)
-        .or_else(|| cluster.servers.iter().find(|s| s.role == ServerRole::Auto))
-        .or_else(|| cluster.servers.first())?;
     let password = u.server_password.clone().or_else(|| match &u.password {
         Some(Secret::Plain(p)) => Some(p.clone()),
         _ => None,
     });
     let settings = config.pool_settings(user, database);
-    Some(ServerTarget {
-        host: server.host.clone(),
-        port: server.port,
-        database: db.server_database.clone(),
-        user: u.server_user.clone(),
-        password,
-        pool_user: user.to_owned(),
-        pool_database: database.to_owned(),
-        prepared_capacity: settings.prepared_statements_cache,
-    })
+    Some(
+        cluster
+            .servers
+            .iter()
+            .map(|server| ServerTarget {
+                host: server.host.clone(),
+                port: server.port,
+                database: db.server_database.clone(),
+                user: u.server_user.clone(),
+                password: password.clone(),
+                pool_user: user.to_owned(),
+                pool_database: database.to_owned(),
+                prepared_capacity: settings.prepared_statements_cache,
+            })
+            .collect(),
+    )
+}
+
+/// The configured primary of a cluster: the server with role "primary", else the first "auto" one,
+/// else the first. (Observed roles from the replication monitor take precedence once known.)
+pub fn configured_primary(config: &Config, database: &str) -> usize {
+    let Some(cluster) = config
+        .databases
+        .get(database)
+        .and_then(|db| config.clusters.get(&db.cluster))
+    else {
+        return 0;
+    };
+    cluster
+        .servers
+        .iter()
+        .position(|s| s.role == ServerRole::Primary)
+        .or_else(|| {
+            cluster
+                .servers
+                .iter()
+                .position(|s| s.role == ServerRole::Auto)
+        })
+        .unwrap_or(0)
+}
+
+/// The pools of one (user, database): one per endpoint of its cluster.
+pub struct DatabasePools {
+    /// (user, database).
+    pub key: PoolKey,
+    /// The cluster's name.
+    pub cluster: String,
+    /// One pool per server of the cluster, in the cluster's order.
+    pub endpoints: Vec<Arc<PoolEntry>>,
+    /// Index of the configured primary.
+    pub configured_primary: usize,
+}
+
+impl DatabasePools {
+    /// The pool of endpoint `i` (the configured primary when out of range).
+    pub fn endpoint(&self, i: usize) -> &Arc<PoolEntry> {
+        // Invariant: a cluster has at least one server (config validation), so index
+        // `configured_primary` exists.
+        self.endpoints
+            .get(i)
+            .unwrap_or(&self.endpoints[self.configured_primary])
+    }
+
+    /// Transaction or session pooling (the same for every endpoint).
+    pub fn mode(&self) -> PoolMode {
+        self.endpoint(self.configured_primary).mode()
+    }
 }
 
 impl Pools {
-    /// The pool for (user, database), created on first use.
+    /// The pools for (user, database), created on first use.
     pub fn get(
         &self,
         config: &Config,
         user: &str,
         database: &str,
-    ) -> Result<Arc<PoolEntry>, ProxyError> {
+    ) -> Result<Arc<DatabasePools>, ProxyError> {
         let key = (user.to_owned(), database.to_owned());
         if let Some(e) = self.map.read().get(&key) {
             return Ok(e.clone());
         }
-        let target = target_for(config, user, database).ok_or_else(|| ProxyError::Client {
-            code: "3D000",
-            message: format!("no pool for user `{user}` and database `{database}` in the config"),
-        })?;
+        let targets = targets_for(config, user, database)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ProxyError::Client {
+                code: "3D000",
+                message: format!(
+                    "no pool for user `{user}` and database `{database}` in the config"
+                ),
+            })?;
         let settings = config.pool_settings(user, database);
+        let cluster = config
+            .databases
+            .get(database)
+            .map(|d| d.cluster.clone())
+            .unwrap_or_default();
         let mut map = self.map.write();
         let entry = map
             .entry(key.clone())
             .or_insert_with(|| {
-                Arc::new(PoolEntry {
-                    key,
-                    pool: Pool::new(
-                        ServerManager {
-                            target,
-                            registry: self.servers.clone(),
-                        },
-                        pool_settings(&settings),
-                    ),
-                    settings: Mutex::new(settings),
-                    server_params: Mutex::new(None),
+                let endpoints = targets
+                    .into_iter()
+                    .map(|target| {
+                        Arc::new(PoolEntry {
+                            key: key.clone(),
+                            pool: Pool::new(
+                                ServerManager {
+                                    target,
+                                    registry: self.servers.clone(),
+                                },
+                                pool_settings(&settings),
+                            ),
+                            settings: Mutex::new(settings.clone()),
+                            server_params: Mutex::new(None),
+                        })
+                    })
+                    .collect();
+                Arc::new(DatabasePools {
+                    key: key.clone(),
+                    cluster,
+                    endpoints,
+                    configured_primary: configured_primary(config, database),
                 })
             })
             .clone();
         Ok(entry)
     }
 
-    /// Every pool.
+    /// Every pool of every endpoint, sorted by (user, database), then endpoint order.
     pub fn list(&self) -> Vec<Arc<PoolEntry>> {
-        let mut v: Vec<_> = self.map.read().values().cloned().collect();
-        v.sort_by(|a, b| a.key.cmp(&b.key));
-        v
+        let mut dbs: Vec<_> = self.map.read().values().cloned().collect();
+        dbs.sort_by(|a, b| a.key.cmp(&b.key));
+        dbs.iter()
+            .flat_map(|d| d.endpoints.iter().cloned())
+            .collect()
     }
 
-    /// Applies a new config: changed sizes/timeouts in place; a changed target (server, database,
-    /// credentials) or a removed user/database closes the pool, to be re-created on next use.
+    /// Applies a new config: changed sizes/timeouts in place; a changed target (servers, database,
+    /// credentials) or a removed user/database closes the pools, to be re-created on next use.
     pub fn reconcile(&self, config: &Config) {
         let mut map = self.map.write();
-        map.retain(
-            |(user, database), entry| match target_for(config, user, database) {
-                Some(t) if t == entry.pool.manager().target => {
-                    let s = config.pool_settings(user, database);
-                    entry.pool.set_settings(pool_settings(&s));
-                    *entry.settings.lock() = s;
-                    true
+        map.retain(|(user, database), db| {
+            let same = targets_for(config, user, database).is_some_and(|targets| {
+                targets.len() == db.endpoints.len()
+                    && targets
+                        .iter()
+                        .zip(&db.endpoints)
+                        .all(|(t, e)| *t == e.pool.manager().target)
+                    && configured_primary(config, database) == db.configured_primary
+            });
+            if same {
+                let s = config.pool_settings(user, database);
+                for e in &db.endpoints {
+                    e.pool.set_settings(pool_settings(&s));
+                    *e.settings.lock() = s.clone();
                 }
-                _ => {
-                    entry.pool.close();
-                    false
+            } else {
+                for e in &db.endpoints {
+                    e.pool.close();
                 }
-            },
-        );
+            }
+            same
+        });
     }
 
     /// Runs pool maintenance (idle timeouts, lifetimes, min_idle) once over every pool.
@@ -173,7 +254,7 @@ impl Pools {
 
     /// Closes every pool (shutdown).
     pub fn close_all(&self) {
-        for entry in self.map.read().values() {
+        for entry in self.list() {
             entry.pool.close();
         }
     }

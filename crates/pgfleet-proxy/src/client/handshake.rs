@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use super::auth_flow::authenticate;
 use super::ClientConn;
 use crate::console::run_console;
-use crate::pools::PoolEntry;
+use crate::pools::{DatabasePools, PoolEntry};
 use crate::runtime::Runtime;
 use crate::session::{Session, SessionParams};
 use crate::stats::Stats;
@@ -54,7 +54,7 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
     };
     let mut client = ClientConn::new(stream, rbuf, max);
     match tokio::time::timeout(LOGIN_TIMEOUT, login(&rt, &mut client, &params)).await {
-        Ok(Ok(Some(entry))) => {
+        Ok(Ok(Some(pools))) => {
             let user = param(&params, "user").unwrap_or_default();
             let database = param(&params, "database").unwrap_or(user);
             let app = param(&params, "application_name").unwrap_or_default();
@@ -64,7 +64,7 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
             if let Err(e) = greet(
                 &rt,
                 &mut client,
-                &entry,
+                pools.endpoint(pools.configured_primary),
                 &session_params,
                 registered.info.cancel_key,
             )
@@ -75,7 +75,7 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
                 return;
             }
             let mut session =
-                Session::new(&rt, client, registered.info.clone(), entry, session_params);
+                Session::new(&rt, client, registered.info.clone(), pools, session_params);
             session.run().await;
         }
         Ok(Ok(None)) => {}
@@ -157,7 +157,7 @@ async fn login(
     rt: &Arc<Runtime>,
     client: &mut ClientConn,
     params: &[(String, String)],
-) -> Result<Option<Arc<PoolEntry>>, ProxyError> {
+) -> Result<Option<Arc<DatabasePools>>, ProxyError> {
     let config = rt.config();
     let Some(user) = param(params, "user") else {
         return Err(ProxyError::Client {

@@ -26,7 +26,7 @@ use crate::client::ClientConn;
 use crate::clients::{ClientInfo, ClientState};
 use crate::execute::exchange::Exchange;
 use crate::execute::request::{PendingEffects, UnnamedStatement};
-use crate::pools::PoolEntry;
+use crate::pools::{DatabasePools, PoolEntry};
 use crate::prepared::StatementDef;
 use crate::runtime::Runtime;
 use crate::server::{ServerConn, ServerManager};
@@ -54,6 +54,9 @@ pub(crate) struct Session<'a> {
     rt: &'a Arc<Runtime>,
     client: ClientConn,
     info: Arc<ClientInfo>,
+    /// The pools of the client's (user, database), one per endpoint.
+    pools: Arc<DatabasePools>,
+    /// The pool of the endpoint the current (or last) transaction uses.
     entry: Arc<PoolEntry>,
     params: SessionParams,
     statements: HashMap<String, Arc<StatementDef>>,
@@ -80,14 +83,15 @@ impl<'a> Session<'a> {
         rt: &'a Arc<Runtime>,
         client: ClientConn,
         info: Arc<ClientInfo>,
-        entry: Arc<PoolEntry>,
+        pools: Arc<DatabasePools>,
         params: SessionParams,
     ) -> Session<'a> {
         Session {
             rt,
             client,
             info,
-            entry,
+            entry: pools.endpoint(pools.configured_primary).clone(),
+            pools,
             params,
             statements: HashMap::new(),
             server: None,
@@ -105,7 +109,7 @@ impl<'a> Session<'a> {
     }
 
     fn session_mode(&self) -> bool {
-        self.entry.mode() == PoolMode::Session
+        self.pools.mode() == PoolMode::Session
     }
 
     /// Serves the client until it leaves, then cleans up its server connection, if any.
@@ -153,7 +157,8 @@ impl<'a> Session<'a> {
                 if frame.tag() == t::PARSE && self.answer_prepare_locally(&frame).await? {
                     continue;
                 }
-                if let Err(e) = self.acquire().await {
+                let endpoint = self.route(&frame);
+                if let Err(e) = self.acquire(endpoint).await {
                     self.fail_request(&frame, &e).await?;
                     continue;
                 }
@@ -173,25 +178,28 @@ impl<'a> Session<'a> {
 
     /// Checks out a server and brings it in line with the session's settings (pipelined ahead of
     /// the client's request, answer swallowed).
-    async fn acquire(&mut self) -> Result<(), ProxyError> {
+    async fn acquire(&mut self, endpoint: usize) -> Result<(), ProxyError> {
         self.info.set_state(ClientState::Waiting);
-        let mut guard = match checkout(self.rt, &self.entry).await {
-            Err(ProxyError::Server(e))
-                if matches!(e, crate::server::ServerError::Connect { .. }) =>
-            {
-                self.info.set_state(ClientState::Idle);
-                return Err(ProxyError::Server(e));
-            }
-            Err(e) if e.sqlstate() == "57P01" && !self.rt.is_shutting_down() => {
-                // The pool was replaced by a reload: use the new one.
+        self.entry = self.pools.endpoint(endpoint).clone();
+        let result = match checkout(self.rt, &self.entry).await {
+            Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
+                // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();
-                self.entry = self
+                self.pools = self
                     .rt
                     .pools
-                    .get(&config, &self.entry.key.0, &self.entry.key.1)?;
-                checkout(self.rt, &self.entry).await?
+                    .get(&config, &self.pools.key.0, &self.pools.key.1)?;
+                self.entry = self.pools.endpoint(endpoint).clone();
+                checkout(self.rt, &self.entry).await
             }
-            other => other?,
+            other => other,
+        };
+        let mut guard = match result {
+            Ok(g) => g,
+            Err(e) => {
+                self.info.set_state(ClientState::Idle);
+                return Err(e);
+            }
         };
         let server: &mut ServerConn = &mut guard;
         server.info.set_active(self.info.id);
@@ -200,6 +208,11 @@ impl<'a> Session<'a> {
         self.exchange.reset();
         self.server = Some(guard);
         Ok(())
+    }
+
+    /// Which endpoint runs the transaction that `first` opens.
+    fn route(&self, _first: &Frame) -> usize {
+        self.pools.configured_primary
     }
 
     /// A request that only prepares statements already accepted by a server (same text, types and
