@@ -3,15 +3,18 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::Config;
+use crate::model::{ClusterConfig, Config, ServerConfig};
 
 /// Differences between a running config and a newly loaded one.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ReloadDiff {
     /// (user, database) pairs present in both configs whose effective pool settings differ.
     pub pools_changed: Vec<(String, String)>,
-    /// Clusters added, removed, or whose server list changed.
+    /// Clusters added, removed, or whose server list changed: their pools are reconnected.
     pub clusters_changed: Vec<String>,
+    /// Clusters in both configs with the same servers but other changed keys (load balancing,
+    /// lag limits, check intervals, bans, allowlist): applied in place, no reconnect needed.
+    pub cluster_settings_changed: Vec<String>,
     /// Databases added, removed, or whose cluster, server database or overrides changed.
     pub databases_changed: Vec<String>,
     /// Users added, removed, or whose settings (credentials, admin, overrides) changed.
@@ -51,7 +54,19 @@ impl Config {
         }
         ReloadDiff {
             pools_changed,
-            clusters_changed: changed_keys(&self.clusters, &new.clusters),
+            clusters_changed: changed_keys(
+                &server_lists(&self.clusters),
+                &server_lists(&new.clusters),
+            ),
+            cluster_settings_changed: changed_keys(&self.clusters, &new.clusters)
+                .into_iter()
+                .filter(
+                    |name| match (self.clusters.get(name), new.clusters.get(name)) {
+                        (Some(old), Some(new)) => old.servers == new.servers,
+                        _ => false,
+                    },
+                )
+                .collect(),
             databases_changed: changed_keys(&self.databases, &new.databases),
             users_changed: changed_keys(&self.users, &new.users),
             listen_changed: self.proxy.listen != new.proxy.listen,
@@ -62,6 +77,15 @@ impl Config {
             },
         }
     }
+}
+
+fn server_lists(
+    clusters: &std::collections::BTreeMap<String, ClusterConfig>,
+) -> std::collections::BTreeMap<String, &[ServerConfig]> {
+    clusters
+        .iter()
+        .map(|(name, c)| (name.clone(), c.servers.as_slice()))
+        .collect()
 }
 
 fn changed_keys<V: PartialEq>(
@@ -121,5 +145,18 @@ mod tests {
         assert!(diff.users_changed.is_empty());
         assert!(diff.listen_changed && diff.needs_restart());
         assert!(!diff.proxy_changed);
+        assert!(diff.cluster_settings_changed.is_empty());
+    }
+
+    #[test]
+    fn cluster_settings_change_without_reconnect() {
+        let new = BASE.replace(
+            "[databases.app]",
+            "load_balancing = \"random\"\nmax_lag_bytes = \"1MB\"\n[databases.app]",
+        );
+        let diff = load(BASE).diff(&load(&new));
+        assert!(diff.clusters_changed.is_empty(), "{diff:?}");
+        assert_eq!(diff.cluster_settings_changed, vec!["main".to_string()]);
+        assert!(!diff.is_empty());
     }
 }

@@ -3,6 +3,7 @@
 //! Module map, in the order data flows:
 //! - `raw`: the file as serde sees it (leaves kept as TOML values);
 //! - `load`: parse, report unknown keys, check every value and cross-reference → [`Config`];
+//! - `replication`: a cluster's read-routing keys (load balancing, lag, bans, allowlist);
 //! - `reader`: single-value checks (counts, durations, sizes, enums) that record [`Problem`]s;
 //! - [`units`]: duration and byte-size syntax;
 //! - `secret`: password formats ([`Secret`]);
@@ -21,6 +22,7 @@ mod model;
 mod problem;
 mod raw;
 mod reader;
+mod replication;
 mod secret;
 pub mod units;
 

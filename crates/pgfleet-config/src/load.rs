@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::keys::edit_distance;
 use crate::model::{
-    AuthMethod, ClusterConfig, Config, DatabaseConfig, PoolMode, PoolOverrides, PoolSettings,
-    ProxyConfig, ServerConfig, ServerRole, UserConfig,
+    AuthMethod, ClusterConfig, Config, Consistency, DatabaseConfig, DefaultRole, PoolMode,
+    PoolOverrides, PoolSettings, ProxyConfig, ServerConfig, ServerRole, UserConfig,
 };
 use crate::problem::{ConfigErrors, Problem};
 use crate::raw::{RawCluster, RawConfig, RawDatabase, RawPool, RawProxy, RawServer, RawUser};
@@ -276,7 +276,9 @@ fn build_cluster(r: &mut Reader, name: &str, raw: &RawCluster) -> ClusterConfig 
             );
         }
     }
-    ClusterConfig { servers }
+    let mut cluster = ClusterConfig::with_servers(servers);
+    crate::replication::read_replication(r, &prefix, raw, &mut cluster);
+    cluster
 }
 
 fn build_server(r: &mut Reader, prefix: &str, raw: &RawServer) -> ServerConfig {
@@ -431,6 +433,20 @@ fn build_user(r: &mut Reader, name: &str, raw: &RawUser) -> UserConfig {
                 .map(str::to_string)
         });
     let pool = read_pool(r, &format!("{prefix}.pool"), &raw.pool);
+    let default_role = r
+        .choice(
+            &format!("{prefix}.default_role"),
+            &raw.default_role,
+            DefaultRole::CHOICES,
+        )
+        .unwrap_or_default();
+    let default_consistency = r
+        .choice(
+            &format!("{prefix}.default_consistency"),
+            &raw.default_consistency,
+            Consistency::CHOICES,
+        )
+        .unwrap_or_default();
     UserConfig {
         password,
         auth_method,
@@ -442,5 +458,7 @@ fn build_user(r: &mut Reader, name: &str, raw: &RawUser) -> UserConfig {
             .boolean(&format!("{prefix}.admin"), &raw.admin)
             .unwrap_or(false),
         pool,
+        default_role,
+        default_consistency,
     }
 }

@@ -384,7 +384,8 @@ pub struct ServerConfig {
     pub port: u16,
     /// Declared role; `Auto` asks the server (`pg_is_in_recovery()`).
     pub role: ServerRole,
-    /// Relative share of replica reads; default 1, 0 = no reads unless no other replica is up.
+    /// Relative share of reads under random balancing; default 1. With every strategy, weight 0
+    /// means reads only when no candidate of weight above 0 qualifies.
     pub weight: u32,
 }
 

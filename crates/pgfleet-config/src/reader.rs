@@ -120,6 +120,30 @@ impl Reader {
         }
     }
 
+    /// An array of strings, each with its own key path (`<path>.<index>`) for later checks.
+    pub fn string_list(
+        &mut self,
+        path: &str,
+        value: &Option<Value>,
+    ) -> Option<Vec<(String, String)>> {
+        let items = match value.as_ref()? {
+            Value::Array(items) => items,
+            other => {
+                self.wrong_type(path, "an array of strings such as [\"random\"]", other);
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}.{i}");
+            match item {
+                Value::String(s) => out.push((item_path, s.clone())),
+                other => self.wrong_type(&item_path, "a string", other),
+            }
+        }
+        Some(out)
+    }
+
     /// One of `choices` (config spelling, value).
     pub fn choice<T: Copy>(
         &mut self,

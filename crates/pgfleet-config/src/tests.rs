@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::{path_matches, AuthMethod, Config, ConfigErrors, PoolMode, Secret, ServerRole, KEYS};
+use crate::{
+    path_matches, AuthMethod, ClusterConfig, Config, ConfigErrors, Consistency, DefaultRole,
+    LoadBalancing, PoolMode, PrimaryReads, Secret, ServerRole, KEYS,
+};
 
 const GOOD: &str = r#"
 [clusters.main]
@@ -55,6 +58,95 @@ fn defaults() {
     assert_eq!(user.server_user, "app");
     assert_eq!(user.server_password.as_deref(), Some("app"));
     assert!(!user.admin);
+    assert_eq!(user.default_role, DefaultRole::Auto);
+    assert_eq!(user.default_consistency, Consistency::Eventual);
+    let cluster = &c.clusters["main"];
+    assert_eq!(cluster.load_balancing, LoadBalancing::RoundRobin);
+    assert_eq!(cluster.primary_reads, PrimaryReads::Fallback);
+    assert_eq!(cluster.max_lag_bytes, 16 << 20);
+    assert_eq!(cluster.max_lag_time, Duration::from_secs(10));
+    assert_eq!(cluster.health_check_interval, Duration::from_secs(1));
+    assert_eq!(cluster.lag_check_interval, Duration::from_millis(100));
+    assert_eq!(cluster.ban_time, Duration::from_secs(5));
+    assert_eq!(cluster.max_ban_time, Duration::from_secs(60));
+    assert_eq!(cluster.failover_timeout, Duration::from_secs(30));
+    assert!(cluster.allows_volatile_read("random"));
+    assert!(cluster.allows_volatile_read("pg_catalog.random"));
+    assert!(!cluster.allows_volatile_read("setseed"));
+    assert_eq!(
+        *cluster,
+        ClusterConfig::with_servers(cluster.servers.clone())
+    );
+}
+
+#[test]
+fn replication_keys() {
+    let c = load(&format!(
+        "{GOOD}
+[clusters.ro]
+servers = [{{ host = \"a\" }}, {{ host = \"b\", weight = 3 }}]
+load_balancing = \"random\"
+primary_reads = \"never\"
+max_lag_bytes = \"1MB\"
+max_lag_time = \"0s\"
+health_check_interval = \"250ms\"
+lag_check_interval = \"50ms\"
+ban_time = \"1s\"
+max_ban_time = \"1s\"
+failover_timeout = \"0s\"
+read_volatile_allowlist = [\"Random\", \"audit.peek\"]
+[users.reader]
+password = \"r\"
+default_role = \"replica\"
+default_consistency = \"read_your_writes\"
+"
+    ));
+    let ro = &c.clusters["ro"];
+    assert_eq!(ro.load_balancing, LoadBalancing::Random);
+    assert_eq!(ro.primary_reads, PrimaryReads::Never);
+    assert_eq!(ro.max_lag_bytes, 1 << 20);
+    assert_eq!(ro.max_lag_time, Duration::ZERO);
+    assert_eq!(ro.health_check_interval, Duration::from_millis(250));
+    assert_eq!(ro.lag_check_interval, Duration::from_millis(50));
+    assert_eq!(
+        (ro.ban_time, ro.max_ban_time),
+        (Duration::from_secs(1), Duration::from_secs(1))
+    );
+    assert_eq!(ro.failover_timeout, Duration::ZERO);
+    assert_eq!(ro.read_volatile_allowlist, vec!["random", "audit.peek"]);
+    assert!(ro.allows_volatile_read("audit.peek"));
+    assert!(
+        !ro.allows_volatile_read("peek"),
+        "qualified entries match only their schema"
+    );
+    assert!(
+        !ro.allows_volatile_read("gen_random_uuid"),
+        "the key replaces the default"
+    );
+    let reader = &c.users["reader"];
+    assert_eq!(reader.default_role, DefaultRole::Replica);
+    assert_eq!(reader.default_consistency, Consistency::ReadYourWrites);
+
+    let empty = load(&format!(
+        "{GOOD}[clusters.e]\nservers = [{{ host = \"a\" }}]\nread_volatile_allowlist = []\n"
+    ));
+    assert!(empty.clusters["e"].read_volatile_allowlist.is_empty());
+}
+
+#[test]
+fn enum_spellings_round_trip() {
+    for (name, v) in LoadBalancing::CHOICES {
+        assert_eq!(v.as_str(), *name);
+    }
+    for (name, v) in PrimaryReads::CHOICES {
+        assert_eq!(v.as_str(), *name);
+    }
+    for (name, v) in DefaultRole::CHOICES {
+        assert_eq!(v.as_str(), *name);
+    }
+    for (name, v) in Consistency::CHOICES {
+        assert_eq!(v.as_str(), *name);
+    }
 }
 
 #[test]
@@ -91,6 +183,15 @@ fn bad_configs_report_every_problem_with_its_path() {
         ("bare integer durations", "[pool]\nconnect_timeout = 5\nidle_timeout = \"ten minutes\"\n[proxy]\nshutdown_timeout = 30",
             &["proxy.shutdown_timeout", "pool.connect_timeout", "pool.idle_timeout"]),
         ("bad sizes", "[proxy]\nmax_message_size = \"64 parsecs\"", &["proxy.max_message_size"]),
+        ("bad replication enums", "[clusters.c]\nservers = [{ host = \"a\" }]\nload_balancing = \"fastest\"\nprimary_reads = true\n[users.u]\nauth_method = \"trust\"\ndefault_role = \"standby\"\ndefault_consistency = \"quorum\"",
+            &["clusters.c.load_balancing", "clusters.c.primary_reads", "users.u.default_role", "users.u.default_consistency"]),
+        ("bad lag and intervals", "[clusters.c]\nservers = [{ host = \"a\" }]\nmax_lag_bytes = \"10 parsecs\"\nmax_lag_time = 10\nhealth_check_interval = \"0s\"\nlag_check_interval = \"0ms\"\nfailover_timeout = \"soon\"",
+            &["clusters.c.max_lag_bytes", "clusters.c.max_lag_time", "clusters.c.health_check_interval", "clusters.c.lag_check_interval", "clusters.c.failover_timeout"]),
+        ("max_ban_time below ban_time", "[clusters.c]\nservers = [{ host = \"a\" }]\nban_time = \"10s\"\nmax_ban_time = \"5s\"\n[clusters.d]\nservers = [{ host = \"a\" }]\nban_time = \"2m\"\n[clusters.e]\nservers = [{ host = \"a\" }]\nban_time = \"0s\"",
+            &["clusters.c.max_ban_time", "clusters.d.ban_time", "clusters.e.ban_time"]),
+        ("bad allowlist", "[clusters.c]\nservers = [{ host = \"a\" }]\nread_volatile_allowlist = [\"random()\", 5, \"nextval\", \"pg_advisory_lock\", \"a b\", \"x.y.z\", \"clock_timestamp\"]\n[clusters.d]\nservers = [{ host = \"a\" }]\nread_volatile_allowlist = \"random\"",
+            &["clusters.c.read_volatile_allowlist.1", "clusters.c.read_volatile_allowlist.0", "clusters.c.read_volatile_allowlist.2", "clusters.c.read_volatile_allowlist.3", "clusters.c.read_volatile_allowlist.4", "clusters.c.read_volatile_allowlist.5", "clusters.d.read_volatile_allowlist"]),
+        ("replication key misspelled", "[clusters.c]\nservers = [{ host = \"a\" }]\nmax_lag_byte = \"1MB\"", &["clusters.c.max_lag_byte"]),
         ("bad enums and types", "[pool]\npool_mode = \"statement\"\nprepared_statements_cache = -1\n[users.u]\nauth_method = \"ldap\"\nadmin = \"yes\"\npassword = 5",
             &["pool.pool_mode", "pool.prepared_statements_cache", "users.u.password", "users.u.auth_method", "users.u.admin"]),
     ];
@@ -119,6 +220,17 @@ fn messages_are_actionable() {
         "{text}"
     );
     assert_eq!(text.lines().count(), 3);
+
+    let e = errors("[clusters.c]\nservers = [{ host = \"a\" }]\nban_time = \"10s\"\nmax_ban_time = \"5s\"\nread_volatile_allowlist = [\"setseed\", \"random()\"]\nmax_lag_tim = \"1s\"");
+    let text = e.to_string();
+    for want in [
+        "clusters.c.max_lag_tim: unknown key; did you mean `max_lag_time`?",
+        "clusters.c.max_ban_time: max_ban_time (5s) is shorter than ban_time (10s)",
+        "clusters.c.read_volatile_allowlist.0: `setseed` changes session or database state",
+        "clusters.c.read_volatile_allowlist.1: write the function name without parentheses: \"random\"",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
 
     let e = errors("[pool]\npool_size = 1\n\n[pool.x\n");
     assert!(e.to_string().contains("line 4, column"), "{e}");

@@ -21,6 +21,8 @@ pub(crate) mod execute;
 pub mod listen;
 pub mod pools;
 pub mod prepared;
+pub mod replication;
+pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod session;

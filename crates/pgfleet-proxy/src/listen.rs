@@ -49,6 +49,7 @@ impl Proxy {
         let rt = self.rt.clone();
         let open = Arc::new(AtomicUsize::new(0));
         let maintenance = tokio::spawn(maintain(rt.clone()));
+        let monitors = crate::replication::monitor::spawn_all(&rt);
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
@@ -86,6 +87,9 @@ impl Proxy {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         maintenance.abort();
+        for m in monitors {
+            m.abort();
+        }
         rt.pools.close_all();
     }
 }

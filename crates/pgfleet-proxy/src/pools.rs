@@ -11,6 +11,7 @@ use pgfleet_pool::{Pool, Settings};
 /// Gauges and counters of one pool (re-exported for the admin console).
 pub use pgfleet_pool::PoolStats;
 
+use crate::replication::{ClusterState, Clusters};
 use crate::server::{ServerManager, ServerRegistry, ServerTarget};
 use crate::ProxyError;
 
@@ -132,6 +133,8 @@ pub struct DatabasePools {
     pub endpoints: Vec<Arc<PoolEntry>>,
     /// Index of the configured primary.
     pub configured_primary: usize,
+    /// The cluster's replication state (roles, health, lag) shared with the monitor.
+    pub state: Option<Arc<ClusterState>>,
 }
 
 impl DatabasePools {
@@ -155,6 +158,7 @@ impl Pools {
     pub fn get(
         &self,
         config: &Config,
+        clusters: &Clusters,
         user: &str,
         database: &str,
     ) -> Result<Arc<DatabasePools>, ProxyError> {
@@ -176,6 +180,7 @@ impl Pools {
             .get(database)
             .map(|d| d.cluster.clone())
             .unwrap_or_default();
+        let cluster_name = cluster.clone();
         let mut map = self.map.write();
         let entry = map
             .entry(key.clone())
@@ -202,6 +207,7 @@ impl Pools {
                     cluster,
                     endpoints,
                     configured_primary: configured_primary(config, database),
+                    state: clusters.get(config, &cluster_name),
                 })
             })
             .clone();
@@ -250,6 +256,17 @@ impl Pools {
         for entry in self.list() {
             entry.pool.maintain().await;
         }
+    }
+
+    /// Checked-out connections per endpoint of `cluster`, summed over every (user, database).
+    pub fn busy_by_endpoint(&self, cluster: &str, endpoints: usize) -> Vec<usize> {
+        let mut busy = vec![0; endpoints];
+        for db in self.map.read().values().filter(|d| d.cluster == cluster) {
+            for (i, e) in db.endpoints.iter().enumerate().take(endpoints) {
+                busy[i] += e.stats().busy;
+            }
+        }
+        busy
     }
 
     /// Closes every pool (shutdown).

@@ -15,6 +15,7 @@ use crate::clients::ClientRegistry;
 use crate::console::Console;
 use crate::pools::Pools;
 use crate::prepared::PreparedRegistry;
+use crate::replication::Clusters;
 use crate::stats::Stats;
 
 /// Everything the data path shares.
@@ -26,6 +27,7 @@ pub struct Runtime {
     pub(crate) prepared: PreparedRegistry,
     pub(crate) clients: ClientRegistry,
     pub(crate) verifiers: VerifierCache,
+    clusters: Clusters,
     stats: Stats,
     paused: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
@@ -53,6 +55,7 @@ impl Runtime {
             prepared: PreparedRegistry::default(),
             clients: ClientRegistry::default(),
             verifiers: VerifierCache::default(),
+            clusters: Clusters::default(),
             stats: Stats::default(),
             paused: watch::channel(false).0,
             shutdown: watch::channel(false).0,
@@ -77,7 +80,13 @@ impl Runtime {
     /// their transaction first) and re-created on next use. Clients stay connected.
     pub fn apply_config(&self, new: Config) {
         self.pools.reconcile(&new);
+        self.clusters.reconcile(&new);
         self.config.store(Arc::new(new));
+    }
+
+    /// Replication state per cluster (SHOW REPLICATION, the router, the monitor).
+    pub fn clusters(&self) -> &Clusters {
+        &self.clusters
     }
 
     /// Counters.

@@ -1,4 +1,6 @@
-//! [`Analyzer`]: prefilter, then a bounded LRU cache of analyses keyed by the exact query text.
+//! [`Analyzer`]: prefilter, then a bounded LRU cache of analyses keyed by the exact query text;
+//! and a second bounded LRU cache of read/write classifications (every query needs one, so it
+//! has no prefilter and its own cache: session analyses must not evict routing decisions).
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -7,6 +9,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::analyze::analyze_uncached;
+use crate::classify::{classify_uncached, Classification};
 use crate::effect::Analysis;
 use crate::prefilter::may_affect_session;
 
@@ -18,15 +21,19 @@ pub const MAX_CACHED_TEXT: usize = 16 * 1024;
 pub struct Analyzer {
     /// `None` when created with capacity 0 (no caching).
     cache: Option<Mutex<LruCache<Box<str>, Arc<Analysis>>>>,
+    /// Classifications by exact text; `None` when created with capacity 0.
+    classes: Option<Mutex<LruCache<Box<str>, Arc<Classification>>>>,
     /// Returned for every text the prefilter rules out, so those cost no allocation.
     empty: Arc<Analysis>,
 }
 
 impl Analyzer {
-    /// An analyzer caching up to `cache_capacity` texts (0 disables the cache).
+    /// An analyzer caching up to `cache_capacity` texts in each of its two caches (session
+    /// analyses and classifications; 0 disables both).
     pub fn new(cache_capacity: usize) -> Analyzer {
         Analyzer {
             cache: NonZeroUsize::new(cache_capacity).map(|c| Mutex::new(LruCache::new(c))),
+            classes: NonZeroUsize::new(cache_capacity).map(|c| Mutex::new(LruCache::new(c))),
             empty: Arc::new(Analysis::default()),
         }
     }
@@ -55,12 +62,34 @@ impl Analyzer {
     pub fn cache_len(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.lock().len())
     }
+
+    /// The read/write classification of `sql`, cached by exact text. A hit costs one hash of
+    /// the text, a short lock and an `Arc` clone; the lock is not held while parsing (two
+    /// threads may classify the same new text once each; both results are equal).
+    pub fn classify(&self, sql: &str) -> Arc<Classification> {
+        let cache = match &self.classes {
+            Some(cache) if sql.len() <= MAX_CACHED_TEXT => cache,
+            _ => return Arc::new(classify_uncached(sql)),
+        };
+        if let Some(hit) = cache.lock().get(sql) {
+            return Arc::clone(hit);
+        }
+        let class = Arc::new(classify_uncached(sql));
+        cache.lock().put(sql.into(), Arc::clone(&class));
+        class
+    }
+
+    /// Number of cached classifications.
+    pub fn classify_cache_len(&self) -> usize {
+        self.classes.as_ref().map_or(0, |c| c.lock().len())
+    }
 }
 
 impl std::fmt::Debug for Analyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analyzer")
             .field("cache_len", &self.cache_len())
+            .field("classify_cache_len", &self.classify_cache_len())
             .finish()
     }
 }

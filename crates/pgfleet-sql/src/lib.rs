@@ -1,4 +1,5 @@
-//! SQL analysis on the real PostgreSQL grammar (pg_query): which statements change session state.
+//! SQL analysis on the real PostgreSQL grammar (pg_query): which statements change session state,
+//! and which may run on a replica (read/write splitting).
 //!
 //! In transaction pooling a client's statements run on whichever server is free, so the proxy must
 //! know, per SQL text, what a statement does to the *session*: remember and replay settings, pin
@@ -9,18 +10,29 @@
 //! - [`analyze`]: parse with pg_query and classify each top-level statement.
 //! - `walk` (+ generated `children`): explicit-stack walk over every node of a statement.
 //! - [`effect`]: the result types ([`SessionEffect`], [`PinReason`], [`TransactionOp`], [`Analysis`]).
-//! - [`cache`]: the [`Analyzer`], prefilter + bounded LRU cache of analyses keyed by exact text.
+//! - [`cache`]: the [`Analyzer`], prefilter + bounded LRU cache of analyses keyed by exact text,
+//!   and a second bounded LRU cache of classifications ([`Analyzer::classify`]).
+//! - [`classify`]: read/write classification ([`Classification`], [`Target`], [`WriteReason`],
+//!   [`TxControl`]): may a replica serve this text, or must the primary?
+//! - `read_walk`: explicit-stack walk of a read statement for hidden writes (FOR UPDATE, modifying
+//!   CTEs, SELECT INTO, nextval/setval, advisory locks) and its function calls.
+//! - [`hint`]: `/* pgfleet: role=… consistency=… */` comment hints ([`Hints`]).
 #![forbid(unsafe_code)]
 
 pub mod analyze;
 pub mod cache;
 #[allow(clippy::all)]
 mod children;
+pub mod classify;
 pub mod effect;
+pub mod hint;
 pub mod prefilter;
+mod read_walk;
 mod walk;
 
 pub use analyze::analyze_uncached;
 pub use cache::Analyzer;
+pub use classify::{classify_uncached, Classification, Target, TxControl, WriteReason};
 pub use effect::{Analysis, PinReason, SessionEffect, TransactionOp};
+pub use hint::{parse_hints, Hints};
 pub use prefilter::may_affect_session;

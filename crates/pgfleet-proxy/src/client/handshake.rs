@@ -192,7 +192,9 @@ async fn login(
             message: format!("database \"{database}\" does not exist"),
         });
     }
-    rt.pools.get(&config, user, database).map(Some)
+    rt.pools
+        .get(&config, rt.clusters(), user, database)
+        .map(Some)
 }
 
 /// Sends the server's parameters (with the client's own values where it set them), a cancel key and

@@ -82,6 +82,13 @@ pub(crate) struct UnnamedStatement {
     param_types: Vec<u32>,
 }
 
+impl UnnamedStatement {
+    /// Its SQL text.
+    pub(crate) fn query(&self) -> &str {
+        &self.query
+    }
+}
+
 fn synthetic(f: impl FnOnce(&mut BytesMut)) -> Expect {
     let mut b = BytesMut::new();
     f(&mut b);

@@ -62,6 +62,14 @@ pub enum ServerError {
         /// Message type.
         tag: u8,
     },
+    /// One of pgfleet's own queries failed on the server.
+    #[error("query on server {addr} failed: {}", fields.get(b'M').unwrap_or("no message"))]
+    Query {
+        /// host:port.
+        addr: String,
+        /// The server's error.
+        fields: ErrorFields,
+    },
     /// Reading or writing the socket failed, or the server closed it.
     #[error("lost connection to server {addr}: {source}")]
     Io {
@@ -92,6 +100,7 @@ impl ServerError {
             ServerError::Login { .. } | ServerError::NoPassword { .. } => "08004",
             ServerError::UnsupportedAuth { .. } | ServerError::Scram { .. } => "08004",
             ServerError::Protocol { .. } | ServerError::Unexpected { .. } => "08P01",
+            ServerError::Query { .. } => "XX000",
             ServerError::Io { .. } => "08006",
         }
     }

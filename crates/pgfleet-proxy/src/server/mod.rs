@@ -5,9 +5,12 @@ mod conn;
 mod error;
 mod login;
 mod manager;
+mod query;
 mod state;
 
 pub(crate) use conn::MAX_SERVER_MESSAGE;
 pub use conn::{ServerConn, ServerInfo, ServerState};
 pub use error::ServerError;
+pub(crate) use login::login;
 pub use manager::{ServerManager, ServerRegistry, ServerTarget};
+pub use query::Rows;

@@ -6,6 +6,7 @@ mod checkout;
 mod cleanup;
 mod params;
 mod pump;
+mod routing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::execute::exchange::Exchange;
 use crate::execute::request::{PendingEffects, UnnamedStatement};
 use crate::pools::{DatabasePools, PoolEntry};
 use crate::prepared::StatementDef;
+use crate::route::RoleOverride;
 use crate::runtime::Runtime;
 use crate::server::{ServerConn, ServerManager};
 use crate::stats::Stats;
@@ -73,6 +75,8 @@ pub(crate) struct Session<'a> {
     server_broken: bool,
     /// The client's unnamed statement (its last `Parse ""`).
     unnamed: Option<Arc<UnnamedStatement>>,
+    /// The user's `default_role` (a `SET pgfleet.role` overrides it).
+    default_role: RoleOverride,
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
@@ -86,6 +90,15 @@ impl<'a> Session<'a> {
         pools: Arc<DatabasePools>,
         params: SessionParams,
     ) -> Session<'a> {
+        let default_role =
+            rt.config()
+                .users
+                .get(&info.user)
+                .map_or(RoleOverride::Auto, |u| match u.default_role {
+                    pgfleet_config::DefaultRole::Auto => RoleOverride::Auto,
+                    pgfleet_config::DefaultRole::Primary => RoleOverride::Primary,
+                    pgfleet_config::DefaultRole::Replica => RoleOverride::Replica,
+                });
         Session {
             rt,
             client,
@@ -103,6 +116,7 @@ impl<'a> Session<'a> {
             orphan_until_sync: false,
             server_broken: false,
             unnamed: None,
+            default_role,
             to_server: BytesMut::new(),
             to_client: BytesMut::new(),
         }
@@ -157,8 +171,7 @@ impl<'a> Session<'a> {
                 if frame.tag() == t::PARSE && self.answer_prepare_locally(&frame).await? {
                     continue;
                 }
-                let endpoint = self.route(&frame);
-                if let Err(e) = self.acquire(endpoint).await {
+                if let Err(e) = self.route_and_acquire(&frame).await {
                     self.fail_request(&frame, &e).await?;
                     continue;
                 }
@@ -185,10 +198,12 @@ impl<'a> Session<'a> {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();
-                self.pools = self
-                    .rt
-                    .pools
-                    .get(&config, &self.pools.key.0, &self.pools.key.1)?;
+                self.pools = self.rt.pools.get(
+                    &config,
+                    self.rt.clusters(),
+                    &self.pools.key.0,
+                    &self.pools.key.1,
+                )?;
                 self.entry = self.pools.endpoint(endpoint).clone();
                 checkout(self.rt, &self.entry).await
             }
@@ -210,9 +225,21 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Which endpoint runs the transaction that `first` opens.
-    fn route(&self, _first: &Frame) -> usize {
-        self.pools.configured_primary
+    /// Routes the transaction `first` opens and checks out a server there. A replica that refuses
+    /// the connection is banned and the request routed once more (nothing has run yet).
+    async fn route_and_acquire(&mut self, first: &Frame) -> Result<(), ProxyError> {
+        let (endpoint, target) = self.route(first).await?;
+        match self.acquire(endpoint).await {
+            Err(ProxyError::Server(e))
+                if e.before_any_query() && target == pgfleet_sql::Target::Replica =>
+            {
+                tracing::warn!(client = self.info.id, error = %e, "replica refused a connection; routing again");
+                self.endpoint_failed(endpoint);
+                let (endpoint, _) = self.route(first).await?;
+                self.acquire(endpoint).await
+            }
+            other => other,
+        }
     }
 
     /// A request that only prepares statements already accepted by a server (same text, types and

@@ -1,0 +1,234 @@
+//! The replication monitor: one task per cluster with more than one server. Every
+//! `lag_check_interval` it asks each endpoint for its role and WAL position over its own
+//! connection, bans endpoints that fail (with backoff), and every 30 s reloads the list of
+//! volatile functions from the primary's `pg_proc`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgfleet_config::Config;
+
+use super::state::ClusterState;
+use super::{Lsn, ObservedRole};
+use crate::pools::targets_for;
+use crate::route::VolatileCatalog;
+use crate::runtime::Runtime;
+use crate::server::{login, ServerConn, ServerError, ServerTarget};
+
+/// Role, WAL position (replay position on a replica, write position on a primary) and replay lag.
+const PROBE_SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
+     CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() \
+          ELSE pg_catalog.pg_current_wal_lsn() END, \
+     CASE WHEN pg_catalog.pg_is_in_recovery() \
+               AND pg_catalog.pg_last_wal_receive_lsn() IS DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn() \
+          THEN COALESCE(extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp()), 0) \
+          ELSE 0 END";
+
+const CATALOG_SQL: &str = "SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p \
+     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.provolatile = 'v'";
+
+const CATALOG_REFRESH: Duration = Duration::from_secs(30);
+
+/// Who the monitor logs in as: the first database (by name) on the cluster and the first user (by
+/// name) pgfleet has a server password for (or, failing that, the first user).
+pub fn monitor_targets(config: &Config, cluster: &str) -> Option<Vec<ServerTarget>> {
+    let database = config
+        .databases
+        .iter()
+        .find(|(_, d)| d.cluster == cluster)?
+        .0;
+    let mut fallback = None;
+    for user in config.users.keys() {
+        if let Some(targets) = targets_for(config, user, database) {
+            if targets.first().is_some_and(|t| t.password.is_some()) {
+                return Some(targets);
+            }
+            fallback.get_or_insert(targets);
+        }
+    }
+    fallback
+}
+
+/// What one probe found.
+enum Probe {
+    /// Banned: not probed this round.
+    Skipped,
+    /// Answered.
+    Ok {
+        in_recovery: bool,
+        lsn: Option<Lsn>,
+        lag: Duration,
+    },
+    /// Failed to connect or answer: the endpoint is banned.
+    Failed(String),
+    /// The server refused the monitor's login (credentials or database): a configuration
+    /// problem, not a sign the endpoint is down, so nothing is banned.
+    Refused(String),
+}
+
+async fn probe(
+    slot: &mut Option<ServerConn>,
+    target: &ServerTarget,
+    skip: bool,
+    timeout: Duration,
+) -> Probe {
+    if skip {
+        return Probe::Skipped;
+    }
+    let attempt = async {
+        let conn = match slot {
+            Some(c) => c,
+            None => slot.insert(login(target, 1).await?),
+        };
+        conn.simple_query(PROBE_SQL).await
+    };
+    let rows = match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            *slot = None;
+            let refused = matches!(&e, ServerError::Login { fields, .. }
+                if fields.code().is_some_and(|c| c.starts_with("28") || c.starts_with("3D")))
+                || matches!(
+                    e,
+                    ServerError::NoPassword { .. }
+                        | ServerError::UnsupportedAuth { .. }
+                        | ServerError::Scram { .. }
+                );
+            return if refused {
+                Probe::Refused(e.to_string())
+            } else {
+                Probe::Failed(e.to_string())
+            };
+        }
+        Err(_) => {
+            *slot = None;
+            return Probe::Failed(format!("no answer within {}ms", timeout.as_millis()));
+        }
+    };
+    let Some([Some(recovery), lsn, lag]) = rows.first().map(|r| {
+        [
+            r.first().cloned().flatten(),
+            r.get(1).cloned().flatten(),
+            r.get(2).cloned().flatten(),
+        ]
+    }) else {
+        return Probe::Failed("unexpected probe result".into());
+    };
+    Probe::Ok {
+        in_recovery: recovery == "t",
+        lsn: lsn.and_then(|l| Lsn::parse(&l).ok()),
+        lag: lag
+            .and_then(|l| l.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::ZERO),
+    }
+}
+
+/// Starts a monitor for every configured cluster with more than one server.
+pub fn spawn_all(rt: &Arc<Runtime>) -> Vec<tokio::task::JoinHandle<()>> {
+    let config = rt.config();
+    config
+        .clusters
+        .iter()
+        .filter(|(_, c)| c.servers.len() > 1)
+        .filter_map(|(name, _)| rt.clusters().get(&config, name))
+        .map(|state| tokio::spawn(run(rt.clone(), state)))
+        .collect()
+}
+
+/// Probes the cluster's endpoints forever (until the task is aborted at shutdown).
+pub async fn run(rt: Arc<Runtime>, state: Arc<ClusterState>) {
+    let mut conns: Vec<Option<ServerConn>> = Vec::new();
+    let mut catalog_loaded_at: Option<Instant> = None;
+    loop {
+        let settings = state.settings.load_full();
+        let config = rt.config();
+        let Some(targets) = monitor_targets(&config, &state.name) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        conns.resize_with(targets.len(), || None);
+        let now = Instant::now();
+        let skip: Vec<bool> = {
+            let view = state.view.read();
+            (0..targets.len())
+                .map(|i| view.endpoints.get(i).is_some_and(|e| !e.is_available(now)))
+                .collect()
+        };
+        let probes = conns
+            .iter_mut()
+            .zip(&targets)
+            .zip(&skip)
+            .map(|((slot, target), &skip)| {
+                probe(slot, target, skip, settings.health_check_interval)
+            });
+        let results = futures::future::join_all(probes).await;
+        let busy = rt.pools.busy_by_endpoint(&state.name, targets.len());
+        let now = Instant::now();
+        {
+            let mut view = state.view.write();
+            let mut primary_lsn = None;
+            for (i, result) in results.iter().enumerate() {
+                let Some(e) = view.endpoints.get_mut(i) else {
+                    continue;
+                };
+                e.active_connections = busy.get(i).copied().unwrap_or(0);
+                match result {
+                    Probe::Skipped => {}
+                    Probe::Refused(why) => {
+                        tracing::error!(cluster = %state.name, endpoint = %e.address, error = %why, "the replication monitor cannot log in; roles stay as configured and nothing is banned");
+                    }
+                    Probe::Failed(why) => {
+                        let ban = e.mark_failure(now);
+                        tracing::warn!(cluster = %state.name, endpoint = %e.address, error = %why, ban_ms = ban.as_millis() as u64, "endpoint failed its check");
+                    }
+                    Probe::Ok {
+                        in_recovery,
+                        lsn,
+                        lag,
+                    } => {
+                        e.mark_healthy();
+                        if *in_recovery {
+                            e.observed_role = ObservedRole::Replica;
+                            e.replay_lsn = *lsn;
+                            e.replay_lag = *lag;
+                        } else {
+                            e.observed_role = ObservedRole::Primary;
+                            e.replay_lsn = *lsn;
+                            e.replay_lag = Duration::ZERO;
+                            primary_lsn = primary_lsn.or(*lsn);
+                        }
+                    }
+                }
+            }
+            view.primary_lsn = primary_lsn;
+        }
+        if catalog_loaded_at.is_none_or(|t| t.elapsed() >= CATALOG_REFRESH) {
+            let primary = state.view.read().primary(now).ok();
+            if let Some(conn) = primary
+                .and_then(|i| conns.get_mut(i))
+                .and_then(Option::as_mut)
+            {
+                match conn.simple_query(CATALOG_SQL).await {
+                    Ok(rows) => {
+                        let pairs = rows
+                            .into_iter()
+                            .filter_map(|r| match (r.first(), r.get(1)) {
+                                (Some(Some(s)), Some(Some(n))) => Some((s.clone(), n.clone())),
+                                _ => None,
+                            });
+                        state
+                            .catalog
+                            .store(Arc::new(VolatileCatalog::from_rows(pairs)));
+                        catalog_loaded_at = Some(Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(cluster = %state.name, error = %e, "loading volatile functions failed")
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(settings.lag_check_interval).await;
+    }
+}

@@ -1,0 +1,180 @@
+//! Choosing the endpoint for the transaction a request opens: classify every statement of the
+//! request (all of it must be buffered, up to its Sync), apply the session's role override and
+//! settings, then ask the cluster view for the primary or a reader.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgfleet_sql::{Classification, Target};
+use pgfleet_wire::frame::peek_header;
+use pgfleet_wire::frontend::{decode_bind, decode_parse, decode_query};
+use pgfleet_wire::tag::frontend as t;
+use pgfleet_wire::Frame;
+
+use super::Session;
+use crate::replication::{pick_reader, ClusterState, PrimaryError};
+use crate::route::{decide, RoleOverride, RouteContext};
+use crate::ProxyError;
+
+/// How often a write waiting for a new primary looks again.
+const FAILOVER_POLL: Duration = Duration::from_millis(50);
+
+impl Session<'_> {
+    /// The endpoint for the transaction `first` opens, and whether it is the primary's.
+    pub(super) async fn route(&self, first: &Frame) -> Result<(usize, Target), ProxyError> {
+        let pools = &self.pools;
+        let Some(state) = pools.state.as_ref().filter(|_| pools.endpoints.len() > 1) else {
+            return Ok((pools.configured_primary, Target::Primary));
+        };
+        let target = match self.classify_request(first)? {
+            Some(statements) => {
+                let settings = state.settings.load();
+                let catalog = state.catalog.load();
+                let refs: Vec<&Classification> = statements.iter().map(Arc::as_ref).collect();
+                let ctx = RouteContext {
+                    role: self.role_override(),
+                    volatile: &catalog,
+                    allowlist: &settings.allowlist,
+                };
+                decide(&refs, &ctx).0
+            }
+            None => Target::Primary,
+        };
+        match target {
+            Target::Primary => Ok((primary(state).await?, Target::Primary)),
+            Target::Replica => {
+                let settings = state.settings.load();
+                let view = state.view.read();
+                pick_reader(
+                    &view,
+                    &settings.read_policy,
+                    state.next_rr(),
+                    state.next_random(),
+                    Instant::now(),
+                )
+                .map(|i| {
+                    (
+                        i,
+                        if view.primary(Instant::now()) == Ok(i) {
+                            Target::Primary
+                        } else {
+                            Target::Replica
+                        },
+                    )
+                })
+                .map_err(|no| ProxyError::Client {
+                    code: "57P03",
+                    message: format!(
+                        "pgfleet: no server of cluster `{}` can serve this read: {no}",
+                        state.name
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Bans an endpoint that refused a connection, so the next route avoids it.
+    pub(super) fn endpoint_failed(&self, endpoint: usize) {
+        if let Some(state) = &self.pools.state {
+            if let Some(e) = state.view.write().endpoints.get_mut(endpoint) {
+                e.mark_failure(Instant::now());
+            }
+        }
+    }
+
+    /// Classifications of every statement of the request `first` opens, or `None` when the request
+    /// is not fully buffered yet or calls a function by OID (FunctionCall): such requests go to
+    /// the primary.
+    fn classify_request(
+        &self,
+        first: &Frame,
+    ) -> Result<Option<Vec<Arc<Classification>>>, ProxyError> {
+        let analyzer = &self.rt.analyzer;
+        let mut out = Vec::new();
+        let mut visit = |f: &Frame| -> Result<Option<bool>, ProxyError> {
+            match f.tag() {
+                t::QUERY => {
+                    out.push(analyzer.classify(decode_query(f)?));
+                    Ok(Some(true))
+                }
+                t::SYNC => Ok(Some(true)),
+                t::FUNCTION_CALL => Ok(None),
+                t::PARSE => {
+                    out.push(analyzer.classify(decode_parse(f)?.query));
+                    Ok(Some(false))
+                }
+                t::BIND => {
+                    let bind = decode_bind(f)?;
+                    let text = if bind.statement.is_empty() {
+                        self.unnamed.as_ref().map(|u| u.query().to_owned())
+                    } else {
+                        self.statements.get(bind.statement).map(|d| d.query.clone())
+                    };
+                    if let Some(text) = text {
+                        out.push(analyzer.classify(&text));
+                    }
+                    Ok(Some(false))
+                }
+                _ => Ok(Some(false)),
+            }
+        };
+        match visit(first)? {
+            None => return Ok(None),
+            Some(true) => return Ok(Some(out)),
+            Some(false) => {}
+        }
+        let mut offset = 0;
+        loop {
+            let rest = &self.client.rbuf[offset..];
+            match peek_header(rest, self.client.max_message)? {
+                Some((_, total)) if rest.len() >= total => {
+                    let frame = Frame::from_raw(bytes::Bytes::copy_from_slice(&rest[..total]));
+                    offset += total;
+                    match visit(&frame)? {
+                        None => return Ok(None),
+                        Some(true) => return Ok(Some(out)),
+                        Some(false) => {}
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    fn role_override(&self) -> RoleOverride {
+        self.params
+            .desired()
+            .get("pgfleet.role")
+            .and_then(|v| RoleOverride::parse(v))
+            .unwrap_or(self.default_role)
+    }
+}
+
+/// The primary's endpoint. With no primary (failover in progress) waits up to `failover_timeout`
+/// for one to appear; two primaries refuse at once, naming both.
+async fn primary(state: &ClusterState) -> Result<usize, ProxyError> {
+    let deadline = Instant::now() + state.settings.load().failover_timeout;
+    loop {
+        let found = state.view.read().primary(Instant::now());
+        match found {
+            Ok(i) => return Ok(i),
+            Err(e @ PrimaryError::SplitBrain { .. }) => {
+                return Err(ProxyError::Client {
+                    code: "57P03",
+                    message: format!("pgfleet: refusing writes to cluster `{}`: {e}", state.name),
+                })
+            }
+            Err(e) if Instant::now() >= deadline => {
+                return Err(ProxyError::Client {
+                    code: "57P03",
+                    message: format!(
+                        "pgfleet: cluster `{}` has had no primary for {}s: {e}",
+                        state.name,
+                        state.settings.load().failover_timeout.as_secs()
+                    ),
+                })
+            }
+            Err(_) => tokio::time::sleep(FAILOVER_POLL).await,
+        }
+    }
+}
