@@ -30,27 +30,32 @@ impl RoleOverride {
     }
 }
 
-/// Functions that may write, learned from `pg_proc` (`provolatile = 'v'`).
+/// Functions known not to write, learned from `pg_proc`: every overload is `IMMUTABLE` or
+/// `STABLE`. Anything else — a volatile function, or one created since the last refresh — counts as
+/// possibly writing, so a new function can never send a write to a replica.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VolatileCatalog {
-    /// Whether the catalog was loaded at least once; before that every function counts as volatile.
-    pub loaded: bool,
-    /// Volatile functions, both as `name` and as `schema.name`, lower-case.
-    pub names: HashSet<String>,
+    /// Non-volatile functions, both as `name` and as `schema.name`, lower-case. An unqualified
+    /// name is only listed when every function of that name in every schema is non-volatile.
+    pub safe: HashSet<String>,
 }
 
 impl VolatileCatalog {
-    /// Builds the catalog from (schema, name) rows.
-    pub fn from_rows(rows: impl IntoIterator<Item = (String, String)>) -> VolatileCatalog {
-        let mut names = HashSet::new();
-        for (schema, name) in rows {
-            names.insert(format!("{}.{}", schema.to_lowercase(), name.to_lowercase()));
-            names.insert(name.to_lowercase());
+    /// Builds the catalog from (schema, name, every overload non-volatile) rows.
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, String, bool)>) -> VolatileCatalog {
+        let mut safe = HashSet::new();
+        let mut unsafe_bare = HashSet::new();
+        for (schema, name, non_volatile) in rows {
+            let (schema, name) = (schema.to_lowercase(), name.to_lowercase());
+            if non_volatile {
+                safe.insert(format!("{schema}.{name}"));
+                safe.insert(name);
+            } else {
+                unsafe_bare.insert(name);
+            }
         }
-        VolatileCatalog {
-            loaded: true,
-            names,
-        }
+        safe.retain(|n| n.contains('.') || !unsafe_bare.contains(n));
+        VolatileCatalog { safe }
     }
 
     /// Whether a function called as `called` (lower-case, maybe schema-qualified) may write, given
@@ -60,7 +65,7 @@ impl VolatileCatalog {
         if allowlist.iter().any(|a| a.eq_ignore_ascii_case(bare)) {
             return false;
         }
-        !self.loaded || self.names.contains(called)
+        !self.safe.contains(called)
     }
 }
 
@@ -136,9 +141,12 @@ mod tests {
     #[test]
     fn routes() {
         let cat = VolatileCatalog::from_rows([
-            ("public".to_owned(), "bump".to_owned()),
-            ("pg_catalog".to_owned(), "random".to_owned()),
-            ("pg_catalog".to_owned(), "nextval".to_owned()),
+            ("public".to_owned(), "bump".to_owned(), false),
+            ("pg_catalog".to_owned(), "random".to_owned(), false),
+            ("pg_catalog".to_owned(), "nextval".to_owned(), false),
+            ("pg_catalog".to_owned(), "length".to_owned(), true),
+            ("pg_catalog".to_owned(), "lower".to_owned(), true),
+            ("evil".to_owned(), "lower".to_owned(), false),
         ]);
         use RoleOverride::{Auto, Replica as ForceReplica};
         use Target::{Primary, Replica};

@@ -1,7 +1,7 @@
 //! The replication monitor: one task per cluster with more than one server. Every
 //! `lag_check_interval` it asks each endpoint for its role and WAL position over its own
-//! connection, bans endpoints that fail (with backoff), and every 30 s reloads the list of
-//! volatile functions from the primary's `pg_proc`.
+//! connection, bans endpoints that fail (with backoff), and every 10 s reloads the list of
+//! non-volatile functions from the primary's `pg_proc`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,21 +24,30 @@ const PROBE_SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
           THEN COALESCE(extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp()), 0) \
           ELSE 0 END";
 
-const CATALOG_SQL: &str = "SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p \
-     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.provolatile = 'v'";
+const CATALOG_SQL: &str = "SELECT n.nspname, p.proname, bool_and(p.provolatile <> 'v') \
+     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace GROUP BY 1, 2";
 
-const CATALOG_REFRESH: Duration = Duration::from_secs(30);
+/// How often the function catalog is reloaded. Until a new function is seen it counts as
+/// volatile (its calls go to the primary), so a short period only matters for read scaling.
+const CATALOG_REFRESH: Duration = Duration::from_secs(10);
 
 /// Who the monitor logs in as: the first database (by name) on the cluster and the first user (by
-/// name) pgfleet has a server password for (or, failing that, the first user).
+/// name; users that are not admin-console users first) pgfleet has a server password for, or,
+/// failing that, the first such user.
 pub fn monitor_targets(config: &Config, cluster: &str) -> Option<Vec<ServerTarget>> {
     let database = config
         .databases
         .iter()
         .find(|(_, d)| d.cluster == cluster)?
         .0;
+    let users = config
+        .users
+        .iter()
+        .filter(|(_, u)| !u.admin)
+        .chain(config.users.iter().filter(|(_, u)| u.admin))
+        .map(|(name, _)| name);
     let mut fallback = None;
-    for user in config.users.keys() {
+    for user in users {
         if let Some(targets) = targets_for(config, user, database) {
             if targets.first().is_some_and(|t| t.password.is_some()) {
                 return Some(targets);
@@ -203,6 +212,17 @@ pub async fn run(rt: Arc<Runtime>, state: Arc<ClusterState>) {
                 }
             }
             view.primary_lsn = primary_lsn;
+            // Time lag only means something while a replica is behind in bytes: otherwise
+            // `now() - pg_last_xact_replay_timestamp()` is just the time since the last commit.
+            if let Some(p) = primary_lsn {
+                for e in view.endpoints.iter_mut() {
+                    if e.observed_role == ObservedRole::Replica
+                        && e.replay_lsn.is_some_and(|r| r >= p)
+                    {
+                        e.replay_lag = Duration::ZERO;
+                    }
+                }
+            }
         }
         if catalog_loaded_at.is_none_or(|t| t.elapsed() >= CATALOG_REFRESH) {
             let primary = state.view.read().primary(now).ok();
@@ -212,19 +232,21 @@ pub async fn run(rt: Arc<Runtime>, state: Arc<ClusterState>) {
             {
                 match conn.simple_query(CATALOG_SQL).await {
                     Ok(rows) => {
-                        let pairs = rows
-                            .into_iter()
-                            .filter_map(|r| match (r.first(), r.get(1)) {
-                                (Some(Some(s)), Some(Some(n))) => Some((s.clone(), n.clone())),
+                        let pairs = rows.into_iter().filter_map(|r| {
+                            match (r.first(), r.get(1), r.get(2)) {
+                                (Some(Some(s)), Some(Some(n)), Some(Some(safe))) => {
+                                    Some((s.clone(), n.clone(), safe == "t"))
+                                }
                                 _ => None,
-                            });
+                            }
+                        });
                         state
                             .catalog
                             .store(Arc::new(VolatileCatalog::from_rows(pairs)));
                         catalog_loaded_at = Some(Instant::now());
                     }
                     Err(e) => {
-                        tracing::warn!(cluster = %state.name, error = %e, "loading volatile functions failed")
+                        tracing::warn!(cluster = %state.name, error = %e, "loading the function catalog failed")
                     }
                 }
             }

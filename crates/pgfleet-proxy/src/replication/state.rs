@@ -72,6 +72,11 @@ impl ClusterState {
         self.rr.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The round-robin position without advancing it.
+    pub fn current_rr(&self) -> u64 {
+        self.rr.load(Ordering::Relaxed)
+    }
+
     /// A pseudo-random number for weighted balancing (splitmix64; quality is plenty for spreading
     /// reads, and it needs no lock).
     pub fn next_random(&self) -> u64 {

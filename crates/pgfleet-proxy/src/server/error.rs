@@ -93,6 +93,12 @@ impl ServerError {
         )
     }
 
+    /// Whether the endpoint could not be reached at all (refused, reset, timed out), as opposed to
+    /// refusing this login: a reason to ban it and try another.
+    pub fn endpoint_unreachable(&self) -> bool {
+        matches!(self, ServerError::Connect { .. } | ServerError::Io { .. })
+    }
+
     /// SQLSTATE for a client affected by this failure.
     pub fn sqlstate(&self) -> &'static str {
         match self {

@@ -225,20 +225,25 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Routes the transaction `first` opens and checks out a server there. A replica that refuses
-    /// the connection is banned and the request routed once more (nothing has run yet).
+    /// Routes the transaction `first` opens and checks out a server there. An endpoint that
+    /// refuses the connection is banned and the request routed again (nothing has run yet): a read
+    /// goes to another replica, a write waits for a new primary up to `failover_timeout`.
     async fn route_and_acquire(&mut self, first: &Frame) -> Result<(), ProxyError> {
-        let (endpoint, target) = self.route(first).await?;
-        match self.acquire(endpoint).await {
-            Err(ProxyError::Server(e))
-                if e.before_any_query() && target == pgfleet_sql::Target::Replica =>
-            {
-                tracing::warn!(client = self.info.id, error = %e, "replica refused a connection; routing again");
-                self.endpoint_failed(endpoint);
-                let (endpoint, _) = self.route(first).await?;
-                self.acquire(endpoint).await
+        let mut attempts = 0;
+        loop {
+            let (endpoint, _) = self.route(first).await?;
+            match self.acquire(endpoint).await {
+                Err(ProxyError::Server(e))
+                    if e.endpoint_unreachable()
+                        && self.pools.endpoints.len() > 1
+                        && attempts < 3 =>
+                {
+                    tracing::warn!(client = self.info.id, error = %e, "endpoint refused a connection; routing again");
+                    self.endpoint_failed(endpoint);
+                    attempts += 1;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 

@@ -53,10 +53,25 @@ impl Session<'_> {
             buf.clear();
         }
         let mut synced = false;
+        // Whether a request end went out in this stretch: once its transaction is over, the next
+        // request must be routed (and checked out) anew, not slipped onto this server.
+        let mut sent_request = false;
         loop {
             // 1. Client messages the server may take now.
             let mut gone = false;
-            while x.accepts_client_messages() {
+            let transaction_over = |x: &crate::execute::exchange::Exchange,
+                                    tx: TxStatus,
+                                    pinned: bool,
+                                    effects: &PendingEffects| {
+                !session_mode
+                    && !pinned
+                    && tx == TxStatus::Idle
+                    && x.is_idle()
+                    && effects.is_empty()
+            };
+            while x.accepts_client_messages()
+                && !(sent_request && transaction_over(x, *tx, pinned.is_some(), effects))
+            {
                 let frame = match first.take() {
                     Some(f) => f,
                     None => match client.next_frame()? {
@@ -88,8 +103,10 @@ impl Session<'_> {
                     unnamed,
                 };
                 match ctx.translate(&frame, server, x, to_server)? {
-                    Step::Continue | Step::Answered => {}
+                    Step::Continue => {}
+                    Step::Answered => sent_request = true,
                     Step::RequestSent => {
+                        sent_request = true;
                         Stats::add(&rt.stats().requests, 1);
                         Stats::add(&info.requests, 1);
                         server
@@ -141,13 +158,7 @@ impl Session<'_> {
             if gone {
                 return Ok(PumpEnd::ClientGone);
             }
-            let release = !session_mode
-                && pinned.is_none()
-                && *tx == TxStatus::Idle
-                && x.is_idle()
-                && effects.is_empty()
-                && first.is_none();
-            if release {
+            if first.is_none() && transaction_over(x, *tx, pinned.is_some(), effects) {
                 return Ok(PumpEnd::Release);
             }
             if client.next_frame_ready() && x.accepts_client_messages() {

@@ -16,6 +16,20 @@ use crate::replication::{pick_reader, ClusterState, PrimaryError};
 use crate::route::{decide, RoleOverride, RouteContext};
 use crate::ProxyError;
 
+/// What the messages of one request add up to.
+#[derive(Default)]
+struct RequestShape {
+    statements: Vec<Arc<Classification>>,
+    executes: bool,
+}
+
+/// After one message: the request ended, goes on, or must go to the primary unseen.
+enum Visit {
+    End,
+    More,
+    Partial,
+}
+
 /// How often a write waiting for a new primary looks again.
 const FAILOVER_POLL: Duration = Duration::from_millis(50);
 
@@ -26,8 +40,16 @@ impl Session<'_> {
         let Some(state) = pools.state.as_ref().filter(|_| pools.endpoints.len() > 1) else {
             return Ok((pools.configured_primary, Target::Primary));
         };
-        let target = match self.classify_request(first)? {
-            Some(statements) => {
+        let (target, executes) = match self.classify_request(first)? {
+            // Nothing but Close/Describe/Sync: a no-op outside a transaction, any server will do.
+            Some(RequestShape {
+                statements,
+                executes,
+            }) if statements.is_empty() => (Target::Replica, executes),
+            Some(RequestShape {
+                statements,
+                executes,
+            }) => {
                 let settings = state.settings.load();
                 let catalog = state.catalog.load();
                 let refs: Vec<&Classification> = statements.iter().map(Arc::as_ref).collect();
@@ -36,19 +58,28 @@ impl Session<'_> {
                     volatile: &catalog,
                     allowlist: &settings.allowlist,
                 };
-                decide(&refs, &ctx).0
+                let (target, reason) = decide(&refs, &ctx);
+                tracing::debug!(client = self.info.id, ?target, ?reason, "routed");
+                (target, executes)
             }
-            None => Target::Primary,
+            None => (Target::Primary, true),
         };
         match target {
             Target::Primary => Ok((primary(state).await?, Target::Primary)),
             Target::Replica => {
                 let settings = state.settings.load();
                 let view = state.view.read();
+                // Only requests that execute something advance round robin, so a driver that
+                // prepares before every execution (two requests per query) still spreads them.
+                let rr = if executes {
+                    state.next_rr()
+                } else {
+                    state.current_rr()
+                };
                 pick_reader(
                     &view,
                     &settings.read_policy,
-                    state.next_rr(),
+                    rr,
                     state.next_random(),
                     Instant::now(),
                 )
@@ -82,46 +113,15 @@ impl Session<'_> {
         }
     }
 
-    /// Classifications of every statement of the request `first` opens, or `None` when the request
-    /// is not fully buffered yet or calls a function by OID (FunctionCall): such requests go to
-    /// the primary.
-    fn classify_request(
-        &self,
-        first: &Frame,
-    ) -> Result<Option<Vec<Arc<Classification>>>, ProxyError> {
-        let analyzer = &self.rt.analyzer;
-        let mut out = Vec::new();
-        let mut visit = |f: &Frame| -> Result<Option<bool>, ProxyError> {
-            match f.tag() {
-                t::QUERY => {
-                    out.push(analyzer.classify(decode_query(f)?));
-                    Ok(Some(true))
-                }
-                t::SYNC => Ok(Some(true)),
-                t::FUNCTION_CALL => Ok(None),
-                t::PARSE => {
-                    out.push(analyzer.classify(decode_parse(f)?.query));
-                    Ok(Some(false))
-                }
-                t::BIND => {
-                    let bind = decode_bind(f)?;
-                    let text = if bind.statement.is_empty() {
-                        self.unnamed.as_ref().map(|u| u.query().to_owned())
-                    } else {
-                        self.statements.get(bind.statement).map(|d| d.query.clone())
-                    };
-                    if let Some(text) = text {
-                        out.push(analyzer.classify(&text));
-                    }
-                    Ok(Some(false))
-                }
-                _ => Ok(Some(false)),
-            }
-        };
-        match visit(first)? {
-            None => return Ok(None),
-            Some(true) => return Ok(Some(out)),
-            Some(false) => {}
+    /// Classifications of every statement of the request `first` opens, and whether it executes
+    /// anything; `None` when the request is not fully buffered yet or calls a function by OID
+    /// (FunctionCall): such requests go to the primary.
+    fn classify_request(&self, first: &Frame) -> Result<Option<RequestShape>, ProxyError> {
+        let mut request = RequestShape::default();
+        match self.visit(first, &mut request)? {
+            Visit::Partial => return Ok(None),
+            Visit::End => return Ok(Some(request)),
+            Visit::More => {}
         }
         let mut offset = 0;
         loop {
@@ -130,15 +130,51 @@ impl Session<'_> {
                 Some((_, total)) if rest.len() >= total => {
                     let frame = Frame::from_raw(bytes::Bytes::copy_from_slice(&rest[..total]));
                     offset += total;
-                    match visit(&frame)? {
-                        None => return Ok(None),
-                        Some(true) => return Ok(Some(out)),
-                        Some(false) => {}
+                    match self.visit(&frame, &mut request)? {
+                        Visit::Partial => return Ok(None),
+                        Visit::End => return Ok(Some(request)),
+                        Visit::More => {}
                     }
                 }
                 _ => return Ok(None),
             }
         }
+    }
+
+    fn visit(&self, f: &Frame, request: &mut RequestShape) -> Result<Visit, ProxyError> {
+        let analyzer = &self.rt.analyzer;
+        Ok(match f.tag() {
+            t::QUERY => {
+                request.executes = true;
+                request.statements.push(analyzer.classify(decode_query(f)?));
+                Visit::End
+            }
+            t::SYNC => Visit::End,
+            t::FUNCTION_CALL => Visit::Partial,
+            t::EXECUTE => {
+                request.executes = true;
+                Visit::More
+            }
+            t::PARSE => {
+                request
+                    .statements
+                    .push(analyzer.classify(decode_parse(f)?.query));
+                Visit::More
+            }
+            t::BIND => {
+                let bind = decode_bind(f)?;
+                let text = if bind.statement.is_empty() {
+                    self.unnamed.as_ref().map(|u| u.query().to_owned())
+                } else {
+                    self.statements.get(bind.statement).map(|d| d.query.clone())
+                };
+                if let Some(text) = text {
+                    request.statements.push(analyzer.classify(&text));
+                }
+                Visit::More
+            }
+            _ => Visit::More,
+        })
     }
 
     fn role_override(&self) -> RoleOverride {
