@@ -59,18 +59,22 @@ async fn port_of(c: &tokio_postgres::Client, sql: &str) -> i32 {
 async fn settled(proxy: &TestProxy) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let all_seen = proxy.rt.clusters().list().iter().all(|s| {
-            let v = s.view.read();
-            v.primary_lsn.is_some()
-                && v.endpoints
-                    .iter()
-                    .all(|e| e.observed_role != pgfleet_proxy::replication::ObservedRole::Unknown)
-        }) && proxy
-            .rt
-            .clusters()
-            .list()
-            .iter()
-            .all(|s| !s.catalog.load().safe.is_empty());
+        let clusters = proxy.rt.clusters().list();
+        // The monitor registers its cluster when the proxy task starts: wait for that too.
+        let all_seen = !clusters.is_empty()
+            && clusters.iter().all(|s| {
+                let v = s.view.read();
+                v.primary_lsn.is_some()
+                    && v.endpoints.iter().all(|e| {
+                        e.observed_role != pgfleet_proxy::replication::ObservedRole::Unknown
+                    })
+            })
+            && proxy
+                .rt
+                .clusters()
+                .list()
+                .iter()
+                .all(|s| !s.catalog.load().safe.is_empty());
         if all_seen {
             return;
         }
@@ -97,9 +101,8 @@ async fn writes_on_primary_reads_spread_over_replicas() {
 
     let mut seen: HashMap<i32, usize> = HashMap::new();
     for _ in 0..300 {
-        *seen
-            .entry(port_of(&c, "SELECT inet_server_port()").await)
-            .or_default() += 1;
+        let p = port_of(&c, "SELECT inet_server_port()").await;
+        *seen.entry(p).or_default() += 1;
     }
     assert_eq!(seen.get(&primary), None, "no read on the primary: {seen:?}");
     for p in &replica_ports {
