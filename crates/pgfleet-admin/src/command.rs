@@ -16,6 +16,8 @@ pub enum ShowTarget {
     Stats,
     /// `SHOW CONFIG`: the effective configuration as key/value rows.
     Config,
+    /// `SHOW REPLICATION`: one row per endpoint of each cluster: roles, health, lag, load.
+    Replication,
     /// `SHOW VERSION`: the pgfleet version.
     Version,
     /// `SHOW HELP`: the command list.
@@ -38,7 +40,7 @@ pub enum Command {
 }
 
 /// Every command with a one-line description, in the order SHOW HELP lists them.
-pub const HELP: [(&str, &str); 11] = [
+pub const HELP: [(&str, &str); 12] = [
     (
         "SHOW POOLS",
         "one row per (user, database) pool: sizes, connections, waits, counters",
@@ -46,6 +48,10 @@ pub const HELP: [(&str, &str); 11] = [
     ("SHOW CLIENTS", "one row per connected client"),
     ("SHOW SERVERS", "one row per open server connection"),
     ("SHOW STATS", "process-wide counters since start"),
+    (
+        "SHOW REPLICATION",
+        "one row per cluster endpoint: roles, health, replay position, lag, load, write target",
+    ),
     (
         "SHOW CONFIG",
         "the effective configuration (passwords hidden)",
@@ -65,8 +71,8 @@ pub const HELP: [(&str, &str); 11] = [
 ];
 
 /// The command list as it appears in the unknown-command error.
-pub const COMMAND_LIST: &str = "SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, SHOW CONFIG, \
-SHOW VERSION, RELOAD, PAUSE, RESUME, SHUTDOWN";
+pub const COMMAND_LIST: &str = "SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, \
+SHOW REPLICATION, SHOW CONFIG, SHOW VERSION, RELOAD, PAUSE, RESUME, SHUTDOWN";
 
 impl Command {
     /// Parses one statement: case-insensitive, any whitespace between words.
@@ -82,6 +88,7 @@ impl Command {
                 "clients" => ShowTarget::Clients,
                 "servers" => ShowTarget::Servers,
                 "stats" => ShowTarget::Stats,
+                "replication" => ShowTarget::Replication,
                 "config" => ShowTarget::Config,
                 "version" => ShowTarget::Version,
                 "help" => ShowTarget::Help,
@@ -124,6 +131,7 @@ mod tests {
             ("  Show \t  Clients  ", Command::Show(ShowTarget::Clients)),
             ("show\nservers", Command::Show(ShowTarget::Servers)),
             ("SHOW STATS", Command::Show(ShowTarget::Stats)),
+            ("show  Replication", Command::Show(ShowTarget::Replication)),
             ("show Config", Command::Show(ShowTarget::Config)),
             ("SHOW version", Command::Show(ShowTarget::Version)),
             ("show help", Command::Show(ShowTarget::Help)),

@@ -56,6 +56,47 @@ pub fn config_rows(config: &Config) -> Vec<(String, String)> {
             put(format!("{prefix}.role"), s.role.as_str().to_owned());
             put(format!("{prefix}.weight"), s.weight.to_string());
         }
+        let prefix = format!("clusters.{name}");
+        put(
+            format!("{prefix}.load_balancing"),
+            cluster.load_balancing.as_str().to_owned(),
+        );
+        put(
+            format!("{prefix}.primary_reads"),
+            cluster.primary_reads.as_str().to_owned(),
+        );
+        put(
+            format!("{prefix}.max_lag_bytes"),
+            cluster.max_lag_bytes.to_string(),
+        );
+        put(
+            format!("{prefix}.max_lag_time"),
+            duration_text(cluster.max_lag_time),
+        );
+        put(
+            format!("{prefix}.health_check_interval"),
+            duration_text(cluster.health_check_interval),
+        );
+        put(
+            format!("{prefix}.lag_check_interval"),
+            duration_text(cluster.lag_check_interval),
+        );
+        put(
+            format!("{prefix}.ban_time"),
+            duration_text(cluster.ban_time),
+        );
+        put(
+            format!("{prefix}.max_ban_time"),
+            duration_text(cluster.max_ban_time),
+        );
+        put(
+            format!("{prefix}.failover_timeout"),
+            duration_text(cluster.failover_timeout),
+        );
+        put(
+            format!("{prefix}.read_volatile_allowlist"),
+            cluster.read_volatile_allowlist.join(","),
+        );
     }
     for (name, db) in &config.databases {
         put(format!("databases.{name}.cluster"), db.cluster.clone());
@@ -80,6 +121,14 @@ pub fn config_rows(config: &Config) -> Vec<(String, String)> {
             put(format!("users.{name}.server_password"), HIDDEN.to_owned());
         }
         put(format!("users.{name}.admin"), u.admin.to_string());
+        put(
+            format!("users.{name}.default_role"),
+            u.default_role.as_str().to_owned(),
+        );
+        put(
+            format!("users.{name}.default_consistency"),
+            u.default_consistency.as_str().to_owned(),
+        );
         for (k, v) in overrides(&u.pool) {
             put(format!("users.{name}.pool.{k}"), v);
         }
@@ -132,6 +181,7 @@ fn overrides(o: &PoolOverrides) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgfleet_config::ClusterConfig;
 
     const CONFIG: &str = r#"
         [proxy]
@@ -141,6 +191,21 @@ mod tests {
         pool_size = 30
         [clusters.main]
         servers = [{ host = "10.0.0.10", port = 5433, role = "primary" }]
+        [clusters.ro]
+        servers = [
+            { host = "10.0.1.10", role = "primary" },
+            { host = "10.0.1.11", role = "replica", weight = 3 },
+        ]
+        load_balancing = "least_connections"
+        primary_reads = "never"
+        max_lag_bytes = 1048576
+        max_lag_time = "2s"
+        health_check_interval = "500ms"
+        lag_check_interval = "250ms"
+        ban_time = "10s"
+        max_ban_time = "2m"
+        failover_timeout = "1m"
+        read_volatile_allowlist = ["random", "myschema.jitter"]
         [databases.app]
         cluster = "main"
         server_database = "app_production"
@@ -156,6 +221,8 @@ mod tests {
         password = "md5a3556571e93b0d20722ba62be61e8c2d"
         auth_method = "md5"
         admin = true
+        default_role = "primary"
+        default_consistency = "read_your_writes"
     "#;
 
     fn load() -> Config {
@@ -193,10 +260,46 @@ mod tests {
             ("effective.app.app.idle_timeout", "5m"),
             ("effective.app.app.checkout_timeout", "500ms"),
             ("effective.ops.app.pool_mode", "transaction"),
+            // Cluster replication keys: defaults, then every key set.
+            ("clusters.main.load_balancing", "round_robin"),
+            ("clusters.main.primary_reads", "fallback"),
+            ("clusters.main.max_lag_bytes", "16777216"),
+            ("clusters.main.max_lag_time", "10s"),
+            ("clusters.main.health_check_interval", "1s"),
+            ("clusters.main.lag_check_interval", "100ms"),
+            ("clusters.main.ban_time", "5s"),
+            ("clusters.main.max_ban_time", "1m"),
+            ("clusters.main.failover_timeout", "30s"),
+            ("clusters.ro.servers.1.host", "10.0.1.11"),
+            ("clusters.ro.servers.1.role", "replica"),
+            ("clusters.ro.servers.1.weight", "3"),
+            ("clusters.ro.load_balancing", "least_connections"),
+            ("clusters.ro.primary_reads", "never"),
+            ("clusters.ro.max_lag_bytes", "1048576"),
+            ("clusters.ro.max_lag_time", "2s"),
+            ("clusters.ro.health_check_interval", "500ms"),
+            ("clusters.ro.lag_check_interval", "250ms"),
+            ("clusters.ro.ban_time", "10s"),
+            ("clusters.ro.max_ban_time", "2m"),
+            ("clusters.ro.failover_timeout", "1m"),
+            (
+                "clusters.ro.read_volatile_allowlist",
+                "random,myschema.jitter",
+            ),
+            // User routing keys: defaults, then set.
+            ("users.app.default_role", "auto"),
+            ("users.app.default_consistency", "eventual"),
+            ("users.ops.default_role", "primary"),
+            ("users.ops.default_consistency", "read_your_writes"),
         ];
         for (key, want) in cases {
             assert_eq!(value(&rows, key), Some(want), "{key}");
         }
+        let default_allowlist = ClusterConfig::DEFAULT_READ_VOLATILE_ALLOWLIST.join(",");
+        assert_eq!(
+            value(&rows, "clusters.main.read_volatile_allowlist"),
+            Some(default_allowlist.as_str())
+        );
         // Users list only the pool keys they override.
         assert_eq!(value(&rows, "users.app.pool.pool_size"), None);
         assert!(!rows.iter().any(|(k, _)| k.starts_with("users.ops.pool.")));

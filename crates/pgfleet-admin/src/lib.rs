@@ -4,8 +4,10 @@
 //!
 //! Module map, in the order a command flows:
 //! - [`command`]: text → [`Command`] (pure);
-//! - [`snapshot`]: plain copies of pools, clients and servers taken from the runtime;
-//! - [`show`]: SHOW POOLS/CLIENTS/SERVERS/STATS/VERSION/HELP tables from snapshots (pure);
+//! - [`snapshot`]: plain copies of pools, clients, servers and cluster views taken from the
+//!   runtime;
+//! - [`show`]: SHOW POOLS/CLIENTS/SERVERS/STATS/REPLICATION/VERSION/HELP tables from snapshots
+//!   (pure);
 //! - [`config_rows`]: SHOW CONFIG rows from a config snapshot, passwords hidden (pure);
 //! - [`control`]: RELOAD, PAUSE, RESUME, SHUTDOWN on the runtime;
 //! - [`text`]: timestamp and duration rendering;
@@ -22,6 +24,7 @@ pub mod snapshot;
 pub mod text;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use pgfleet_proxy::console::{Console, ConsoleFuture, ConsoleReply};
 use pgfleet_proxy::Runtime;
@@ -29,7 +32,9 @@ use pgfleet_proxy::Runtime;
 pub use command::{Command, ShowTarget};
 pub use error::AdminError;
 
-use snapshot::{ClientSnapshot, PoolSnapshot, ServerSnapshot};
+use snapshot::{
+    ClientSnapshot, ClusterSnapshot, PoolSnapshot, ReplicationSnapshot, ServerSnapshot,
+};
 
 /// The admin console commands; plug into [`Runtime::new`] as the console.
 pub struct AdminConsole;
@@ -100,6 +105,18 @@ fn show_target(rt: &Runtime, target: ShowTarget) -> ConsoleReply {
             show::servers(&servers)
         }
         ShowTarget::Stats => show::stats(rt.stats(), rt.clients().len()),
+        ShowTarget::Replication => {
+            let clusters: Vec<ClusterSnapshot> = rt
+                .clusters()
+                .list()
+                .iter()
+                .map(|c| ClusterSnapshot::of(c))
+                .collect();
+            show::replication(&ReplicationSnapshot {
+                clusters,
+                now: Instant::now(),
+            })
+        }
         ShowTarget::Config => config_rows::config(&rt.config()),
         ShowTarget::Version => show::version(),
         ShowTarget::Help => show::help(),

@@ -1,12 +1,17 @@
 //! SHOW tables built from snapshots: pure functions, one per SHOW command (SHOW CONFIG lives in
 //! [`crate::config_rows`]). Every value is text; NULL means "none".
 
+use std::time::Instant;
+
 use pgfleet_proxy::console::ConsoleReply;
+use pgfleet_proxy::replication::{ClusterView, EndpointState, ObservedRole};
 use pgfleet_proxy::stats::{pin_reason_name, Stats, PIN_REASONS};
 
 use crate::command::HELP;
-use crate::snapshot::{ClientSnapshot, PoolSnapshot, ServerSnapshot};
-use crate::text::rfc3339_utc;
+use crate::snapshot::{
+    ClientSnapshot, ClusterSnapshot, PoolSnapshot, ReplicationSnapshot, ServerSnapshot,
+};
+use crate::text::{ban_left_text, rfc3339_utc};
 
 /// Columns of SHOW POOLS, in order.
 pub const POOL_COLUMNS: [&str; 16] = [
@@ -52,6 +57,22 @@ pub const SERVER_COLUMNS: [&str; 9] = [
     "client_id",
     "connected_at",
     "requests",
+];
+
+/// Columns of SHOW REPLICATION, in order.
+pub const REPLICATION_COLUMNS: [&str; 12] = [
+    "cluster",
+    "index",
+    "address",
+    "configured_role",
+    "observed_role",
+    "health",
+    "replay_lsn",
+    "lag_bytes",
+    "lag_ms",
+    "active",
+    "weight",
+    "is_write_target",
 ];
 
 /// A table of text values.
@@ -187,6 +208,55 @@ pub fn stats(stats: &Stats, clients_connected: usize) -> ConsoleReply {
         columns: cells.iter().map(|(name, _)| name.clone()).collect(),
         rows: vec![cells.iter().map(|(_, v)| text(v)).collect()],
     }
+}
+
+/// SHOW REPLICATION: one row per endpoint, sorted by (cluster, index). Bans and the write target
+/// are judged at `snapshot.now`.
+pub fn replication(snapshot: &ReplicationSnapshot) -> ConsoleReply {
+    let mut clusters: Vec<&ClusterSnapshot> = snapshot.clusters.iter().collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    let rows = clusters
+        .into_iter()
+        .flat_map(|c| endpoint_rows(&c.name, &c.view, snapshot.now))
+        .collect();
+    table(&REPLICATION_COLUMNS, rows)
+}
+
+fn endpoint_rows(cluster: &str, view: &ClusterView, now: Instant) -> Vec<Vec<Option<String>>> {
+    // No primary or a split brain: no endpoint takes writes.
+    let write_target = view.primary(now).ok();
+    view.endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            vec![
+                text(cluster),
+                text(i),
+                text(&e.address),
+                text(e.configured_role.as_str()),
+                text(e.observed_role),
+                Some(match e.banned_for(now) {
+                    Some(left) => format!("banned {}", ban_left_text(left)),
+                    None => "healthy".to_owned(),
+                }),
+                e.replay_lsn.map(|lsn| lsn.to_string()),
+                lag_bytes(view, e).map(|b| b.to_string()),
+                text(e.replay_lag.as_millis()),
+                text(e.active_connections),
+                text(e.weight),
+                text(if write_target == Some(i) { "t" } else { "f" }),
+            ]
+        })
+        .collect()
+}
+
+/// WAL bytes an endpoint's replay position is behind the primary's last sampled position: 0 for
+/// an endpoint acting as primary (it writes the WAL), `None` while either position is unknown.
+fn lag_bytes(view: &ClusterView, e: &EndpointState) -> Option<u64> {
+    if e.role() == ObservedRole::Primary {
+        return Some(0);
+    }
+    e.lag_bytes(view.primary_lsn?)
 }
 
 /// SHOW VERSION.
@@ -383,6 +453,172 @@ mod tests {
         let pinned = format!("pinned_{}", pin_reason_name(PIN_REASONS[1]));
         assert_eq!(value(&pinned), s("3"));
         assert!(columns.iter().any(|c| c == "pinned_listen"));
+    }
+
+    fn endpoint(host: &str, role: pgfleet_config::ServerRole) -> EndpointState {
+        let server = pgfleet_config::ServerConfig {
+            host: host.into(),
+            port: 5432,
+            role,
+            weight: 1,
+        };
+        EndpointState::new(&server, pgfleet_proxy::replication::BanPolicy::default())
+    }
+
+    #[test]
+    fn replication_table() {
+        use pgfleet_config::ServerRole;
+        use pgfleet_proxy::replication::{Health, Lsn};
+
+        let now = Instant::now();
+        let mut primary = endpoint("10.0.0.1", ServerRole::Primary);
+        primary.observed_role = ObservedRole::Primary;
+        primary.active_connections = 3;
+        let mut replica = endpoint("10.0.0.2", ServerRole::Auto);
+        replica.observed_role = ObservedRole::Replica;
+        replica.replay_lsn = Some(Lsn(0x1_0000_0000));
+        replica.replay_lag = Duration::from_millis(1_250);
+        replica.weight = 2;
+        let mut banned = endpoint("::1", ServerRole::Replica);
+        banned.health = Health::Banned {
+            until: now + Duration::from_millis(4_150),
+            strikes: 1,
+        };
+        let main = ClusterSnapshot {
+            name: "main".into(),
+            view: ClusterView {
+                endpoints: vec![primary, replica, banned],
+                primary_lsn: Some(Lsn(0x1_0000_0400)),
+            },
+        };
+        // Two reported primaries: a split brain, so nothing is the write target; no primary
+        // LSN yet, so replica lag is unknown.
+        let mut a = endpoint("10.1.0.1", ServerRole::Auto);
+        a.observed_role = ObservedRole::Primary;
+        let mut b = endpoint("10.1.0.2", ServerRole::Auto);
+        b.observed_role = ObservedRole::Primary;
+        let mut c = endpoint("10.1.0.3", ServerRole::Auto);
+        c.replay_lsn = Some(Lsn(5));
+        let alpha = ClusterSnapshot {
+            name: "alpha".into(),
+            view: ClusterView {
+                endpoints: vec![a, b, c],
+                primary_lsn: None,
+            },
+        };
+        let (columns, rows) = rows_of(replication(&ReplicationSnapshot {
+            clusters: vec![main, alpha],
+            now,
+        }));
+        assert_eq!(columns, REPLICATION_COLUMNS);
+        let row = |cells: [Option<&str>; 12]| -> Vec<Option<String>> {
+            cells.iter().map(|c| c.map(str::to_owned)).collect()
+        };
+        let want = vec![
+            row([
+                Some("alpha"),
+                Some("0"),
+                Some("10.1.0.1:5432"),
+                Some("auto"),
+                Some("primary"),
+                Some("healthy"),
+                None,
+                Some("0"),
+                Some("0"),
+                Some("0"),
+                Some("1"),
+                Some("f"),
+            ]),
+            row([
+                Some("alpha"),
+                Some("1"),
+                Some("10.1.0.2:5432"),
+                Some("auto"),
+                Some("primary"),
+                Some("healthy"),
+                None,
+                Some("0"),
+                Some("0"),
+                Some("0"),
+                Some("1"),
+                Some("f"),
+            ]),
+            row([
+                Some("alpha"),
+                Some("2"),
+                Some("10.1.0.3:5432"),
+                Some("auto"),
+                Some("unknown"),
+                Some("healthy"),
+                Some("0/5"),
+                None,
+                Some("0"),
+                Some("0"),
+                Some("1"),
+                Some("f"),
+            ]),
+            row([
+                Some("main"),
+                Some("0"),
+                Some("10.0.0.1:5432"),
+                Some("primary"),
+                Some("primary"),
+                Some("healthy"),
+                None,
+                Some("0"),
+                Some("0"),
+                Some("3"),
+                Some("1"),
+                Some("t"),
+            ]),
+            row([
+                Some("main"),
+                Some("1"),
+                Some("10.0.0.2:5432"),
+                Some("auto"),
+                Some("replica"),
+                Some("healthy"),
+                Some("1/0"),
+                Some("1024"),
+                Some("1250"),
+                Some("0"),
+                Some("2"),
+                Some("f"),
+            ]),
+            row([
+                Some("main"),
+                Some("2"),
+                Some("[::1]:5432"),
+                Some("replica"),
+                Some("unknown"),
+                Some("banned 4.2s"),
+                None,
+                None,
+                Some("0"),
+                Some("0"),
+                Some("1"),
+                Some("f"),
+            ]),
+        ];
+        assert_eq!(rows, want);
+
+        // Once the ban has run out the endpoint is tried again: healthy.
+        let (_, rows) = rows_of(replication(&ReplicationSnapshot {
+            clusters: vec![ClusterSnapshot {
+                name: "main".into(),
+                view: ClusterView {
+                    endpoints: vec![endpoint("10.0.0.9", ServerRole::Replica)],
+                    primary_lsn: None,
+                },
+            }],
+            now,
+        }));
+        assert_eq!(rows[0][5], s("healthy"));
+        let (_, rows) = rows_of(replication(&ReplicationSnapshot {
+            clusters: Vec::new(),
+            now,
+        }));
+        assert!(rows.is_empty());
     }
 
     #[test]

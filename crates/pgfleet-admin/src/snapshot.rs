@@ -1,10 +1,11 @@
 //! Plain copies of what the runtime exposes, taken once per SHOW so the table builders in
 //! [`crate::show`] are pure functions (and testable without sockets).
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use pgfleet_proxy::clients::ClientInfo;
 use pgfleet_proxy::pools::{PoolEntry, PoolStats};
+use pgfleet_proxy::replication::{ClusterState, ClusterView};
 use pgfleet_proxy::server::ServerInfo;
 use std::sync::atomic::Ordering;
 
@@ -125,4 +126,35 @@ impl ServerSnapshot {
             requests: info.requests.load(Ordering::Relaxed),
         }
     }
+}
+
+/// One cluster's replication view, for SHOW REPLICATION.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSnapshot {
+    /// The cluster's name in the config.
+    pub name: String,
+    /// Roles, health, replay positions and load of its endpoints, as the monitor last saw them.
+    pub view: ClusterView,
+}
+
+impl ClusterSnapshot {
+    /// Copies one cluster's view. The read lock is held only for the clone: the monitor and the
+    /// data path write this view, and building the table must not make them wait.
+    pub fn of(state: &ClusterState) -> ClusterSnapshot {
+        let view = state.view.read().clone();
+        ClusterSnapshot {
+            name: state.name.clone(),
+            view,
+        }
+    }
+}
+
+/// Every cluster's replication view and the instant it was taken (ban times and the write
+/// target are judged at that instant).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationSnapshot {
+    /// Clusters in any order; SHOW REPLICATION sorts them by name.
+    pub clusters: Vec<ClusterSnapshot>,
+    /// When the snapshot was taken.
+    pub now: Instant,
 }

@@ -91,6 +91,37 @@ async fn show_commands_answer_tables() {
 }
 
 #[tokio::test]
+async fn show_replication_lists_only_clusters_in_use() {
+    let rt = runtime(None);
+    let (cols, n) = columns(exec(&rt, "SHOW REPLICATION").await);
+    assert_eq!(cols, crate::show::REPLICATION_COLUMNS);
+    assert_eq!(n, 0, "no cluster touched yet");
+    let touched = rt.clusters().get(&rt.config(), "main");
+    assert!(touched.is_some());
+    let Ok(ConsoleReply::Rows { rows, .. }) = exec(&rt, "show replication").await else {
+        panic!("SHOW REPLICATION failed")
+    };
+    let want: Vec<Option<String>> = [
+        Some("main"),
+        Some("0"),
+        Some("127.0.0.1:5432"),
+        Some("primary"),
+        Some("unknown"),
+        Some("healthy"),
+        None,
+        Some("0"),
+        Some("0"),
+        Some("0"),
+        Some("1"),
+        Some("t"),
+    ]
+    .iter()
+    .map(|c| c.map(str::to_owned))
+    .collect();
+    assert_eq!(rows, vec![want]);
+}
+
+#[tokio::test]
 async fn show_config_hides_passwords() {
     let rt = runtime(None);
     let Ok(ConsoleReply::Rows { rows, .. }) = exec(&rt, "SHOW CONFIG").await else {

@@ -56,6 +56,13 @@ pub fn duration_text(d: Duration) -> String {
     }
 }
 
+/// Time left on a ban in seconds with one decimal, rounded up so a running ban never reads
+/// `0.0s`: `0.1s`, `4.2s`, `60.0s`.
+pub fn ban_left_text(d: Duration) -> String {
+    let tenths = d.as_nanos().div_ceil(100_000_000);
+    format!("{}.{}s", tenths / 10, tenths % 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +87,21 @@ mod tests {
             rfc3339_utc(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn ban_time_left() {
+        let cases = [
+            (Duration::from_nanos(1), "0.1s"),
+            (Duration::from_millis(100), "0.1s"),
+            (Duration::from_millis(4_150), "4.2s"),
+            (Duration::from_millis(4_200), "4.2s"),
+            (Duration::from_secs(60), "60.0s"),
+            (Duration::from_secs(125), "125.0s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(ban_left_text(d), want, "{d:?}");
+        }
     }
 
     #[test]

@@ -286,3 +286,99 @@ async fn follows_a_promoted_replica() {
     }
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_your_writes_never_misses_while_eventual_does() {
+    let primary = app_cluster();
+    primary
+        .psql_db(
+            "app",
+            "CREATE TABLE t(id serial primary key, v text); ALTER TABLE t OWNER TO app",
+        )
+        .unwrap();
+    let delayed = primary
+        .replica_with(
+            pgfleet_testkit::ClusterOptions::default().setting("recovery_min_apply_delay", "1s"),
+        )
+        .unwrap();
+    let f = Fleet {
+        primary,
+        replicas: vec![delayed],
+    };
+    let proxy = TestProxy::start(&fleet_config(&f, "max_lag_time = \"1h\"")).await;
+    settled(&proxy).await;
+    let replica = f.replicas[0].port() as i32;
+
+    let rounds = |consistency: &'static str| {
+        let conn = proxy.conn_str("app", "app", "app");
+        async move {
+            let c = try_connect(&conn).await.unwrap();
+            c.batch_execute(&format!("SET pgfleet.consistency = '{consistency}'"))
+                .await
+                .unwrap();
+            let (mut missed, mut on_replica) = (0, 0);
+            for i in 0..500 {
+                let v = format!("{consistency}-{i}");
+                c.execute("INSERT INTO t(v) VALUES ($1)", &[&v])
+                    .await
+                    .unwrap();
+                let row = c
+                    .query_one(
+                        "SELECT count(*)::int, inet_server_port() FROM t WHERE v = $1",
+                        &[&v],
+                    )
+                    .await
+                    .unwrap();
+                if row.get::<_, i32>(0) == 0 {
+                    missed += 1;
+                }
+                if row.get::<_, i32>(1) == replica {
+                    on_replica += 1;
+                }
+            }
+            (missed, on_replica)
+        }
+    };
+    let (missed, _) = rounds("read_your_writes").await;
+    assert_eq!(missed, 0, "read_your_writes never misses its own write");
+    let (missed, on_replica) = rounds("eventual").await;
+    assert!(on_replica > 0 && missed > 0, "eventual reads the delayed replica and misses (proof the test can fail): missed {missed}, on replica {on_replica}");
+
+    // The token: SHOW pgfleet.last_write_lsn after a write, usable by another session.
+    let c = proxy.connect().await;
+    c.batch_execute("SET pgfleet.consistency = 'read_your_writes'")
+        .await
+        .unwrap();
+    c.execute("INSERT INTO t(v) VALUES ('token')", &[])
+        .await
+        .unwrap();
+    let token: String = c
+        .query_one("SHOW pgfleet.last_write_lsn", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(token.contains('/'), "{token}");
+    let other = proxy.connect().await;
+    other
+        .batch_execute(&format!(
+            "SET pgfleet.consistency = 'read_your_writes'; SET pgfleet.after_lsn = '{token}'"
+        ))
+        .await
+        .unwrap();
+    let n: i64 = other
+        .query_one("SELECT count(*) FROM t WHERE v = 'token'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "a causal read after the token sees the write");
+    // strong: the primary only.
+    other
+        .batch_execute("SET pgfleet.consistency = 'strong'")
+        .await
+        .unwrap();
+    assert_eq!(
+        port_of(&other, "SELECT inet_server_port()").await,
+        f.primary.port() as i32
+    );
+    proxy.stop().await;
+}

@@ -24,6 +24,8 @@ pub(crate) enum Origin {
     SettingsSync,
     /// pgfleet, to read settings back after the client changed them: capture the rows.
     Readback,
+    /// pgfleet, to learn the WAL position after a session's write (read-your-writes): capture.
+    CommitLsn,
 }
 
 /// One expected answer.
@@ -128,6 +130,12 @@ impl Exchange {
         self.copy_in = false;
     }
 
+    /// No client request is in flight: every Sync/Query answered and no COPY running (during
+    /// copy-in `client_pending` can be 0 while the COPY's Execute still runs).
+    pub(crate) fn no_client_request_open(&self) -> bool {
+        self.client_pending == 0 && !self.copy_in && !self.copy_out
+    }
+
     /// Whether the next client message may be sent now: no client request is in flight (so a
     /// transaction boundary is known before more is sent), or the server waits for COPY data.
     pub(crate) fn accepts_client_messages(&self) -> bool {
@@ -211,7 +219,7 @@ impl Exchange {
                 }
             }
             b::DATA_ROW => match self.queue.front() {
-                Some(Expect::Query(Origin::Readback)) => self.capture(body)?,
+                Some(Expect::Query(Origin::Readback | Origin::CommitLsn)) => self.capture(body)?,
                 _ if self.head_forwards() => out.extend_from_slice(raw),
                 _ => {}
             },

@@ -29,11 +29,13 @@ use crate::execute::exchange::Exchange;
 use crate::execute::request::{PendingEffects, UnnamedStatement};
 use crate::pools::{DatabasePools, PoolEntry};
 use crate::prepared::StatementDef;
+use crate::replication::Lsn;
 use crate::route::RoleOverride;
 use crate::runtime::Runtime;
 use crate::server::{ServerConn, ServerManager};
 use crate::stats::Stats;
 use crate::ProxyError;
+use pgfleet_config::Consistency;
 
 /// What a client is told when pgfleet shuts down under it.
 pub(crate) const SHUTDOWN_MESSAGE: &str =
@@ -77,6 +79,13 @@ pub(crate) struct Session<'a> {
     unnamed: Option<Arc<UnnamedStatement>>,
     /// The user's `default_role` (a `SET pgfleet.role` overrides it).
     default_role: RoleOverride,
+    /// The user's `default_consistency` (a `SET pgfleet.consistency` overrides it).
+    default_consistency: Consistency,
+    /// The WAL position after this session's last write (read-your-writes).
+    last_write_lsn: Option<Lsn>,
+    /// The current transaction runs on the primary for a read-your-writes session: learn the WAL
+    /// position when it ends.
+    needs_commit_lsn: bool,
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
@@ -99,6 +108,11 @@ impl<'a> Session<'a> {
                     pgfleet_config::DefaultRole::Primary => RoleOverride::Primary,
                     pgfleet_config::DefaultRole::Replica => RoleOverride::Replica,
                 });
+        let default_consistency = rt
+            .config()
+            .users
+            .get(&info.user)
+            .map_or(Consistency::Eventual, |u| u.default_consistency);
         Session {
             rt,
             client,
@@ -117,6 +131,9 @@ impl<'a> Session<'a> {
             server_broken: false,
             unnamed: None,
             default_role,
+            default_consistency,
+            last_write_lsn: None,
+            needs_commit_lsn: false,
             to_server: BytesMut::new(),
             to_client: BytesMut::new(),
         }
@@ -231,7 +248,7 @@ impl<'a> Session<'a> {
     async fn route_and_acquire(&mut self, first: &Frame) -> Result<(), ProxyError> {
         let mut attempts = 0;
         loop {
-            let (endpoint, _) = self.route(first).await?;
+            let (endpoint, target) = self.route(first).await?;
             match self.acquire(endpoint).await {
                 Err(ProxyError::Server(e))
                     if e.endpoint_unreachable()
@@ -242,7 +259,13 @@ impl<'a> Session<'a> {
                     self.endpoint_failed(endpoint);
                     attempts += 1;
                 }
-                other => return other,
+                Ok(()) => {
+                    self.needs_commit_lsn = target == pgfleet_sql::Target::Primary
+                        && self.pools.endpoints.len() > 1
+                        && self.consistency() == Consistency::ReadYourWrites;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             }
         }
     }

@@ -38,6 +38,8 @@ impl Session<'_> {
             to_server,
             to_client,
             unnamed,
+            needs_commit_lsn,
+            last_write_lsn,
             ..
         } = self;
         let Some(guard) = server.as_mut() else {
@@ -69,9 +71,14 @@ impl Session<'_> {
                     && x.is_idle()
                     && effects.is_empty()
             };
-            while x.accepts_client_messages()
-                && !(sent_request && transaction_over(x, *tx, pinned.is_some(), effects))
-            {
+            // Once a transaction has ended here, the next request waits for pgfleet's own follow-up
+            // work (settings read-back, commit LSN) and is then routed and checked out anew.
+            let boundary = sent_request
+                && !session_mode
+                && pinned.is_none()
+                && *tx == TxStatus::Idle
+                && x.no_client_request_open();
+            while x.accepts_client_messages() && !boundary {
                 let frame = match first.take() {
                     Some(f) => f,
                     None => match client.next_frame()? {
@@ -140,6 +147,18 @@ impl Session<'_> {
                     x.push(Expect::Query(Origin::Readback));
                 }
             }
+            // 3. Read-your-writes: learn where the primary's WAL stands once the transaction is over.
+            if *needs_commit_lsn && *tx == TxStatus::Idle && x.is_idle() && sent_request {
+                *needs_commit_lsn = false;
+                // The insert position, not pg_current_wal_lsn(): with synchronous_commit = off the
+                // commit record may not be written yet, and only the insert position bounds it.
+                encode_query(
+                    to_server,
+                    "SELECT 'lsn', pg_catalog.pg_current_wal_insert_lsn()::text",
+                );
+                server.unnamed = 0;
+                x.push(Expect::Query(Origin::CommitLsn));
+            }
             x.drain_synthetic(to_client);
             if !to_server.is_empty() {
                 if let Err(e) = server.write_all(to_server).await {
@@ -161,7 +180,12 @@ impl Session<'_> {
             if first.is_none() && transaction_over(x, *tx, pinned.is_some(), effects) {
                 return Ok(PumpEnd::Release);
             }
-            if client.next_frame_ready() && x.accepts_client_messages() {
+            let at_boundary = sent_request
+                && !session_mode
+                && pinned.is_none()
+                && *tx == TxStatus::Idle
+                && x.no_client_request_open();
+            if client.next_frame_ready() && x.accepts_client_messages() && !at_boundary {
                 continue;
             }
             // 3. Wait for either side.
@@ -223,7 +247,20 @@ impl Session<'_> {
                         apply_effects(effects, params, server, !failed && !x.error_in_request);
                         x.error_in_request = false;
                     }
-                    Event::InternalReady(_, _) => {}
+                    Event::InternalReady(Origin::CommitLsn, false) => {
+                        let lsn = std::mem::take(&mut x.captured)
+                            .into_iter()
+                            .find_map(|(_, v)| {
+                                v.and_then(|v| crate::replication::Lsn::parse(&v).ok())
+                            });
+                        if let Some(lsn) = lsn {
+                            *last_write_lsn = Some(lsn);
+                            // Visible to the client as `SHOW pgfleet.last_write_lsn` (a causal-read
+                            // token for `SET pgfleet.after_lsn` on another connection).
+                            params.learned("pgfleet.last_write_lsn", Some(lsn.to_string()));
+                        }
+                    }
+                    Event::InternalReady(_, _) => x.captured.clear(),
                 }
                 if matches!(event, Event::ClientReady(TxStatus::Idle)) && effects.is_empty() {
                     x.error_in_request = false;

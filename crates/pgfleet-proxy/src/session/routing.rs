@@ -12,9 +12,10 @@ use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 
 use super::Session;
-use crate::replication::{pick_reader, ClusterState, PrimaryError};
+use crate::replication::{pick_reader, ClusterState, Lsn, PrimaryError};
 use crate::route::{decide, RoleOverride, RouteContext};
 use crate::ProxyError;
+use pgfleet_config::Consistency;
 
 /// What the messages of one request add up to.
 #[derive(Default)]
@@ -64,11 +65,34 @@ impl Session<'_> {
             }
             None => (Target::Primary, true),
         };
+        let consistency = self.consistency();
+        let target = if consistency == Consistency::Strong {
+            Target::Primary
+        } else {
+            target
+        };
         match target {
             Target::Primary => Ok((primary(state).await?, Target::Primary)),
             Target::Replica => {
                 let settings = state.settings.load();
+                let mut policy = settings.read_policy;
+                match consistency {
+                    Consistency::ReadYourWrites => {
+                        let after = self
+                            .params
+                            .desired()
+                            .get("pgfleet.after_lsn")
+                            .and_then(|v| Lsn::parse(v).ok());
+                        policy.min_lsn = self.last_write_lsn.max(after);
+                    }
+                    Consistency::Bounded => {
+                        policy.max_staleness =
+                            Some(self.max_staleness().unwrap_or(policy.max_lag_time));
+                    }
+                    Consistency::Eventual | Consistency::Strong => {}
+                }
                 let view = state.view.read();
+                tracing::debug!(client = self.info.id, ?consistency, min_lsn = ?policy.min_lsn, "picking a reader");
                 // Only requests that execute something advance round robin, so a driver that
                 // prepares before every execution (two requests per query) still spreads them.
                 let rr = if executes {
@@ -76,30 +100,24 @@ impl Session<'_> {
                 } else {
                     state.current_rr()
                 };
-                pick_reader(
-                    &view,
-                    &settings.read_policy,
-                    rr,
-                    state.next_random(),
-                    Instant::now(),
-                )
-                .map(|i| {
-                    (
-                        i,
-                        if view.primary(Instant::now()) == Ok(i) {
-                            Target::Primary
-                        } else {
-                            Target::Replica
-                        },
-                    )
-                })
-                .map_err(|no| ProxyError::Client {
-                    code: "57P03",
-                    message: format!(
-                        "pgfleet: no server of cluster `{}` can serve this read: {no}",
-                        state.name
-                    ),
-                })
+                pick_reader(&view, &policy, rr, state.next_random(), Instant::now())
+                    .map(|i| {
+                        (
+                            i,
+                            if view.primary(Instant::now()) == Ok(i) {
+                                Target::Primary
+                            } else {
+                                Target::Replica
+                            },
+                        )
+                    })
+                    .map_err(|no| ProxyError::Client {
+                        code: "57P03",
+                        message: format!(
+                            "pgfleet: no server of cluster `{}` can serve this read: {no}",
+                            state.name
+                        ),
+                    })
             }
         }
     }
@@ -175,6 +193,28 @@ impl Session<'_> {
             }
             _ => Visit::More,
         })
+    }
+
+    /// The session's consistency level: a comment hint is not consulted here (it applies per
+    /// statement and is rare); `SET pgfleet.consistency` / `-c pgfleet.consistency=…`, else the
+    /// user's `default_consistency`.
+    pub(super) fn consistency(&self) -> Consistency {
+        self.params
+            .desired()
+            .get("pgfleet.consistency")
+            .and_then(|v| {
+                Consistency::CHOICES
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(v.trim()))
+                    .map(|(_, c)| *c)
+            })
+            .unwrap_or(self.default_consistency)
+    }
+
+    /// `SET pgfleet.max_staleness = '200ms'` (bounded consistency).
+    fn max_staleness(&self) -> Option<Duration> {
+        let v = self.params.desired().get("pgfleet.max_staleness")?;
+        pgfleet_config::units::parse_duration(v.trim()).ok()
     }
 
     fn role_override(&self) -> RoleOverride {
