@@ -1,4 +1,5 @@
-//! Test-only kit: real PostgreSQL clusters started from the local server binaries.
+//! Test-only kit: real PostgreSQL clusters started from the local server binaries, and pgfleet
+//! itself in-process in front of them.
 //!
 //! Finding the binaries, the `postgres` OS user when root, initdb, running the postmaster as our
 //! child, pg_basebackup and psql live in `pgfleet-localpg` (shared with `pgfleet sandbox`); this
@@ -14,6 +15,7 @@
 //! - [`options`]: per-cluster settings and pg_hba.conf lines.
 //! - [`cluster`]: the public [`Cluster`] handle (start, psql, replica, stop/kill/promote, drop).
 //! - [`error`]: the [`Error`] type (from `pgfleet-localpg`).
+//! - [`proxy`]: [`TestProxy`], pgfleet itself in-process on port 0, and [`try_connect`].
 //!
 //! Everything is synchronous (std processes and blocking waits), so it works from `#[test]` and from
 //! inside a `#[tokio::test]` runtime alike.
@@ -28,12 +30,14 @@ pub mod cluster;
 pub mod error;
 pub mod options;
 mod port;
+pub mod proxy;
 mod template;
 
 pub use binaries::find_pg_bin;
 pub use cluster::Cluster;
 pub use error::Error;
 pub use options::ClusterOptions;
+pub use proxy::{try_connect, TestProxy};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
