@@ -17,6 +17,11 @@ struct Fleet {
 }
 
 fn fleet(replicas: usize) -> Fleet {
+    fleet_with(&vec![pgfleet_testkit::ClusterOptions::default(); replicas])
+}
+
+/// A primary with table `t` and one replica per option set.
+fn fleet_with(replicas: &[pgfleet_testkit::ClusterOptions]) -> Fleet {
     let primary = app_cluster();
     primary
         .psql_db(
@@ -24,7 +29,10 @@ fn fleet(replicas: usize) -> Fleet {
             "CREATE TABLE t(id serial primary key, v text); ALTER TABLE t OWNER TO app",
         )
         .unwrap();
-    let replicas = (0..replicas).map(|_| primary.replica().unwrap()).collect();
+    let replicas = replicas
+        .iter()
+        .map(|o| primary.replica_with(o.clone()).unwrap())
+        .collect();
     Fleet { primary, replicas }
 }
 
@@ -289,22 +297,9 @@ async fn follows_a_promoted_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_your_writes_never_misses_while_eventual_does() {
-    let primary = app_cluster();
-    primary
-        .psql_db(
-            "app",
-            "CREATE TABLE t(id serial primary key, v text); ALTER TABLE t OWNER TO app",
-        )
-        .unwrap();
-    let delayed = primary
-        .replica_with(
-            pgfleet_testkit::ClusterOptions::default().setting("recovery_min_apply_delay", "1s"),
-        )
-        .unwrap();
-    let f = Fleet {
-        primary,
-        replicas: vec![delayed],
-    };
+    let f = fleet_with(&[
+        pgfleet_testkit::ClusterOptions::default().setting("recovery_min_apply_delay", "1s")
+    ]);
     let proxy = TestProxy::start(&fleet_config(&f, "max_lag_time = \"1h\"")).await;
     settled(&proxy).await;
     let replica = f.replicas[0].port() as i32;
