@@ -57,7 +57,7 @@ pub const KEYS: &[KeyDoc] = &[
     key("clusters.<name>.primary_reads", "string", "\"fallback\"", "\"fallback\": the primary serves reads only when no replica qualifies; \"always\": the primary is one of the read candidates; \"never\": reads fail when no replica qualifies"),
     key("clusters.<name>.max_lag_bytes", "size", "\"16MiB\"", "replicas whose replay LSN is more than this many bytes of WAL behind the primary get no reads"),
     key("clusters.<name>.max_lag_time", "duration", "\"10s\"", "replicas whose replay lag (now() - pg_last_xact_replay_timestamp() while behind) exceeds this get no reads"),
-    key("clusters.<name>.health_check_interval", "duration", "\"1s\"", "how often each server's health and role (pg_is_in_recovery()) are checked; more than 0s"),
+    key("clusters.<name>.health_check_interval", "duration", "\"1s\"", "longest time one monitor probe of a server (connect + role/WAL query) may take before it is banned; probes run every lag_check_interval; more than 0s"),
     key("clusters.<name>.lag_check_interval", "duration", "\"100ms\"", "how often replay LSNs and the primary's WAL LSN are read; more than 0s"),
     key("clusters.<name>.ban_time", "duration", "\"5s\"", "first ban of a server that failed a check or a connect; doubles with each consecutive failure"),
     key("clusters.<name>.max_ban_time", "duration", "\"60s\"", "longest ban (cap of the doubling); at least ban_time"),
