@@ -140,7 +140,7 @@ impl Session<'_> {
                     statements.clear();
                 }
                 if names.is_empty() {
-                    apply_effects(effects, params, server, !x.error_in_request);
+                    apply_effects(effects, params, !x.error_in_request);
                 } else {
                     encode_query(to_server, &readback_sql(&names));
                     server.unnamed = 0;
@@ -244,7 +244,7 @@ impl Session<'_> {
                             };
                             params.learned(&name, value);
                         }
-                        apply_effects(effects, params, server, !failed && !x.error_in_request);
+                        apply_effects(effects, params, !failed && !x.error_in_request);
                         x.error_in_request = false;
                     }
                     Event::InternalReady(Origin::CommitLsn, false) => {
@@ -271,12 +271,7 @@ impl Session<'_> {
 }
 
 /// Applies RESET effects to the wanted settings once confirmed; clears the pending set.
-fn apply_effects(
-    effects: &mut PendingEffects,
-    params: &mut SessionParams,
-    server: &mut ServerConn,
-    succeeded: bool,
-) {
+fn apply_effects(effects: &mut PendingEffects, params: &mut SessionParams, succeeded: bool) {
     if succeeded {
         if effects.reset_all {
             params.reset_all();
@@ -285,6 +280,5 @@ fn apply_effects(
             params.reset(name);
         }
     }
-    let _ = server;
     *effects = PendingEffects::default();
 }
