@@ -72,6 +72,32 @@ impl ClientConn {
 }
 
 impl ClientConn {
+    /// Copies of the complete messages already buffered (not consumed), up to and including the first
+    /// one whose tag satisfies `is_end`, with their total length; `None` when no such message is
+    /// buffered yet. Used to look at a whole request before deciding where it goes.
+    pub(crate) fn peek_until(
+        &self,
+        is_end: impl Fn(u8) -> bool,
+    ) -> Result<Option<(Vec<Frame>, usize)>, ProxyError> {
+        let mut frames = Vec::new();
+        let mut offset = 0;
+        loop {
+            let rest = &self.rbuf[offset..];
+            match pgfleet_wire::frame::peek_header(rest, self.max_message)? {
+                Some((tag, total)) if rest.len() >= total => {
+                    frames.push(Frame::from_raw(bytes::Bytes::copy_from_slice(
+                        &rest[..total],
+                    )));
+                    offset += total;
+                    if is_end(tag) {
+                        return Ok(Some((frames, offset)));
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
     /// Whether a complete message is already buffered.
     pub(crate) fn next_frame_ready(&self) -> bool {
         matches!(pgfleet_wire::frame::peek_header(&self.rbuf, self.max_message), Ok(Some((_, total))) if self.rbuf.len() >= total)

@@ -16,7 +16,6 @@ use pgfleet_config::PoolMode;
 use pgfleet_pool::Guard;
 use pgfleet_sql::PinReason;
 use pgfleet_wire::backend::{encode_error, encode_ready_for_query, TxStatus};
-use pgfleet_wire::frame::peek_header;
 use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 
@@ -278,25 +277,15 @@ impl<'a> Session<'a> {
         if self.tx != TxStatus::Idle {
             return Ok(false);
         }
-        let mut frames = vec![first.clone()];
-        let mut offset = 0;
-        loop {
-            let rest = &self.client.rbuf[offset..];
-            match peek_header(rest, self.client.max_message)? {
-                Some((tag, total)) if rest.len() >= total => {
-                    frames.push(Frame::from_raw(bytes::Bytes::copy_from_slice(
-                        &rest[..total],
-                    )));
-                    offset += total;
-                    match tag {
-                        t::SYNC => break,
-                        t::PARSE => {}
-                        _ => return Ok(false),
-                    }
-                }
-                _ => return Ok(false),
-            }
+        // The rest of the request must be Parses, then its Sync, all buffered already.
+        let Some((rest, offset)) = self.client.peek_until(|tag| tag != t::PARSE)? else {
+            return Ok(false);
+        };
+        if rest.last().map(Frame::tag) != Some(t::SYNC) {
+            return Ok(false);
         }
+        let mut frames = vec![first.clone()];
+        frames.extend(rest);
         let search_path = self.params.desired().get("search_path").cloned();
         let mut defs = Vec::new();
         for f in &frames[..frames.len() - 1] {

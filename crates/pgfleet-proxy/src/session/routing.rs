@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgfleet_sql::{Classification, Target};
-use pgfleet_wire::frame::peek_header;
 use pgfleet_wire::frontend::{decode_bind, decode_parse, decode_query};
 use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
@@ -141,22 +140,18 @@ impl Session<'_> {
             Visit::End => return Ok(Some(request)),
             Visit::More => {}
         }
-        let mut offset = 0;
-        loop {
-            let rest = &self.client.rbuf[offset..];
-            match peek_header(rest, self.client.max_message)? {
-                Some((_, total)) if rest.len() >= total => {
-                    let frame = Frame::from_raw(bytes::Bytes::copy_from_slice(&rest[..total]));
-                    offset += total;
-                    match self.visit(&frame, &mut request)? {
-                        Visit::Partial => return Ok(None),
-                        Visit::End => return Ok(Some(request)),
-                        Visit::More => {}
-                    }
-                }
-                _ => return Ok(None),
+        let end = |tag| matches!(tag, t::SYNC | t::QUERY | t::FUNCTION_CALL);
+        let Some((rest, _)) = self.client.peek_until(end)? else {
+            return Ok(None);
+        };
+        for frame in &rest {
+            match self.visit(frame, &mut request)? {
+                Visit::Partial => return Ok(None),
+                Visit::End => return Ok(Some(request)),
+                Visit::More => {}
             }
         }
+        Ok(None)
     }
 
     fn visit(&self, f: &Frame, request: &mut RequestShape) -> Result<Visit, ProxyError> {
