@@ -51,36 +51,15 @@ export RUST_LOG=${RUST_LOG:-warn}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-# Do not let the caller's libpq environment redirect any connection.
-unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGPASSFILE PGOPTIONS PGSSLMODE || true
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites
 # ---------------------------------------------------------------------------------------------
-command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
-[[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] ||
-    die "PostgreSQL server binaries not found in $PG_BIN (apt-get install -y postgresql-15, or set PG_BIN)"
-command -v pgbench >/dev/null || die "pgbench not found (apt-get install -y postgresql-contrib or postgresql-client-15)"
-command -v psql >/dev/null || die "psql not found (apt-get install -y postgresql-client-15)"
+require_common_tools
 command -v pgbouncer >/dev/null || die "pgbouncer not found: install it with: apt-get install -y pgbouncer"
-command -v python3 >/dev/null || die "python3 not found (used to pick free ports)"
 command -v ss >/dev/null || die "ss not found (apt-get install -y iproute2)"
-
-# pgbench holds one socket per client, PgBouncer two per client/server pair: raise the fd limit.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
-
-RUN_AS=()
-if [[ $(id -u) == 0 ]]; then
-    id postgres >/dev/null 2>&1 || die "running as root needs an OS user \`postgres\` to run PostgreSQL and PgBouncer"
-    RUN_AS=(runuser -u postgres --)
-fi
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 # ---------------------------------------------------------------------------------------------
 # Scratch directory and cleanup

@@ -45,6 +45,11 @@ pub fn config_rows(config: &Config) -> Vec<(String, String)> {
         "proxy.analysis_cache_size".into(),
         p.analysis_cache_size.to_string(),
     );
+    put(
+        "proxy.metrics_listen".into(),
+        p.metrics_listen
+            .map_or_else(|| "none".to_owned(), |a| a.to_string()),
+    );
     for (k, v) in pool_settings(&config.pool) {
         put(format!("pool.{k}"), v);
     }
@@ -92,6 +97,22 @@ pub fn config_rows(config: &Config) -> Vec<(String, String)> {
         put(
             format!("{prefix}.failover_timeout"),
             duration_text(cluster.failover_timeout),
+        );
+        put(
+            format!("{prefix}.ryw_wait"),
+            duration_text(cluster.ryw_wait),
+        );
+        put(
+            format!("{prefix}.write_quorum"),
+            cluster.write_quorum.to_string(),
+        );
+        put(
+            format!("{prefix}.quorum_timeout"),
+            duration_text(cluster.quorum_timeout),
+        );
+        put(
+            format!("{prefix}.quorum_timeout_action"),
+            cluster.quorum_timeout_action.as_str().to_owned(),
         );
         put(
             format!("{prefix}.read_volatile_allowlist"),
@@ -270,6 +291,10 @@ mod tests {
             ("clusters.main.ban_time", "5s"),
             ("clusters.main.max_ban_time", "1m"),
             ("clusters.main.failover_timeout", "30s"),
+            ("clusters.main.ryw_wait", "0s"),
+            ("clusters.main.write_quorum", "0"),
+            ("clusters.main.quorum_timeout", "5s"),
+            ("clusters.main.quorum_timeout_action", "error"),
             ("clusters.ro.servers.1.host", "10.0.1.11"),
             ("clusters.ro.servers.1.role", "replica"),
             ("clusters.ro.servers.1.weight", "3"),

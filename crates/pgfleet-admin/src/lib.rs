@@ -10,6 +10,8 @@
 //!   (pure);
 //! - [`config_rows`]: SHOW CONFIG rows from a config snapshot, passwords hidden (pure);
 //! - [`control`]: RELOAD, PAUSE, RESUME, SHUTDOWN on the runtime;
+//! - [`metrics`]: the same counters, pools and replication views as Prometheus text (pure);
+//! - [`http`]: the HTTP endpoint serving them (`proxy.metrics_listen`, `GET /metrics`);
 //! - [`text`]: timestamp and duration rendering;
 //! - [`error`]: the [`AdminError`] and the SQLSTATE each case answers with.
 #![forbid(unsafe_code)]
@@ -19,6 +21,8 @@ pub mod command;
 pub mod config_rows;
 pub mod control;
 pub mod error;
+pub mod http;
+pub mod metrics;
 pub mod show;
 pub mod snapshot;
 pub mod text;

@@ -186,6 +186,15 @@ pub fn servers(servers: &[ServerSnapshot]) -> ConsoleReply {
 
 /// SHOW STATS: one row; `clients_connected` is the registry's current size.
 pub fn stats(stats: &Stats, clients_connected: usize) -> ConsoleReply {
+    let cells = stat_cells(stats, clients_connected);
+    ConsoleReply::Rows {
+        columns: cells.iter().map(|(name, _)| name.clone()).collect(),
+        rows: vec![cells.iter().map(|(_, v)| text(v)).collect()],
+    }
+}
+
+/// The counters of SHOW STATS, by column name, in column order (also the Prometheus counters).
+pub fn stat_cells(stats: &Stats, clients_connected: usize) -> Vec<(String, u64)> {
     let get = Stats::get;
     let mut cells: Vec<(String, u64)> = vec![
         ("clients_total".into(), get(&stats.clients_total)),
@@ -196,6 +205,8 @@ pub fn stats(stats: &Stats, clients_connected: usize) -> ConsoleReply {
         ("bytes_in".into(), get(&stats.bytes_in)),
         ("bytes_out".into(), get(&stats.bytes_out)),
         ("settings_replays".into(), get(&stats.settings_replays)),
+        ("read_retries".into(), get(&stats.read_retries)),
+        ("quorum_timeouts".into(), get(&stats.quorum_timeouts)),
         ("reprepares".into(), get(&stats.reprepares)),
         ("checkout_timeouts".into(), get(&stats.checkout_timeouts)),
         ("server_losses".into(), get(&stats.server_losses)),
@@ -204,10 +215,7 @@ pub fn stats(stats: &Stats, clients_connected: usize) -> ConsoleReply {
     for (reason, counter) in PIN_REASONS.iter().zip(stats.pins.iter()) {
         cells.push((format!("pinned_{}", pin_reason_name(*reason)), get(counter)));
     }
-    ConsoleReply::Rows {
-        columns: cells.iter().map(|(name, _)| name.clone()).collect(),
-        rows: vec![cells.iter().map(|(_, v)| text(v)).collect()],
-    }
+    cells
 }
 
 /// SHOW REPLICATION: one row per endpoint, sorted by (cluster, index). Bans and the write target
@@ -252,7 +260,7 @@ fn endpoint_rows(cluster: &str, view: &ClusterView, now: Instant) -> Vec<Vec<Opt
 
 /// WAL bytes an endpoint's replay position is behind the primary's last sampled position: 0 for
 /// an endpoint acting as primary (it writes the WAL), `None` while either position is unknown.
-fn lag_bytes(view: &ClusterView, e: &EndpointState) -> Option<u64> {
+pub fn lag_bytes(view: &ClusterView, e: &EndpointState) -> Option<u64> {
     if e.role() == ObservedRole::Primary {
         return Some(0);
     }
@@ -439,7 +447,9 @@ mod tests {
         let (columns, rows) = rows_of(super::stats(&stats, 5));
         assert_eq!(rows.len(), 1);
         assert_eq!(columns.len(), rows[0].len());
-        assert_eq!(columns.len(), 12 + PIN_REASONS.len());
+        assert_eq!(columns.len(), 14 + PIN_REASONS.len());
+        assert!(columns.iter().any(|c| c == "read_retries"));
+        assert!(columns.iter().any(|c| c == "quorum_timeouts"));
         let value = |name: &str| {
             let i = columns.iter().position(|c| c == name);
             let Some(i) = i else {

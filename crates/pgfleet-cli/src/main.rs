@@ -3,8 +3,10 @@
 //! - `serve`: run the proxy from a config file.
 //! - `check-config`: validate a config file and report every problem with its key path.
 //! - `sandbox`: real local PostgreSQL clusters plus the proxy, in one command.
+//! - `migrate`: versioned schema migrations across every shard and tenant (docs/migrate.md).
 
 mod check_config;
+mod migrate;
 mod sandbox;
 mod serve;
 
@@ -26,6 +28,8 @@ enum Command {
     CheckConfig(check_config::Args),
     /// Start local PostgreSQL clusters and the proxy in front of them.
     Sandbox(sandbox::Args),
+    /// Versioned schema migrations across every shard and tenant.
+    Migrate(Box<migrate::Args>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::exec(args),
         Command::CheckConfig(args) => check_config::exec(args),
         Command::Sandbox(args) => sandbox::exec(args),
+        Command::Migrate(args) => migrate::exec(*args),
     };
     match result {
         Ok(code) => code,

@@ -34,13 +34,31 @@ pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
-/// Builds the proxy for `config` and binds its listen address.
+/// Builds the proxy for `config`, binds its listen address and, with `proxy.metrics_listen`,
+/// starts the metrics endpoint (stopped when shutdown starts).
 pub async fn start(config: Config, path: Option<PathBuf>) -> anyhow::Result<Proxy> {
     let listen = config.proxy.listen;
+    let metrics = config.proxy.metrics_listen;
     let rt = Runtime::new(config, path, Some(Arc::new(pgfleet_admin::AdminConsole)));
-    Proxy::bind(rt, listen)
+    let proxy = Proxy::bind(rt.clone(), listen)
         .await
-        .with_context(|| format!("binding {listen}"))
+        .with_context(|| format!("binding {listen}"))?;
+    if let Some(addr) = metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding proxy.metrics_listen {addr}"))?;
+        tracing::info!(listen = %addr, "serving Prometheus metrics at /metrics");
+        tokio::spawn(async move {
+            let stop = {
+                let rt = rt.clone();
+                async move { rt.shutdown_started().await }
+            };
+            if let Err(e) = pgfleet_admin::http::serve_metrics(rt, listener, stop).await {
+                tracing::error!(error = %e, "the metrics endpoint stopped");
+            }
+        });
+    }
+    Ok(proxy)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -215,6 +215,23 @@ async fn sandbox_serves_replicates_stops_and_reuses() {
         .expect("read through the proxy")
         .get(0);
     assert_eq!(n, 1);
+    // `--replicas` serves reads: once the monitor has measured the replica, reads reach it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let p: i32 = client
+            .query_one("SELECT inet_server_port()", &[])
+            .await
+            .expect("read through the proxy")
+            .get(0);
+        if p == i32::from(replicas[0]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reads never reached the sandbox replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(client);
     wait_for_row_on(replicas[0], "first").await;
     sandbox.terminate();

@@ -19,7 +19,7 @@ pub struct ReloadDiff {
     pub databases_changed: Vec<String>,
     /// Users added, removed, or whose settings (credentials, admin, overrides) changed.
     pub users_changed: Vec<String>,
-    /// `proxy.listen` changed: takes effect only after a restart.
+    /// `proxy.listen` or `proxy.metrics_listen` changed: takes effect only after a restart.
     pub listen_changed: bool,
     /// Any other `[proxy]` key changed (limits apply to new sessions).
     pub proxy_changed: bool,
@@ -69,10 +69,12 @@ impl Config {
                 .collect(),
             databases_changed: changed_keys(&self.databases, &new.databases),
             users_changed: changed_keys(&self.users, &new.users),
-            listen_changed: self.proxy.listen != new.proxy.listen,
+            listen_changed: self.proxy.listen != new.proxy.listen
+                || self.proxy.metrics_listen != new.proxy.metrics_listen,
             proxy_changed: {
                 let mut old = self.proxy.clone();
                 old.listen = new.proxy.listen;
+                old.metrics_listen = new.proxy.metrics_listen;
                 old != new.proxy
             },
         }

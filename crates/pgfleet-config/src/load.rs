@@ -10,10 +10,12 @@ use crate::model::{
     AuthMethod, ClusterConfig, Config, Consistency, DatabaseConfig, DefaultRole, PoolMode,
     PoolOverrides, PoolSettings, ProxyConfig, ServerConfig, ServerRole, UserConfig,
 };
+use crate::placement::read_placement;
 use crate::problem::{ConfigErrors, Problem};
 use crate::raw::{RawCluster, RawConfig, RawDatabase, RawPool, RawProxy, RawServer, RawUser};
 use crate::reader::Reader;
 use crate::secret::Secret;
+use crate::sharding::{read_sharding, RawSharding};
 
 /// Database name clients use to reach the admin console.
 pub const ADMIN_DATABASE: &str = "pgfleet";
@@ -55,7 +57,7 @@ impl Config {
 }
 
 /// Dotted path with array indexes as segments; serde_ignored's own rendering adds `?` for options.
-fn render_path(path: &serde_ignored::Path<'_>) -> String {
+pub(crate) fn render_path(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path as P;
     let (parent, own) = match path {
         P::Root => return String::new(),
@@ -108,6 +110,11 @@ fn build(r: &mut Reader, raw: &RawConfig) -> Config {
         .iter()
         .map(|(name, u)| (name.clone(), build_user(r, name, u)))
         .collect();
+    crate::tenancy::check_references(r, &databases, &users);
+    let metadata = raw
+        .metadata
+        .as_ref()
+        .map(|m| crate::tenancy::build_metadata(r, m, &clusters));
 
     // A user override meets every database's settings; report once per user.
     for (name, user) in &users {
@@ -132,24 +139,36 @@ fn build(r: &mut Reader, raw: &RawConfig) -> Config {
         clusters,
         databases,
         users,
+        metadata,
     }
 }
 
-fn build_proxy(r: &mut Reader, raw: &RawProxy) -> ProxyConfig {
-    let d = ProxyConfig::default();
-    let listen = r
-        .string("proxy.listen", &raw.listen)
+/// An `ip:port` listen address at `path`; `example_port` goes into the message's examples.
+fn socket_address(
+    r: &mut Reader,
+    path: &str,
+    value: &Option<toml::Value>,
+    example_port: u16,
+) -> Option<SocketAddr> {
+    r.string(path, value)
         .and_then(|text| match text.parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
                 r.report(
-                    "proxy.listen",
-                    format!("invalid listen address `{text}`; write an IP address and port, e.g. \"127.0.0.1:6432\" or \"[::]:6432\""),
+                    path,
+                    format!("invalid listen address `{text}`; write an IP address and port, e.g. \"127.0.0.1:{example_port}\" or \"[::]:{example_port}\""),
                 );
                 None
             }
-        });
+        })
+}
+
+fn build_proxy(r: &mut Reader, raw: &RawProxy) -> ProxyConfig {
+    let d = ProxyConfig::default();
+    let listen = socket_address(r, "proxy.listen", &raw.listen, 6432);
+    let metrics_listen = socket_address(r, "proxy.metrics_listen", &raw.metrics_listen, 9930);
     ProxyConfig {
+        metrics_listen,
         listen: listen.unwrap_or(d.listen),
         max_client_connections: r
             .usize(
@@ -350,26 +369,32 @@ fn build_database(
     let cluster_path = format!("{prefix}.cluster");
     let cluster = r.string(&cluster_path, &raw.cluster);
     match &cluster {
-        None if raw.cluster.is_none() => r.report(&cluster_path, "missing required key `cluster`"),
+        _ if raw.shards.is_some() && raw.cluster.is_some() => r.report(
+            &cluster_path,
+            "a database has either `cluster` (one cluster) or `shards` (a sharded database), not both",
+        ),
+        _ if raw.shards.is_some() => {}
+        None if raw.cluster.is_none() => r.report(
+            &cluster_path,
+            "missing required key `cluster` (or `shards` for a sharded database)",
+        ),
         None => {}
-        Some(c) if clusters.contains_key(c) => {}
         Some(c) => {
-            let hint = clusters
-                .keys()
-                .filter(|k| edit_distance(c, k) <= 2)
-                .min_by_key(|k| edit_distance(c, k))
-                .map(|k| format!("; did you mean `{k}`?"))
-                .unwrap_or_else(|| {
-                    if clusters.is_empty() {
-                        "; no clusters are defined".to_string()
-                    } else {
-                        let names: Vec<&str> = clusters.keys().map(String::as_str).collect();
-                        format!("; defined clusters: {}", names.join(", "))
-                    }
-                });
-            r.report(&cluster_path, format!("cluster `{c}` is not defined{hint}"));
+            check_cluster_name(r, &cluster_path, c, clusters);
         }
     }
+    let sharding = read_sharding(
+        r,
+        &prefix,
+        &RawSharding {
+            shards: &raw.shards,
+            default_shard: &raw.default_shard,
+            reference_tables: &raw.reference_tables,
+            sharded_tables: &raw.sharded_tables,
+        },
+        clusters,
+    );
+    let placement = read_placement(r, &prefix, &raw.placement, clusters, sharding.as_ref());
     let pool = read_pool(r, &format!("{prefix}.pool"), &raw.pool);
     check_min_idle(
         r,
@@ -379,12 +404,51 @@ fn build_database(
         false,
     );
     DatabaseConfig {
-        cluster: cluster.unwrap_or_default(),
+        // A sharded database has no single cluster (see `DatabaseConfig::cluster`).
+        cluster: if sharding.is_some() {
+            String::new()
+        } else {
+            cluster.unwrap_or_default()
+        },
+        sharding,
+        placement,
         server_database: r
             .string(&format!("{prefix}.server_database"), &raw.server_database)
             .unwrap_or_else(|| name.to_string()),
         pool,
+        tenancy: raw
+            .tenancy
+            .as_ref()
+            .map(|t| crate::tenancy::build_tenancy(r, &prefix, t)),
     }
+}
+
+/// Reports `name` at `path` unless it is a defined cluster, with a "did you mean" or the list of
+/// defined clusters; true when it is defined.
+pub(crate) fn check_cluster_name(
+    r: &mut Reader,
+    path: &str,
+    name: &str,
+    clusters: &BTreeMap<String, ClusterConfig>,
+) -> bool {
+    if clusters.contains_key(name) {
+        return true;
+    }
+    let hint = clusters
+        .keys()
+        .filter(|k| edit_distance(name, k) <= 2)
+        .min_by_key(|k| edit_distance(name, k))
+        .map(|k| format!("; did you mean `{k}`?"))
+        .unwrap_or_else(|| {
+            if clusters.is_empty() {
+                "; no clusters are defined".to_string()
+            } else {
+                let names: Vec<&str> = clusters.keys().map(String::as_str).collect();
+                format!("; defined clusters: {}", names.join(", "))
+            }
+        });
+    r.report(path, format!("cluster `{name}` is not defined{hint}"));
+    false
 }
 
 fn build_user(r: &mut Reader, name: &str, raw: &RawUser) -> UserConfig {
@@ -460,5 +524,6 @@ fn build_user(r: &mut Reader, name: &str, raw: &RawUser) -> UserConfig {
         pool,
         default_role,
         default_consistency,
+        tenant: crate::tenancy::read_user_tenant(r, &prefix, &raw.tenant),
     }
 }

@@ -6,7 +6,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::placement::PlacementGroup;
 use crate::secret::Secret;
+use crate::sharding::ShardingConfig;
+use crate::tenancy::{MetadataConfig, TenancyConfig};
 
 /// The whole validated config file.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -21,6 +24,8 @@ pub struct Config {
     pub databases: BTreeMap<String, DatabaseConfig>,
     /// `[users.NAME]`: who may connect, keyed by the name clients use.
     pub users: BTreeMap<String, UserConfig>,
+    /// `[metadata]`: the metadata database (tenant directory, migration ledger), when configured.
+    pub metadata: Option<MetadataConfig>,
 }
 
 impl Config {
@@ -52,6 +57,9 @@ pub struct ProxyConfig {
     pub shutdown_timeout: Duration,
     /// `proxy.analysis_cache_size`: entries in the SQL analysis LRU cache.
     pub analysis_cache_size: usize,
+    /// `proxy.metrics_listen`: where Prometheus metrics are served over HTTP (`GET /metrics`);
+    /// `None` = not served. Changing it needs a restart.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ProxyConfig {
@@ -62,6 +70,7 @@ impl Default for ProxyConfig {
             max_message_size: 64 << 20,
             shutdown_timeout: Duration::from_secs(30),
             analysis_cache_size: 10_000,
+            metrics_listen: None,
         }
     }
 }
@@ -195,6 +204,43 @@ pub struct ClusterConfig {
     /// Volatile functions that do not write (e.g. `random`): calling them does not force a
     /// statement to the primary. Lower-case names, optionally schema-qualified.
     pub read_volatile_allowlist: Vec<String>,
+    /// Read-your-writes: how long a read waits for a replica to replay the session's last write
+    /// before it goes to the primary; default 0 s (to the primary at once).
+    pub ryw_wait: Duration,
+    /// Replicas that must have replayed a writing transaction's commit before its COMMIT is
+    /// answered; default 0 (answer at once). A session may change it (`SET pgfleet.write_quorum`).
+    pub write_quorum: usize,
+    /// Longest wait for `write_quorum` replicas; default 5 s.
+    pub quorum_timeout: Duration,
+    /// What the client gets when the quorum is not reached in time; default an error.
+    pub quorum_timeout_action: QuorumTimeoutAction,
+}
+
+/// What happens when a COMMIT's `write_quorum` is not reached within `quorum_timeout`. Either way
+/// the transaction is committed on the primary: PostgreSQL has already made it durable there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QuorumTimeoutAction {
+    /// The COMMIT's response carries an error (after its CommandComplete) saying so.
+    #[default]
+    Error,
+    /// The COMMIT succeeds with a WARNING notice saying so.
+    Warning,
+}
+
+impl QuorumTimeoutAction {
+    /// Config spellings.
+    pub const CHOICES: &'static [(&'static str, QuorumTimeoutAction)] = &[
+        ("error", QuorumTimeoutAction::Error),
+        ("warning", QuorumTimeoutAction::Warning),
+    ];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuorumTimeoutAction::Error => "error",
+            QuorumTimeoutAction::Warning => "warning",
+        }
+    }
 }
 
 impl ClusterConfig {
@@ -236,6 +282,10 @@ impl ClusterConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            ryw_wait: Duration::ZERO,
+            write_quorum: 0,
+            quorum_timeout: Duration::from_secs(5),
+            quorum_timeout_action: QuorumTimeoutAction::Error,
         }
     }
 
@@ -415,12 +465,21 @@ impl ServerRole {
 /// `[databases.NAME]`: a database clients connect to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatabaseConfig {
-    /// Name of the cluster (a key of [`Config::clusters`]) that holds it.
+    /// Name of the cluster (a key of [`Config::clusters`]) that holds it. Empty for a sharded
+    /// database, whose data spans the clusters in [`ShardingConfig::shards`]: code that routes
+    /// to `cluster` must check [`DatabaseConfig::sharding`] first.
     pub cluster: String,
     /// Database name on the servers; defaults to the database's own name.
     pub server_database: String,
     /// Pool overrides for this database.
     pub pool: PoolOverrides,
+    /// `[databases.NAME.tenancy]`: multi-tenancy, when configured.
+    pub tenancy: Option<TenancyConfig>,
+    /// `shards` and the keys that go with them; `None` for a database on one cluster.
+    pub sharding: Option<ShardingConfig>,
+    /// `[databases.NAME.placement.GROUP]`: groups of tables that live on other clusters
+    /// (vertical partitioning), by group name; empty when the database has none.
+    pub placement: BTreeMap<String, PlacementGroup>,
 }
 
 /// `[users.NAME]`: a user clients log in as. `Debug` never shows passwords.
@@ -442,6 +501,8 @@ pub struct UserConfig {
     pub default_role: DefaultRole,
     /// This user's consistency level until a session or statement chooses another.
     pub default_consistency: Consistency,
+    /// `users.NAME.tenant`: the tenant this user always is (a per-user binding).
+    pub tenant: Option<String>,
 }
 
 impl fmt::Debug for UserConfig {
@@ -458,6 +519,7 @@ impl fmt::Debug for UserConfig {
             .field("pool", &self.pool)
             .field("default_role", &self.default_role)
             .field("default_consistency", &self.default_consistency)
+            .field("tenant", &self.tenant)
             .finish()
     }
 }

@@ -5,6 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::placement::RawPlacement;
+use crate::sharding::RawShardedTable;
+
+use crate::tenancy::{RawMetadata, RawTenancy};
+
 type Leaf = Option<toml::Value>;
 
 #[derive(Deserialize, Default)]
@@ -15,6 +20,7 @@ pub(crate) struct RawConfig {
     pub clusters: BTreeMap<String, RawCluster>,
     pub databases: BTreeMap<String, RawDatabase>,
     pub users: BTreeMap<String, RawUser>,
+    pub metadata: Option<RawMetadata>,
 }
 
 #[derive(Deserialize, Default)]
@@ -25,6 +31,7 @@ pub(crate) struct RawProxy {
     pub max_message_size: Leaf,
     pub shutdown_timeout: Leaf,
     pub analysis_cache_size: Leaf,
+    pub metrics_listen: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -56,6 +63,10 @@ pub(crate) struct RawCluster {
     pub max_ban_time: Leaf,
     pub failover_timeout: Leaf,
     pub read_volatile_allowlist: Leaf,
+    pub ryw_wait: Leaf,
+    pub write_quorum: Leaf,
+    pub quorum_timeout: Leaf,
+    pub quorum_timeout_action: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -73,6 +84,12 @@ pub(crate) struct RawDatabase {
     pub cluster: Leaf,
     pub server_database: Leaf,
     pub pool: RawPool,
+    pub tenancy: Option<RawTenancy>,
+    pub shards: Leaf,
+    pub default_shard: Leaf,
+    pub reference_tables: Leaf,
+    pub sharded_tables: BTreeMap<String, RawShardedTable>,
+    pub placement: BTreeMap<String, RawPlacement>,
 }
 
 #[derive(Deserialize, Default)]
@@ -86,4 +103,5 @@ pub(crate) struct RawUser {
     pub default_role: Leaf,
     pub default_consistency: Leaf,
     pub pool: RawPool,
+    pub tenant: Leaf,
 }

@@ -1,7 +1,7 @@
 //! A cluster's read-routing keys: load balancing, primary reads, lag limits, check intervals,
 //! bans, failover wait and the volatile-function allowlist, each checked with its key path.
 
-use crate::model::{ClusterConfig, LoadBalancing, PrimaryReads};
+use crate::model::{ClusterConfig, LoadBalancing, PrimaryReads, QuorumTimeoutAction};
 use crate::raw::RawCluster;
 use crate::reader::Reader;
 
@@ -57,6 +57,13 @@ pub(crate) fn read_replication(
             &mut c.failover_timeout,
             false,
         ),
+        (&raw.ryw_wait, "ryw_wait", &mut c.ryw_wait, false),
+        (
+            &raw.quorum_timeout,
+            "quorum_timeout",
+            &mut c.quorum_timeout,
+            false,
+        ),
     ];
     for (value, key, slot, positive) in durations {
         let path = p(key);
@@ -92,6 +99,26 @@ pub(crate) fn read_replication(
                 humantime::format_duration(c.ban_time)
             ),
         );
+    }
+    if let Some(v) = r.choice(
+        &p("quorum_timeout_action"),
+        &raw.quorum_timeout_action,
+        QuorumTimeoutAction::CHOICES,
+    ) {
+        c.quorum_timeout_action = v;
+    }
+    if let Some(n) = r.usize(&p("write_quorum"), &raw.write_quorum, 0) {
+        // Every server but the primary can be a replica; a quorum larger than that can never
+        // be met and would fail every write.
+        let replicas = c.servers.len().saturating_sub(1);
+        if n > replicas {
+            r.report(
+                p("write_quorum"),
+                format!("write_quorum {n} needs {n} replicas, but the cluster has {} server(s), so at most {replicas} replica(s)", c.servers.len()),
+            );
+        } else {
+            c.write_quorum = n;
+        }
     }
     if let Some(names) = r.string_list(&p("read_volatile_allowlist"), &raw.read_volatile_allowlist)
     {

@@ -95,6 +95,10 @@ ban_time = \"1s\"
 max_ban_time = \"1s\"
 failover_timeout = \"0s\"
 read_volatile_allowlist = [\"Random\", \"audit.peek\"]
+ryw_wait = \"20ms\"
+write_quorum = 1
+quorum_timeout = \"2s\"
+quorum_timeout_action = \"warning\"
 [users.reader]
 password = \"r\"
 default_role = \"replica\"
@@ -114,6 +118,15 @@ default_consistency = \"read_your_writes\"
     );
     assert_eq!(ro.failover_timeout, Duration::ZERO);
     assert_eq!(ro.read_volatile_allowlist, vec!["random", "audit.peek"]);
+    assert_eq!(ro.ryw_wait, Duration::from_millis(20));
+    assert_eq!(
+        (ro.write_quorum, ro.quorum_timeout, ro.quorum_timeout_action),
+        (
+            1,
+            Duration::from_secs(2),
+            crate::QuorumTimeoutAction::Warning
+        )
+    );
     assert!(ro.allows_volatile_read("audit.peek"));
     assert!(
         !ro.allows_volatile_read("peek"),
@@ -187,6 +200,8 @@ fn bad_configs_report_every_problem_with_its_path() {
             &["clusters.c.load_balancing", "clusters.c.primary_reads", "users.u.default_role", "users.u.default_consistency"]),
         ("bad lag and intervals", "[clusters.c]\nservers = [{ host = \"a\" }]\nmax_lag_bytes = \"10 parsecs\"\nmax_lag_time = 10\nhealth_check_interval = \"0s\"\nlag_check_interval = \"0ms\"\nfailover_timeout = \"soon\"",
             &["clusters.c.max_lag_bytes", "clusters.c.max_lag_time", "clusters.c.health_check_interval", "clusters.c.lag_check_interval", "clusters.c.failover_timeout"]),
+        ("bad quorum keys", "[clusters.c]\nservers = [{ host = \"a\" }, { host = \"b\" }]\nwrite_quorum = 2\nquorum_timeout_action = \"ignore\"\nryw_wait = 5\nquorum_timeout = \"later\"",
+            &["clusters.c.ryw_wait", "clusters.c.quorum_timeout", "clusters.c.quorum_timeout_action", "clusters.c.write_quorum"]),
         ("max_ban_time below ban_time", "[clusters.c]\nservers = [{ host = \"a\" }]\nban_time = \"10s\"\nmax_ban_time = \"5s\"\n[clusters.d]\nservers = [{ host = \"a\" }]\nban_time = \"2m\"\n[clusters.e]\nservers = [{ host = \"a\" }]\nban_time = \"0s\"",
             &["clusters.c.max_ban_time", "clusters.d.ban_time", "clusters.e.ban_time"]),
         ("bad allowlist", "[clusters.c]\nservers = [{ host = \"a\" }]\nread_volatile_allowlist = [\"random()\", 5, \"nextval\", \"pg_advisory_lock\", \"a b\", \"x.y.z\", \"clock_timestamp\"]\n[clusters.d]\nservers = [{ host = \"a\" }]\nread_volatile_allowlist = \"random\"",

@@ -6,7 +6,9 @@
 //! - [`execute`]: translating client messages (prepared statement renaming) and routing server answers
 //!   through the expected-response queue.
 //! - [`server`]: server connections: login, framing, per-connection state; the pool manager.
-//! - [`pools`]: pools per (user, database); [`prepared`]: the shared statement table.
+//! - [`pools`]: pools per (user, database, cluster); [`prepared`]: the shared statement table.
+//! - [`sharding`]: sharded and placed databases: a shard router per database, what a route means
+//!   for one session (the session carries it out in `session/shards.rs`).
 //! - [`runtime`]: explicit shared state ([`Runtime`]); [`clients`], [`stats`]: what the admin console shows.
 //! - [`console`]: the admin database's query loop, answered by a [`console::Console`].
 
@@ -26,6 +28,7 @@ pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod sharding;
 pub mod stats;
 
 pub use error::{ProxyError, Side};

@@ -49,7 +49,6 @@ impl Proxy {
         let rt = self.rt.clone();
         let open = Arc::new(AtomicUsize::new(0));
         let maintenance = tokio::spawn(maintain(rt.clone()));
-        let monitors = crate::replication::monitor::spawn_all(&rt);
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
@@ -86,19 +85,21 @@ impl Proxy {
         while open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Also stops the replication monitors, which the maintenance task owns.
         maintenance.abort();
-        for m in monitors {
-            m.abort();
-        }
         rt.pools.close_all();
     }
 }
 
-/// Background upkeep: pool idle timeouts, lifetimes and min_idle; pruning the statement table.
+/// Background upkeep: pool idle timeouts, lifetimes and min_idle; pruning the statement table;
+/// replication monitors for clusters a reload added (and none for those it removed).
 async fn maintain(rt: Arc<Runtime>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut monitors = crate::replication::monitor::Monitors::default();
     loop {
         tick.tick().await;
+        // First: pool upkeep may wait on connects to a slow server, monitors must not.
+        monitors.reconcile(&rt);
         rt.pools.maintain().await;
         rt.prepared.prune();
     }

@@ -55,7 +55,8 @@ impl PoolEntry {
 /// All pools of the process.
 #[derive(Default)]
 pub struct Pools {
-    map: RwLock<HashMap<PoolKey, Arc<DatabasePools>>>,
+    /// By ((user, database), cluster).
+    map: RwLock<HashMap<(PoolKey, String), Arc<DatabasePools>>>,
     /// Open server connections (SHOW SERVERS).
     pub servers: Arc<ServerRegistry>,
 }
@@ -71,12 +72,50 @@ fn pool_settings(s: &PoolSettings) -> Settings {
     }
 }
 
+/// The cluster a database's sessions start on: its `cluster`, or for a sharded database its
+/// default shard's cluster (pgfleet learns server parameters there at login, and statements that
+/// name no table run there).
+pub fn home_cluster<'a>(config: &'a Config, database: &str) -> Option<&'a str> {
+    let db = config.databases.get(database)?;
+    match &db.sharding {
+        Some(s) => s.shards.get(s.default_shard).map(String::as_str),
+        None => Some(db.cluster.as_str()),
+    }
+}
+
+/// Whether `cluster` serves `database`: its own cluster, one of its shards, or the cluster of one
+/// of its placement groups.
+pub fn serves(config: &Config, database: &str, cluster: &str) -> bool {
+    let Some(db) = config.databases.get(database) else {
+        return false;
+    };
+    db.cluster == cluster
+        || db
+            .sharding
+            .as_ref()
+            .is_some_and(|s| s.shards.iter().any(|c| c == cluster))
+        || db.placement.values().any(|p| p.cluster == cluster)
+}
+
 /// Where (user, database)'s connections go according to `config`: one target per server of the
-/// database's cluster, in the cluster's order (index = endpoint number).
+/// database's home cluster ([`home_cluster`]), in the cluster's order (index = endpoint number).
 pub fn targets_for(config: &Config, user: &str, database: &str) -> Option<Vec<ServerTarget>> {
+    targets_on(config, user, database, home_cluster(config, database)?)
+}
+
+/// As [`targets_for`], on `cluster` (a shard or placement cluster of the database).
+pub fn targets_on(
+    config: &Config,
+    user: &str,
+    database: &str,
+    cluster: &str,
+) -> Option<Vec<ServerTarget>> {
     let db = config.databases.get(database)?;
     let u = config.users.get(user)?;
-    let cluster = config.clusters.get(&db.cluster)?;
+    if !serves(config, database, cluster) {
+        return None;
+    }
+    let cluster = config.clusters.get(cluster)?;
     let password = u.server_password.clone().or_else(|| match &u.password {
         Some(Secret::Plain(p)) => Some(p.clone()),
         _ => None,
@@ -102,12 +141,8 @@ pub fn targets_for(config: &Config, user: &str, database: &str) -> Option<Vec<Se
 
 /// The configured primary of a cluster: the server with role "primary", else the first "auto" one,
 /// else the first. (Observed roles from the replication monitor take precedence once known.)
-pub fn configured_primary(config: &Config, database: &str) -> usize {
-    let Some(cluster) = config
-        .databases
-        .get(database)
-        .and_then(|db| config.clusters.get(&db.cluster))
-    else {
+pub fn configured_primary(config: &Config, cluster: &str) -> usize {
+    let Some(cluster) = config.clusters.get(cluster) else {
         return 0;
     };
     cluster
@@ -123,7 +158,8 @@ pub fn configured_primary(config: &Config, database: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The pools of one (user, database): one per endpoint of its cluster.
+/// The pools of one (user, database) on one cluster: one per endpoint of the cluster. A sharded
+/// database has one of these per shard (and per placement cluster) it has used.
 pub struct DatabasePools {
     /// (user, database).
     pub key: PoolKey,
@@ -154,7 +190,8 @@ impl DatabasePools {
 }
 
 impl Pools {
-    /// The pools for (user, database), created on first use.
+    /// The pools for (user, database) on its home cluster ([`home_cluster`]), created on first
+    /// use.
     pub fn get(
         &self,
         config: &Config,
@@ -162,25 +199,33 @@ impl Pools {
         user: &str,
         database: &str,
     ) -> Result<Arc<DatabasePools>, ProxyError> {
-        let key = (user.to_owned(), database.to_owned());
+        let cluster = home_cluster(config, database).unwrap_or_default();
+        self.on_cluster(config, clusters, user, database, cluster)
+    }
+
+    /// The pools for (user, database) on `cluster` (its home, a shard or a placement cluster),
+    /// created on first use.
+    pub fn on_cluster(
+        &self,
+        config: &Config,
+        clusters: &Clusters,
+        user: &str,
+        database: &str,
+        cluster: &str,
+    ) -> Result<Arc<DatabasePools>, ProxyError> {
+        let key = ((user.to_owned(), database.to_owned()), cluster.to_owned());
         if let Some(e) = self.map.read().get(&key) {
             return Ok(e.clone());
         }
-        let targets = targets_for(config, user, database)
+        let targets = targets_on(config, user, database, cluster)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ProxyError::Client {
                 code: "3D000",
                 message: format!(
-                    "no pool for user `{user}` and database `{database}` in the config"
+                    "no pool for user `{user}` and database `{database}` on cluster `{cluster}` in the config"
                 ),
             })?;
         let settings = config.pool_settings(user, database);
-        let cluster = config
-            .databases
-            .get(database)
-            .map(|d| d.cluster.clone())
-            .unwrap_or_default();
-        let cluster_name = cluster.clone();
         let mut map = self.map.write();
         let entry = map
             .entry(key.clone())
@@ -189,7 +234,7 @@ impl Pools {
                     .into_iter()
                     .map(|target| {
                         Arc::new(PoolEntry {
-                            key: key.clone(),
+                            key: key.0.clone(),
                             pool: Pool::new(
                                 ServerManager {
                                     target,
@@ -203,11 +248,11 @@ impl Pools {
                     })
                     .collect();
                 Arc::new(DatabasePools {
-                    key: key.clone(),
-                    cluster,
+                    key: key.0.clone(),
+                    cluster: cluster.to_owned(),
                     endpoints,
-                    configured_primary: configured_primary(config, database),
-                    state: clusters.get(config, &cluster_name),
+                    configured_primary: configured_primary(config, cluster),
+                    state: clusters.get(config, cluster),
                 })
             })
             .clone();
@@ -217,7 +262,7 @@ impl Pools {
     /// Every pool of every endpoint, sorted by (user, database), then endpoint order.
     pub fn list(&self) -> Vec<Arc<PoolEntry>> {
         let mut dbs: Vec<_> = self.map.read().values().cloned().collect();
-        dbs.sort_by(|a, b| a.key.cmp(&b.key));
+        dbs.sort_by(|a, b| (&a.key, &a.cluster).cmp(&(&b.key, &b.cluster)));
         dbs.iter()
             .flat_map(|d| d.endpoints.iter().cloned())
             .collect()
@@ -227,14 +272,14 @@ impl Pools {
     /// credentials) or a removed user/database closes the pools, to be re-created on next use.
     pub fn reconcile(&self, config: &Config) {
         let mut map = self.map.write();
-        map.retain(|(user, database), db| {
-            let same = targets_for(config, user, database).is_some_and(|targets| {
+        map.retain(|((user, database), cluster), db| {
+            let same = targets_on(config, user, database, cluster).is_some_and(|targets| {
                 targets.len() == db.endpoints.len()
                     && targets
                         .iter()
                         .zip(&db.endpoints)
                         .all(|(t, e)| *t == e.pool.manager().target)
-                    && configured_primary(config, database) == db.configured_primary
+                    && configured_primary(config, cluster) == db.configured_primary
             });
             if same {
                 let s = config.pool_settings(user, database);

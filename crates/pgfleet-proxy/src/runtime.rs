@@ -16,6 +16,7 @@ use crate::console::Console;
 use crate::pools::Pools;
 use crate::prepared::PreparedRegistry;
 use crate::replication::Clusters;
+use crate::sharding::{routers_for, ShardRouters};
 use crate::stats::Stats;
 
 /// Everything the data path shares.
@@ -24,6 +25,8 @@ pub struct Runtime {
     config_path: Option<PathBuf>,
     pub(crate) pools: Pools,
     pub(crate) analyzer: Analyzer,
+    /// Shard routers of sharded and placed databases, rebuilt (with empty caches) on reload.
+    routers: ArcSwap<ShardRouters>,
     pub(crate) prepared: PreparedRegistry,
     pub(crate) clients: ClientRegistry,
     pub(crate) verifiers: VerifierCache,
@@ -47,7 +50,9 @@ impl Runtime {
         console: Option<Arc<dyn Console>>,
     ) -> Arc<Runtime> {
         let analyzer = Analyzer::new(config.proxy.analysis_cache_size);
+        let routers = ArcSwap::from_pointee(routers_for(&config));
         Arc::new(Runtime {
+            routers,
             config: ArcSwap::from_pointee(config),
             config_path,
             pools: Pools::default(),
@@ -81,7 +86,13 @@ impl Runtime {
     pub fn apply_config(&self, new: Config) {
         self.pools.reconcile(&new);
         self.clusters.reconcile(&new);
+        self.routers.store(Arc::new(routers_for(&new)));
         self.config.store(Arc::new(new));
+    }
+
+    /// The shard router of `database`, if it has shards or placement groups.
+    pub fn shard_router(&self, database: &str) -> Option<Arc<pgfleet_sql::shard::ShardRouter>> {
+        self.routers.load().get(database).cloned()
     }
 
     /// Replication state per cluster (SHOW REPLICATION, the router, the monitor).

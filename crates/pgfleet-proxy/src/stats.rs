@@ -55,6 +55,10 @@ pub struct Stats {
     pub server_losses: AtomicU64,
     /// Cancel requests forwarded.
     pub cancels: AtomicU64,
+    /// Reads retried on another server after their replica failed before answering.
+    pub read_retries: AtomicU64,
+    /// COMMITs answered after `quorum_timeout` without their write quorum.
+    pub quorum_timeouts: AtomicU64,
     /// Sessions pinned to their server, per reason (index in [`PIN_REASONS`]).
     pub pins: [AtomicU64; 8],
 }

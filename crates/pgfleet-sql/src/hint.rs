@@ -1,7 +1,9 @@
-//! Routing hints in SQL comments: `/* pgfleet: role=primary consistency=strong */`.
+//! Routing hints in SQL comments: `/* pgfleet: role=primary consistency=strong */`, and for
+//! sharded databases `/* pgfleet: shard=2 */` or `/* pgfleet: shard_key=42 */`.
 //!
 //! Comments are found with pg_query's scanner (the real lexer: a `/*` inside a string literal or
-//! a dollar-quoted body is not a comment). Keys and values are case-insensitive; pairs are
+//! a dollar-quoted body is not a comment). Keys and values are case-insensitive, except the value
+//! of `shard_key` (a text key is case-sensitive; surrounding single quotes are removed); pairs are
 //! separated by spaces or commas; the first value of a key wins.
 
 use pg_query::protobuf::Token;
@@ -18,6 +20,11 @@ pub struct Hints {
     pub role: Option<Target>,
     /// `consistency=strong|eventual|bounded|read_your_writes` (lower-cased).
     pub consistency: Option<String>,
+    /// `shard=N`: run the statement on shard `N` (checked against the shard count by the router).
+    pub shard: Option<usize>,
+    /// `shard_key=VALUE`: run the statement on the shard of this key value, as text (one word;
+    /// `'…'` quotes removed, case kept).
+    pub shard_key: Option<String>,
     /// Problems with hint comments (unknown keys, bad values, repeats), for a log line or NOTICE.
     pub errors: Vec<String>,
 }
@@ -76,11 +83,7 @@ fn read_pairs(body: &str, hints: &mut Hints) {
     while i < words.len() {
         match words.get(i..i + 3) {
             Some([key, "=", value]) if *key != "=" && *value != "=" => {
-                apply(
-                    &key.to_ascii_lowercase(),
-                    &value.to_ascii_lowercase(),
-                    hints,
-                );
+                apply(&key.to_ascii_lowercase(), value, hints);
                 i += 3;
             }
             _ => {
@@ -93,7 +96,10 @@ fn read_pairs(body: &str, hints: &mut Hints) {
     }
 }
 
-fn apply(key: &str, value: &str, hints: &mut Hints) {
+/// `value` as written: only `shard_key` keeps its case.
+fn apply(key: &str, written: &str, hints: &mut Hints) {
+    let lower = written.to_ascii_lowercase();
+    let value = lower.as_str();
     match key {
         "role" => {
             let role = match value {
@@ -128,6 +134,28 @@ fn apply(key: &str, value: &str, hints: &mut Hints) {
                 hints.consistency = Some(value.to_owned());
             }
         }
+        "shard" => match value.parse::<usize>() {
+            Err(_) => hints.errors.push(format!(
+                "hint shard=`{value}` is not valid (expected a shard number)"
+            )),
+            Ok(_) if hints.shard.is_some() => hints
+                .errors
+                .push("hint `shard` given twice, the first one counts".into()),
+            Ok(n) => hints.shard = Some(n),
+        },
+        "shard_key" => {
+            let unquoted = written
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(written);
+            if hints.shard_key.is_some() {
+                hints
+                    .errors
+                    .push("hint `shard_key` given twice, the first one counts".into());
+            } else {
+                hints.shard_key = Some(unquoted.to_owned());
+            }
+        }
         _ => hints
             .errors
             .push(format!("unknown hint key `{key}` (ignored)")),
@@ -157,7 +185,15 @@ mod tests {
         assert_eq!(h, Hints::default());
         let h = parse_hints("/* pgfleet: role=leader shard=3 consistency=soon */ SELECT 1");
         assert_eq!(h.role, None);
+        assert_eq!(h.shard, Some(3));
+        assert_eq!(h.errors.len(), 2, "{:?}", h.errors);
+        let h = parse_hints("/* pgfleet: shard=x shard_key=AbC shard_key=2 color=red */ SELECT 1");
+        assert_eq!(h.shard, None);
+        assert_eq!(h.shard_key.as_deref(), Some("AbC"));
         assert_eq!(h.errors.len(), 3, "{:?}", h.errors);
+        let h = parse_hints("SELECT 1 -- pgfleet: shard_key='Tenant_42', shard=0");
+        assert_eq!(h.shard_key.as_deref(), Some("Tenant_42"));
+        assert_eq!(h.shard, Some(0));
         let h = parse_hints("/* outer /* pgfleet: role=primary */ */ SELECT 1");
         assert_eq!(h.role, None);
         let h = parse_hints("/* pgfleet: role=replica */ /* pgfleet: role=primary */ SELECT 1");

@@ -16,7 +16,11 @@
 //!   [`TxControl`]): may a replica serve this text, or must the primary?
 //! - `read_walk`: explicit-stack walk of a read statement for hidden writes (FOR UPDATE, modifying
 //!   CTEs, SELECT INTO, nextval/setval, advisory locks) and its function calls.
-//! - [`hint`]: `/* pgfleet: role=… consistency=… */` comment hints ([`Hints`]).
+//! - [`hint`]: `/* pgfleet: role=… consistency=… shard=… */` comment hints ([`Hints`]).
+//! - [`shard`]: routing by shard key in sharded databases ([`shard::ShardRouter`],
+//!   [`shard::shard_route`] → [`shard::ShardRoute`]).
+//! - [`merge_plan`]: cross-shard SELECT planning ([`merge_plan::plan_select`] → per-shard SQL +
+//!   [`merge_plan::MergePlan`]).
 #![forbid(unsafe_code)]
 
 pub mod analyze;
@@ -26,8 +30,10 @@ mod children;
 pub mod classify;
 pub mod effect;
 pub mod hint;
+pub mod merge_plan;
 pub mod prefilter;
 mod read_walk;
+pub mod shard;
 mod walk;
 
 pub use analyze::analyze_uncached;

@@ -16,6 +16,7 @@
 //! - [`cluster`]: the public [`Cluster`] handle (start, psql, replica, stop/kill/promote, drop).
 //! - [`error`]: the [`Error`] type (from `pgfleet-localpg`).
 //! - [`proxy`]: [`TestProxy`], pgfleet itself in-process on port 0, and [`try_connect`].
+//! - [`shared`]: [`SharedCluster`], one cluster for the tests of a binary that run at once.
 //!
 //! Everything is synchronous (std processes and blocking waits), so it works from `#[test]` and from
 //! inside a `#[tokio::test]` runtime alike.
@@ -31,6 +32,7 @@ pub mod error;
 pub mod options;
 mod port;
 pub mod proxy;
+pub mod shared;
 mod template;
 
 pub use binaries::find_pg_bin;
@@ -38,6 +40,7 @@ pub use cluster::Cluster;
 pub use error::Error;
 pub use options::ClusterOptions;
 pub use proxy::{try_connect, TestProxy};
+pub use shared::SharedCluster;
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

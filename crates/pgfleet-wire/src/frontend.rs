@@ -99,6 +99,48 @@ pub fn decode_bind(frame: &Frame) -> Result<Bind<'_>, WireError> {
     })
 }
 
+/// One parameter value of a Bind message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindParam<'a> {
+    /// Format code 1 (binary); otherwise text.
+    pub binary: bool,
+    /// The value's bytes; `None` for SQL NULL (length -1).
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> Bind<'a> {
+    /// The parameter values with their formats (PostgreSQL docs 55.7, Bind: no format codes means
+    /// all text, one format code applies to every parameter, otherwise one per parameter).
+    pub fn parameters(&self) -> Result<Vec<BindParam<'a>>, WireError> {
+        let mut c = Cursor::new(self.rest, "Bind");
+        let nformats = c.i16()?.max(0) as usize;
+        let mut formats = Vec::with_capacity(nformats);
+        for _ in 0..nformats {
+            formats.push(c.i16()? == 1);
+        }
+        let n = c.i16()?.max(0) as usize;
+        if nformats > 1 && nformats != n {
+            return Err(WireError::Truncated("Bind"));
+        }
+        let mut params = Vec::with_capacity(n);
+        for i in 0..n {
+            let binary = match nformats {
+                0 => false,
+                1 => formats[0],
+                _ => formats[i],
+            };
+            let len = c.i32()?;
+            let value = if len < 0 {
+                None
+            } else {
+                Some(c.bytes(len as usize)?)
+            };
+            params.push(BindParam { binary, value });
+        }
+        Ok(params)
+    }
+}
+
 /// Decodes a Describe or Close message.
 pub fn decode_named(frame: &Frame) -> Result<Named<'_>, WireError> {
     let what = if frame.tag() == t::CLOSE {
@@ -200,6 +242,56 @@ mod tests {
 
     fn frame(out: &mut BytesMut) -> Frame {
         split_frame(out, 1 << 20).unwrap().unwrap()
+    }
+
+    fn bind(formats: &[i16], values: &[Option<&[u8]>]) -> Frame {
+        let mut out = BytesMut::new();
+        write_message(&mut out, t::BIND, |b| {
+            put_cstr(b, "");
+            put_cstr(b, "s1");
+            b.put_i16(formats.len() as i16);
+            for f in formats {
+                b.put_i16(*f);
+            }
+            b.put_i16(values.len() as i16);
+            for v in values {
+                match v {
+                    Some(v) => {
+                        b.put_i32(v.len() as i32);
+                        b.extend_from_slice(v);
+                    }
+                    None => b.put_i32(-1),
+                }
+            }
+            b.put_i16(0);
+        });
+        frame(&mut out)
+    }
+
+    #[test]
+    fn bind_parameters_follow_the_format_codes() {
+        let eight = 42i64.to_be_bytes();
+        let values: [Option<&[u8]>; 3] = [Some(b"42"), None, Some(&eight)];
+        let f = bind(&[0, 0, 1], &values);
+        let b = decode_bind(&f).unwrap();
+        let p = b.parameters().unwrap();
+        assert_eq!(p.len(), 3);
+        assert!(!p[0].binary && p[0].value == Some(&b"42"[..]));
+        assert_eq!(p[1].value, None);
+        assert!(p[2].binary && p[2].value == Some(&eight[..]));
+        // No codes: all text; one code: every parameter.
+        let f = bind(&[], &values[..1]);
+        assert!(!decode_bind(&f).unwrap().parameters().unwrap()[0].binary);
+        let f = bind(&[1], &values);
+        assert!(decode_bind(&f)
+            .unwrap()
+            .parameters()
+            .unwrap()
+            .iter()
+            .all(|p| p.binary));
+        // Two codes for three values is malformed.
+        let f = bind(&[0, 1], &values);
+        assert!(decode_bind(&f).unwrap().parameters().is_err());
     }
 
     #[test]

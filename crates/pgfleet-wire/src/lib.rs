@@ -6,6 +6,7 @@
 //! - [`startup`]: the untagged first packet (StartupMessage, SSLRequest, GSSENCRequest, CancelRequest).
 //! - [`frontend`]: decoding and encoding client → server messages (Query, Parse, Bind, …).
 //! - [`backend`]: decoding and encoding server → client messages (ErrorResponse, ReadyForQuery, …).
+//! - [`rows`]: query results — RowDescription and DataRow views and encoders.
 //! - [`error`]: the crate's error type.
 //!
 //! See the PostgreSQL documentation, chapter 55 "Frontend/Backend Protocol", section 55.7
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod error;
 pub mod frame;
 pub mod frontend;
+pub mod rows;
 pub mod startup;
 pub mod tag;
 

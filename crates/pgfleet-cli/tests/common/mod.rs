@@ -3,6 +3,9 @@
 
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
+pub mod fleet;
+pub mod programs;
+
 use std::time::Duration;
 
 pub use pgfleet_testkit::{try_connect, TestProxy};

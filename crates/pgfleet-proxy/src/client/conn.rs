@@ -14,6 +14,10 @@ pub struct ClientConn {
     pub(crate) stream: TcpStream,
     pub(crate) rbuf: BytesMut,
     pub(crate) max_message: usize,
+    /// Bytes taken out of `rbuf` so far (messages consumed).
+    pub(crate) consumed: u64,
+    /// Bytes written to the client so far.
+    pub(crate) written: u64,
 }
 
 impl ClientConn {
@@ -22,12 +26,34 @@ impl ClientConn {
             stream,
             rbuf,
             max_message,
+            consumed: 0,
+            written: 0,
         }
     }
 
     /// Takes one complete message from the buffer, if there is one.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, ProxyError> {
-        Ok(split_frame(&mut self.rbuf, self.max_message)?)
+        let frame = split_frame(&mut self.rbuf, self.max_message)?;
+        if let Some(f) = &frame {
+            self.consumed += f.raw().len() as u64;
+        }
+        Ok(frame)
+    }
+
+    /// Drops `n` buffered bytes (messages already dealt with from a [`ClientConn::peek_until`]).
+    pub(crate) fn skip(&mut self, n: usize) {
+        bytes::Buf::advance(&mut self.rbuf, n);
+        self.consumed += n as u64;
+    }
+
+    /// Puts consumed messages back in front of the buffer, to be read again (a read replayed on
+    /// another server).
+    pub(crate) fn unread(&mut self, messages: &[u8]) {
+        let mut buf = BytesMut::with_capacity(messages.len() + self.rbuf.len());
+        buf.extend_from_slice(messages);
+        buf.extend_from_slice(&self.rbuf);
+        self.rbuf = buf;
+        self.consumed = self.consumed.saturating_sub(messages.len() as u64);
     }
 
     /// Reads one complete message, waiting for bytes as needed. `Ok(None)` = the client closed.
@@ -56,6 +82,7 @@ impl ClientConn {
 
     /// Writes all bytes.
     pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ProxyError> {
+        self.written += bytes.len() as u64;
         self.stream
             .write_all(bytes)
             .await

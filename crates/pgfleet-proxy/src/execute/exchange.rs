@@ -26,6 +26,12 @@ pub(crate) enum Origin {
     Readback,
     /// pgfleet, to learn the WAL position after a session's write (read-your-writes): capture.
     CommitLsn,
+    /// pgfleet, sending the client's `BEGIN` it acknowledged itself (sharded databases defer it
+    /// until a statement picks the shard): swallow the answer, but show an error to the client.
+    DeferredBegin,
+    /// pgfleet, putting a transaction it re-opened into the failed state the client already saw:
+    /// the server's error is expected and swallowed.
+    AbortTx,
 }
 
 /// One expected answer.
@@ -55,6 +61,10 @@ pub(crate) enum Expect {
     Query(Origin),
     /// A message pgfleet answers itself, sent when it reaches the head of the queue.
     Synthetic(Bytes),
+    /// pgfleet sent a statement that fails on purpose, to refuse a client statement the way
+    /// PostgreSQL would (the transaction, if any, is aborted): the server's ErrorResponse is
+    /// replaced by these bytes (pgfleet's own ErrorResponse).
+    Fail(Bytes),
 }
 
 impl Expect {
@@ -90,10 +100,16 @@ pub(crate) struct Exchange {
     pub(crate) soften_fatal: bool,
     /// An ErrorResponse reached the client since the last ReadyForQuery.
     pub(crate) error_in_request: bool,
+    /// The server sent a FATAL error: it is closing the connection (shutdown, crash recovery,
+    /// termination). A read that can be replayed elsewhere is, instead of showing the error.
+    pub(crate) saw_fatal: bool,
     /// Rows of a read-back query: (name, value or NULL).
     pub(crate) captured: Vec<(String, Option<String>)>,
     /// An error may have skipped a `Parse ""`: the server's unnamed statement is unknown.
     pub(crate) unnamed_unknown: bool,
+    /// Tell the client this transaction status instead of the server's (a request that only
+    /// prepares runs outside the transaction pgfleet opened locally for the client).
+    pub(crate) report_status: Option<TxStatus>,
     internal_failed: bool,
 }
 
@@ -107,9 +123,11 @@ impl Exchange {
         self.skip_until_sync = false;
         self.soften_fatal = false;
         self.error_in_request = false;
+        self.saw_fatal = false;
         self.captured.clear();
         self.internal_failed = false;
         self.unnamed_unknown = false;
+        self.report_status = None;
     }
 
     /// Queues an expected answer.
@@ -263,7 +281,21 @@ impl Exchange {
                 self.copy_out = false;
                 let internal =
                     !self.head_forwards() && matches!(self.queue.front(), Some(Expect::Query(_)));
-                if internal {
+                if let Some(Expect::Fail(ours)) = self.queue.front() {
+                    out.extend_from_slice(ours);
+                    self.error_in_request = true;
+                    self.queue.pop_front();
+                } else if matches!(self.queue.front(), Some(Expect::Query(Origin::AbortTx))) {
+                    self.internal_failed = true;
+                } else if matches!(
+                    self.queue.front(),
+                    Some(Expect::Query(Origin::DeferredBegin))
+                ) {
+                    // The client was told BEGIN succeeded; the server says otherwise: show it.
+                    self.internal_failed = true;
+                    self.error_in_request = true;
+                    self.forward_error(raw, body, out)?;
+                } else if internal {
                     self.internal_failed = true;
                     tracing::warn!(error = ?ErrorFields::decode(body).ok(), "internal query failed on server");
                 } else {
@@ -298,7 +330,12 @@ impl Exchange {
                             Event::InternalReady(origin, std::mem::take(&mut self.internal_failed));
                     }
                     Some(_) | None => {
-                        out.extend_from_slice(raw);
+                        match self.report_status {
+                            Some(reported) => {
+                                pgfleet_wire::backend::encode_ready_for_query(out, reported)
+                            }
+                            None => out.extend_from_slice(raw),
+                        }
                         self.client_pending = self.client_pending.saturating_sub(1);
                         self.skip_until_sync = false;
                         event = Event::ClientReady(status);
@@ -315,10 +352,16 @@ impl Exchange {
         Ok(event)
     }
 
-    fn forward_error(&self, raw: &[u8], body: &[u8], out: &mut BytesMut) -> Result<(), WireError> {
-        if self.soften_fatal {
-            let mut fields = ErrorFields::decode(body)?;
-            if fields.severity() == Some("FATAL") {
+    fn forward_error(
+        &mut self,
+        raw: &[u8],
+        body: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), WireError> {
+        let mut fields = ErrorFields::decode(body)?;
+        if fields.severity() == Some("FATAL") {
+            self.saw_fatal = true;
+            if self.soften_fatal {
                 fields.set_severity("ERROR");
                 fields.encode(out, b::ERROR_RESPONSE);
                 return Ok(());

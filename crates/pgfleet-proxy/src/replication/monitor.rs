@@ -3,6 +3,7 @@
 //! connection, bans endpoints that fail (with backoff), and every 10 s reloads the list of
 //! non-volatile functions from the primary's `pg_proc`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use pgfleet_config::Config;
 
 use super::state::ClusterState;
 use super::{Lsn, ObservedRole};
-use crate::pools::targets_for;
+use crate::pools::targets_on;
 use crate::route::VolatileCatalog;
 use crate::runtime::Runtime;
 use crate::server::{login, ServerConn, ServerError, ServerTarget};
@@ -27,6 +28,11 @@ const PROBE_SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
 const CATALOG_SQL: &str = "SELECT n.nspname, p.proname, bool_and(p.provolatile <> 'v') \
      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace GROUP BY 1, 2";
 
+/// Least time between two monitor rounds asked for by waiting sessions (read-your-writes waits,
+/// quorum writes): a round is one short query per endpoint, so a few hundred per second are cheap,
+/// and a waiter learns of a replica's progress within about this long.
+const URGENT_SPACING: Duration = Duration::from_millis(2);
+
 /// How often the function catalog is reloaded. Until a new function is seen it counts as
 /// volatile (its calls go to the primary), so a short period only matters for read scaling.
 const CATALOG_REFRESH: Duration = Duration::from_secs(10);
@@ -38,7 +44,7 @@ pub fn monitor_targets(config: &Config, cluster: &str) -> Option<Vec<ServerTarge
     let database = config
         .databases
         .iter()
-        .find(|(_, d)| d.cluster == cluster)?
+        .find(|(name, _)| crate::pools::serves(config, name, cluster))?
         .0;
     let users = config
         .users
@@ -48,7 +54,7 @@ pub fn monitor_targets(config: &Config, cluster: &str) -> Option<Vec<ServerTarge
         .map(|(name, _)| name);
     let mut fallback = None;
     for user in users {
-        if let Some(targets) = targets_for(config, user, database) {
+        if let Some(targets) = targets_on(config, user, database, cluster) {
             if targets.first().is_some_and(|t| t.password.is_some()) {
                 return Some(targets);
             }
@@ -80,10 +86,19 @@ async fn probe(
     target: &ServerTarget,
     skip: bool,
     timeout: Duration,
+    login_timeout: Duration,
 ) -> Probe {
     if skip {
         return Probe::Skipped;
     }
+    // A (re)login gets the pool's connect_timeout: SCRAM costs the server real CPU, and on a busy
+    // machine a login slower than the probe timeout is not a sign of an unhealthy server. The
+    // probe query itself must answer within `timeout`.
+    let timeout = if slot.is_none() {
+        timeout + login_timeout
+    } else {
+        timeout
+    };
     let attempt = async {
         let conn = match slot {
             Some(c) => c,
@@ -134,16 +149,47 @@ async fn probe(
     }
 }
 
-/// Starts a monitor for every configured cluster with more than one server.
-pub fn spawn_all(rt: &Arc<Runtime>) -> Vec<tokio::task::JoinHandle<()>> {
-    let config = rt.config();
-    config
-        .clusters
-        .iter()
-        .filter(|(_, c)| c.servers.len() > 1)
-        .filter_map(|(name, _)| rt.clusters().get(&config, name))
-        .map(|state| tokio::spawn(run(rt.clone(), state)))
-        .collect()
+/// The running monitors, one per cluster with more than one server; dropping this stops them.
+#[derive(Default)]
+pub struct Monitors {
+    running: HashMap<String, (Arc<ClusterState>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Monitors {
+    /// Starts a monitor for every configured cluster with more than one server that has none
+    /// (at start, and for clusters a reload added or gave a fresh state), and stops the monitors
+    /// of clusters that are gone or down to one server.
+    pub fn reconcile(&mut self, rt: &Arc<Runtime>) {
+        let config = rt.config();
+        let wanted: HashMap<&String, Arc<ClusterState>> = config
+            .clusters
+            .iter()
+            .filter(|(_, c)| c.servers.len() > 1)
+            .filter_map(|(name, _)| Some((name, rt.clusters().get(&config, name)?)))
+            .collect();
+        self.running.retain(|name, (state, task)| {
+            let keep = wanted.get(name).is_some_and(|w| Arc::ptr_eq(w, state));
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (name, state) in wanted {
+            if !self.running.contains_key(name) {
+                tracing::info!(cluster = %name, "starting the replication monitor");
+                let task = tokio::spawn(run(rt.clone(), state.clone()));
+                self.running.insert(name.clone(), (state, task));
+            }
+        }
+    }
+}
+
+impl Drop for Monitors {
+    fn drop(&mut self) {
+        for (_, task) in self.running.values() {
+            task.abort();
+        }
+    }
 }
 
 /// Probes the cluster's endpoints forever (until the task is aborted at shutdown).
@@ -170,7 +216,13 @@ pub async fn run(rt: Arc<Runtime>, state: Arc<ClusterState>) {
             .zip(&targets)
             .zip(&skip)
             .map(|((slot, target), &skip)| {
-                probe(slot, target, skip, settings.health_check_interval)
+                probe(
+                    slot,
+                    target,
+                    skip,
+                    settings.health_check_interval,
+                    config.pool.connect_timeout,
+                )
             });
         let results = futures::future::join_all(probes).await;
         let busy = rt.pools.busy_by_endpoint(&state.name, targets.len());
@@ -251,6 +303,14 @@ pub async fn run(rt: Arc<Runtime>, state: Arc<ClusterState>) {
                 }
             }
         }
-        tokio::time::sleep(settings.lag_check_interval).await;
+        state.round_done();
+        tokio::select! {
+            _ = tokio::time::sleep(settings.lag_check_interval) => {}
+            _ = state.urgent_requested() => {
+                // Sessions are waiting for replicas to catch up: measure again soon, but leave the
+                // servers a breath between rounds.
+                tokio::time::sleep(URGENT_SPACING.min(settings.lag_check_interval)).await;
+            }
+        }
     }
 }

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use pgfleet_config::{ClusterConfig, Config};
+use pgfleet_config::{ClusterConfig, Config, QuorumTimeoutAction};
+use tokio::sync::{watch, Notify};
 
 use super::{ClusterView, ReadPolicy};
 use crate::route::VolatileCatalog;
@@ -26,6 +27,14 @@ pub struct ClusterSettings {
     pub health_check_interval: Duration,
     /// Longest wait for a primary when there is none.
     pub failover_timeout: Duration,
+    /// Read-your-writes: longest wait for a replica to replay the session's last write.
+    pub ryw_wait: Duration,
+    /// Replicas that must replay a writing transaction's commit before COMMIT is answered.
+    pub write_quorum: usize,
+    /// Longest wait for the quorum.
+    pub quorum_timeout: Duration,
+    /// What happens when the quorum is not reached in time.
+    pub quorum_timeout_action: QuorumTimeoutAction,
 }
 
 impl ClusterSettings {
@@ -36,6 +45,10 @@ impl ClusterSettings {
             lag_check_interval: cluster.lag_check_interval,
             health_check_interval: cluster.health_check_interval,
             failover_timeout: cluster.failover_timeout,
+            ryw_wait: cluster.ryw_wait,
+            write_quorum: cluster.write_quorum,
+            quorum_timeout: cluster.quorum_timeout,
+            quorum_timeout_action: cluster.quorum_timeout_action,
         }
     }
 }
@@ -53,6 +66,10 @@ pub struct ClusterState {
     rr: AtomicU64,
     /// Seed of the small PRNG for weighted random balancing.
     rng: AtomicU64,
+    /// Completed monitor rounds: sessions waiting for replicas to catch up watch it.
+    rounds: watch::Sender<u64>,
+    /// Asks the monitor for a round now instead of at its next tick.
+    urgent: Notify,
 }
 
 impl ClusterState {
@@ -64,6 +81,45 @@ impl ClusterState {
             settings: ArcSwap::from_pointee(ClusterSettings::of(cluster)),
             rr: AtomicU64::new(0),
             rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            rounds: watch::channel(0).0,
+            urgent: Notify::new(),
+        }
+    }
+
+    /// Called by the monitor after each round has updated the view.
+    pub fn round_done(&self) {
+        self.rounds.send_modify(|r| *r = r.wrapping_add(1));
+    }
+
+    /// Resolves when some session has asked for an early monitor round.
+    pub async fn urgent_requested(&self) {
+        self.urgent.notified().await;
+    }
+
+    /// Waits until `check` finds what it needs in the view, asking the monitor for rounds as
+    /// fast as it runs them, or until `deadline`; returns the last answer of `check`.
+    ///
+    /// Read-your-writes (`ryw_wait`) and quorum writes wait here: replicas' positions change only
+    /// when the monitor measures them, so each wait is a few monitor round trips, not a timer.
+    pub async fn wait_for<T>(
+        &self,
+        deadline: Instant,
+        mut check: impl FnMut(&super::ClusterView) -> Option<T>,
+    ) -> Option<T> {
+        let mut rounds = self.rounds.subscribe();
+        loop {
+            if let Some(found) = check(&self.view.read()) {
+                return Some(found);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            rounds.mark_unchanged();
+            self.urgent.notify_one();
+            let changed = tokio::time::timeout_at(deadline.into(), rounds.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return check(&self.view.read());
+            }
         }
     }
 

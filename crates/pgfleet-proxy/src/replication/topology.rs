@@ -292,6 +292,17 @@ impl ClusterView {
             .map(|(i, _)| i)
             .collect()
     }
+
+    /// Replicas (by reported role) whose measured replay position has reached `lsn`: the count a
+    /// quorum write waits for. A replica that is banned still counts if its last measured position
+    /// had reached `lsn` (replayed WAL is not un-replayed); one never measured does not.
+    pub fn replicas_at(&self, lsn: Lsn) -> usize {
+        self.endpoints
+            .iter()
+            .filter(|e| e.observed_role == ObservedRole::Replica)
+            .filter(|e| e.replay_lsn.is_some_and(|r| r >= lsn))
+            .count()
+    }
 }
 
 impl EndpointState {

@@ -6,12 +6,15 @@ mod checkout;
 mod cleanup;
 mod params;
 mod pump;
+mod quorum;
+mod replay;
 mod routing;
+mod shards;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use pgfleet_config::PoolMode;
 use pgfleet_pool::Guard;
 use pgfleet_sql::PinReason;
@@ -50,6 +53,8 @@ enum PumpEnd {
     ServerLostBeforeSync,
     /// The client left (Terminate, EOF, or an error that closes it).
     ClientGone,
+    /// The replica serving a read failed before anything reached the client: send it again.
+    ReplayRead,
 }
 
 /// A client session.
@@ -85,6 +90,16 @@ pub(crate) struct Session<'a> {
     /// The current transaction runs on the primary for a read-your-writes session: learn the WAL
     /// position when it ends.
     needs_commit_lsn: bool,
+    /// Replicas that must replay the current transaction's commit before the client hears of it
+    /// (quorum writes); 0 = none.
+    quorum: usize,
+    /// The read in flight on a replica, to send again elsewhere if that replica fails first.
+    replay: Option<replay::ReadReplay>,
+    /// Times the current read was replayed.
+    replays: u8,
+    /// Sharded or placed database: where requests go, the deferred BEGIN. `None` for a database
+    /// on one cluster, whose requests never look at tables.
+    shard: Option<Box<shards::ShardSession>>,
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
@@ -112,8 +127,12 @@ impl<'a> Session<'a> {
             .users
             .get(&info.user)
             .map_or(Consistency::Eventual, |u| u.default_consistency);
+        let shard = rt
+            .shard_router(&pools.key.1)
+            .map(|_| Box::new(shards::ShardSession::new(pools.clone())));
         Session {
             rt,
+            shard,
             client,
             info,
             entry: pools.endpoint(pools.configured_primary).clone(),
@@ -133,6 +152,9 @@ impl<'a> Session<'a> {
             default_consistency,
             last_write_lsn: None,
             needs_commit_lsn: false,
+            quorum: 0,
+            replay: None,
+            replays: 0,
             to_server: BytesMut::new(),
             to_client: BytesMut::new(),
         }
@@ -187,20 +209,46 @@ impl<'a> Session<'a> {
                 if frame.tag() == t::PARSE && self.answer_prepare_locally(&frame).await? {
                     continue;
                 }
+                if self.shard.is_some() && self.answer_transaction_locally(&frame).await? {
+                    continue;
+                }
                 if let Err(e) = self.route_and_acquire(&frame).await {
+                    self.local_transaction_failed();
                     self.fail_request(&frame, &e).await?;
                     continue;
                 }
                 self.first = Some(frame);
             }
-            match self.pump().await? {
-                PumpEnd::Release => self.release(),
+            let end = self.pump().await?;
+            let replay = self.replay.take();
+            if !matches!(end, PumpEnd::ReplayRead) {
+                self.replays = 0;
+            }
+            match end {
+                PumpEnd::Release => {
+                    self.release();
+                    self.restore_local_status();
+                }
                 PumpEnd::ServerLost => self.drop_broken_server(),
                 PumpEnd::ServerLostBeforeSync => {
                     self.drop_broken_server();
                     self.orphan_until_sync = true;
                 }
                 PumpEnd::ClientGone => return Ok(()),
+                PumpEnd::ReplayRead => {
+                    self.drop_broken_server();
+                    if let Some(replay) = replay {
+                        tracing::warn!(
+                            client = self.info.id,
+                            endpoint = replay.endpoint,
+                            "replica failed before answering a read; sending it to another server"
+                        );
+                        Stats::add(&self.rt.stats().read_retries, 1);
+                        self.endpoint_failed(replay.endpoint);
+                        self.replays += 1;
+                        replay.restore(&mut self.client);
+                    }
+                }
             }
         }
     }
@@ -214,12 +262,23 @@ impl<'a> Session<'a> {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();
-                self.pools = self.rt.pools.get(
-                    &config,
-                    self.rt.clusters(),
-                    &self.pools.key.0,
-                    &self.pools.key.1,
-                )?;
+                self.pools = if self.shard.is_some() {
+                    self.rt.pools.on_cluster(
+                        &config,
+                        self.rt.clusters(),
+                        &self.pools.key.0,
+                        &self.pools.key.1,
+                        &self.pools.cluster,
+                    )?
+                } else {
+                    self.rt.pools.get(
+                        &config,
+                        self.rt.clusters(),
+                        &self.pools.key.0,
+                        &self.pools.key.1,
+                    )?
+                };
+                self.pools_replaced();
                 self.entry = self.pools.endpoint(endpoint).clone();
                 checkout(self.rt, &self.entry).await
             }
@@ -245,9 +304,20 @@ impl<'a> Session<'a> {
     /// refuses the connection is banned and the request routed again (nothing has run yet): a read
     /// goes to another replica, a write waits for a new primary up to `failover_timeout`.
     async fn route_and_acquire(&mut self, first: &Frame) -> Result<(), ProxyError> {
+        if self.shard.is_some() {
+            self.enter_place(first)?;
+        }
         let mut attempts = 0;
         loop {
-            let (endpoint, target) = self.route(first).await?;
+            let routed = self.route(first).await?;
+            // A transaction that may write, on the primary of a replicated cluster: learn its
+            // commit position when it ends (read-your-writes), and hold its COMMIT for the quorum.
+            let follow = routed.target == pgfleet_sql::Target::Primary
+                && routed.writes
+                && self.pools.endpoints.len() > 1;
+            let quorum = if follow { self.write_quorum()? } else { 0 };
+            let ryw = follow && self.consistency()? == Consistency::ReadYourWrites;
+            let endpoint = routed.endpoint;
             match self.acquire(endpoint).await {
                 Err(ProxyError::Server(e))
                     if e.endpoint_unreachable()
@@ -259,9 +329,13 @@ impl<'a> Session<'a> {
                     attempts += 1;
                 }
                 Ok(()) => {
-                    self.needs_commit_lsn = target == pgfleet_sql::Target::Primary
-                        && self.pools.endpoints.len() > 1
-                        && self.consistency() == Consistency::ReadYourWrites;
+                    self.quorum = quorum;
+                    self.needs_commit_lsn = ryw || quorum > 0;
+                    self.replay = if routed.target == pgfleet_sql::Target::Replica {
+                        self.replay_point(first, endpoint)?
+                    } else {
+                        None
+                    };
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -269,12 +343,45 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// What it takes to send the read `first` opens again if its replica fails first: only
+    /// outside a transaction, in transaction pooling, a bounded number of times.
+    fn replay_point(
+        &self,
+        first: &Frame,
+        endpoint: usize,
+    ) -> Result<Option<replay::ReadReplay>, ProxyError> {
+        if self.tx != TxStatus::Idle
+            || self.pinned.is_some()
+            || self.session_mode()
+            || self.replays >= replay::MAX_REPLAYS
+        {
+            return Ok(None);
+        }
+        let rest = if first.tag() == t::QUERY {
+            Vec::new()
+        } else {
+            match self
+                .client
+                .peek_until(|tag| matches!(tag, t::SYNC | t::QUERY | t::FUNCTION_CALL))?
+            {
+                Some((rest, _)) => rest,
+                None => return Ok(None),
+            }
+        };
+        Ok(replay::ReadReplay::new(
+            first,
+            &rest,
+            &self.client,
+            endpoint,
+        ))
+    }
+
     /// A request that only prepares statements already accepted by a server (same text, types and
     /// search_path), outside a transaction, is acknowledged without a server. Besides saving a
     /// checkout, this keeps clients that prepare synchronously while holding other connections'
     /// transactions open (pgbench -M prepared) from waiting on a full pool.
     async fn answer_prepare_locally(&mut self, first: &Frame) -> Result<bool, ProxyError> {
-        if self.tx != TxStatus::Idle {
+        if self.tx != TxStatus::Idle && !self.begun_locally() {
             return Ok(false);
         }
         // The rest of the request must be Parses, then its Sync, all buffered already.
@@ -305,7 +412,7 @@ impl<'a> Session<'a> {
                 None => return Ok(false),
             }
         }
-        self.client.rbuf.advance(offset);
+        self.client.skip(offset);
         let mut out = BytesMut::new();
         for (name, def) in defs {
             self.statements.insert(name, def);

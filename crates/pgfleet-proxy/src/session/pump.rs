@@ -9,10 +9,14 @@ use pgfleet_wire::frontend::encode_query;
 
 use super::cleanup::lose_server;
 use super::params::{readback_sql, SessionParams};
+use super::replay::ReadReplay;
+use super::shards::refuse;
 use super::{PumpEnd, Session};
+use crate::client::ClientConn;
 use crate::execute::exchange::{Event, Expect, Origin};
 use crate::execute::request::{PendingEffects, RequestCtx, Step};
 use crate::server::ServerConn;
+use crate::sharding::Holder;
 use crate::stats::Stats;
 use crate::ProxyError;
 
@@ -40,6 +44,10 @@ impl Session<'_> {
             unnamed,
             needs_commit_lsn,
             last_write_lsn,
+            quorum,
+            pools,
+            replay,
+            shard,
             ..
         } = self;
         let Some(guard) = server.as_mut() else {
@@ -47,6 +55,11 @@ impl Session<'_> {
         };
         let server: &mut ServerConn = guard;
         let session_mode = self.entry.mode() == PoolMode::Session;
+        // Sharded databases: every statement is checked against the server's cluster.
+        let router = match shard {
+            Some(_) => rt.shard_router(&pools.key.1),
+            None => None,
+        };
         // Keep small buffers for the next transaction; give back ones a big COPY or result grew.
         for buf in [&mut *to_server, &mut *to_client] {
             if buf.capacity() > 64 * 1024 {
@@ -58,6 +71,13 @@ impl Session<'_> {
         // Whether a request end went out in this stretch: once its transaction is over, the next
         // request must be routed (and checked out) anew, not slipped onto this server.
         let mut sent_request = false;
+        // The client's answer to a writing transaction waits in `to_client` until its commit
+        // position is known and, with a write quorum, replayed by enough replicas.
+        let mut holding = false;
+        // Registered once for the whole stretch, not per wait: each registration takes the
+        // notifier's lock, and the loop below waits a few times per transaction.
+        let kicked = info.kick.notified();
+        tokio::pin!(kicked);
         loop {
             // 1. Client messages the server may take now.
             let mut gone = false;
@@ -96,6 +116,33 @@ impl Session<'_> {
                         x.push(Expect::Query(Origin::SettingsSync));
                         server.params = after;
                         Stats::add(&rt.stats().settings_replays, 1);
+                    }
+                    if let Some(sh) = shard.as_deref_mut() {
+                        sh.open_on(server, x, to_server);
+                    }
+                }
+                if let (Some(sh), Some(router)) = (shard.as_deref(), router.as_deref()) {
+                    // In a failed transaction the server itself refuses all but ROLLBACK.
+                    if !x.skip_until_sync && *tx != TxStatus::Failed {
+                        let holder = if *tx != TxStatus::Idle {
+                            Holder::Transaction
+                        } else if sent_request {
+                            Holder::Session
+                        } else {
+                            Holder::Request
+                        };
+                        let refused =
+                            sh.check(router, &frame, statements, unnamed, params, holder)?;
+                        if let Some(e) = refused {
+                            tracing::debug!(client = info.id, error = %e, "statement refused");
+                            refuse(&e, &frame, server, x, to_server);
+                            if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
+                                sent_request = true;
+                                Stats::add(&rt.stats().requests, 1);
+                                Stats::add(&info.requests, 1);
+                            }
+                            continue;
+                        }
                     }
                 }
                 x.soften_fatal = !session_mode && pinned.is_none() && *tx == TxStatus::Idle;
@@ -152,23 +199,24 @@ impl Session<'_> {
                 *needs_commit_lsn = false;
                 // The insert position, not pg_current_wal_lsn(): with synchronous_commit = off the
                 // commit record may not be written yet, and only the insert position bounds it.
-                encode_query(
-                    to_server,
-                    "SELECT 'lsn', pg_catalog.pg_current_wal_insert_lsn()::text",
-                );
+                encode_query(to_server, super::quorum::COMMIT_LSN_SQL);
                 server.unnamed = 0;
                 x.push(Expect::Query(Origin::CommitLsn));
+                holding = *quorum > 0;
             }
             x.drain_synthetic(to_client);
             if !to_server.is_empty() {
                 if let Err(e) = server.write_all(to_server).await {
                     *server_broken = true;
+                    if replayable(replay, client, *tx) {
+                        return Ok(PumpEnd::ReplayRead);
+                    }
                     return lose_server(rt, client, x, e, *tx, pinned.is_some() || session_mode)
                         .await;
                 }
                 to_server.clear();
             }
-            if !to_client.is_empty() {
+            if !to_client.is_empty() && !holding {
                 let n = to_client.len() as u64;
                 client.write_all(to_client).await?;
                 Stats::add(&rt.stats().bytes_out, n);
@@ -195,6 +243,9 @@ impl Session<'_> {
                 r = server.fill() => {
                     if let Err(e) = r {
                         *server_broken = true;
+                        if replayable(replay, client, *tx) {
+                            return Ok(PumpEnd::ReplayRead);
+                        }
                     return lose_server(rt, client, x, e, *tx, pinned.is_some() || session_mode).await;
                     }
                 }
@@ -204,7 +255,7 @@ impl Session<'_> {
                     }
                     continue;
                 }
-                _ = info.kick.notified(), if idle_session => {
+                _ = &mut kicked, if idle_session => {
                     client.fatal("57P01", super::SHUTDOWN_MESSAGE).await;
                     return Ok(PumpEnd::ClientGone);
                 }
@@ -230,6 +281,12 @@ impl Session<'_> {
                         source,
                     })?;
                 server.rbuf.advance(total);
+                if x.saw_fatal && replayable(replay, client, *tx) {
+                    // The replica is going away (shutdown, crash, termination): its FATAL error
+                    // stays unsent and the read goes elsewhere.
+                    *server_broken = true;
+                    return Ok(PumpEnd::ReplayRead);
+                }
                 if std::mem::take(&mut x.unnamed_unknown) {
                     server.unnamed = 0;
                 }
@@ -247,17 +304,27 @@ impl Session<'_> {
                         apply_effects(effects, params, !failed && !x.error_in_request);
                         x.error_in_request = false;
                     }
-                    Event::InternalReady(Origin::CommitLsn, false) => {
+                    Event::InternalReady(Origin::CommitLsn, failed) => {
                         let lsn = std::mem::take(&mut x.captured)
                             .into_iter()
                             .find_map(|(_, v)| {
                                 v.and_then(|v| crate::replication::Lsn::parse(&v).ok())
-                            });
+                            })
+                            .filter(|_| !failed);
                         if let Some(lsn) = lsn {
                             *last_write_lsn = Some(lsn);
                             // Visible to the client as `SHOW pgfleet.last_write_lsn` (a causal-read
                             // token for `SET pgfleet.after_lsn` on another connection).
                             params.learned("pgfleet.last_write_lsn", Some(lsn.to_string()));
+                        }
+                        if std::mem::take(&mut holding) {
+                            let needed = std::mem::take(quorum);
+                            if let Some(state) = pools.state.as_ref() {
+                                if !super::quorum::await_quorum(state, lsn, needed, to_client).await
+                                {
+                                    Stats::add(&rt.stats().quorum_timeouts, 1);
+                                }
+                            }
                         }
                     }
                     Event::InternalReady(_, _) => x.captured.clear(),
@@ -268,6 +335,12 @@ impl Session<'_> {
             }
         }
     }
+}
+
+/// Whether the read in flight can still be sent to another server: nothing of it reached the
+/// client and no transaction has started.
+fn replayable(replay: &Option<ReadReplay>, client: &ClientConn, tx: TxStatus) -> bool {
+    tx == TxStatus::Idle && replay.as_ref().is_some_and(|r| r.applies(client))
 }
 
 /// Applies RESET effects to the wanted settings once confirmed; clears the pending set.

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgfleet_sql::{Classification, Target};
+use pgfleet_sql::{Classification, Target, WriteReason};
 use pgfleet_wire::frontend::{decode_bind, decode_parse, decode_query};
 use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 
 use super::Session;
-use crate::replication::{pick_reader, ClusterState, Lsn, PrimaryError};
+use crate::replication::{pick_reader, ClusterState, ClusterView, Lsn, PrimaryError};
 use crate::route::{decide, RoleOverride, RouteContext};
 use crate::ProxyError;
 use pgfleet_config::Consistency;
@@ -33,14 +33,36 @@ enum Visit {
 /// How often a write waiting for a new primary looks again.
 const FAILOVER_POLL: Duration = Duration::from_millis(50);
 
+/// Where a transaction goes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Routed {
+    /// The endpoint index in the cluster.
+    pub endpoint: usize,
+    /// Whether that endpoint is the primary.
+    pub target: Target,
+    /// The request may write (the router sent it to the primary for that reason, not as a read
+    /// the primary happens to serve): read-your-writes and quorum writes follow its commit.
+    pub writes: bool,
+}
+
 impl Session<'_> {
-    /// The endpoint for the transaction `first` opens, and whether it is the primary's.
-    pub(super) async fn route(&self, first: &Frame) -> Result<(usize, Target), ProxyError> {
+    /// The endpoint for the transaction `first` opens.
+    pub(super) async fn route(&self, first: &Frame) -> Result<Routed, ProxyError> {
         let pools = &self.pools;
         let Some(state) = pools.state.as_ref().filter(|_| pools.endpoints.len() > 1) else {
-            return Ok((pools.configured_primary, Target::Primary));
+            return Ok(Routed {
+                endpoint: pools.configured_primary,
+                target: Target::Primary,
+                writes: true,
+            });
         };
-        let (target, executes) = match self.classify_request(first)? {
+        let mut hinted = None;
+        let mut shape = self.classify_request(first)?;
+        if let (Some(shape), Some(begin)) = (shape.as_mut(), self.deferred_begin()) {
+            // The transaction opens with the BEGIN pgfleet acknowledged itself.
+            shape.statements.insert(0, self.rt.analyzer.classify(begin));
+        }
+        let (target, executes) = match shape {
             // Nothing but Close/Describe/Sync: a no-op outside a transaction, any server will do.
             Some(RequestShape {
                 statements,
@@ -50,75 +72,139 @@ impl Session<'_> {
                 statements,
                 executes,
             }) => {
+                // Session commands alone (`SET`, `RESET`, …) run on the primary and write nothing;
+                // they are also how a client repairs a bad `pgfleet.*` value, so they must not
+                // depend on those values.
+                if statements
+                    .iter()
+                    .all(|c| c.reason == Some(WriteReason::SessionCommand))
+                {
+                    return Ok(Routed {
+                        endpoint: primary(state).await?,
+                        target: Target::Primary,
+                        writes: false,
+                    });
+                }
                 let settings = state.settings.load();
                 let catalog = state.catalog.load();
                 let refs: Vec<&Classification> = statements.iter().map(Arc::as_ref).collect();
                 let ctx = RouteContext {
-                    role: self.role_override(),
+                    role: self.role_override()?,
                     volatile: &catalog,
                     allowlist: &settings.allowlist,
                 };
                 let (target, reason) = decide(&refs, &ctx);
+                hinted = statements
+                    .iter()
+                    .find_map(|c| c.hints.consistency.as_deref())
+                    .and_then(parse_consistency);
                 tracing::debug!(client = self.info.id, ?target, ?reason, "routed");
                 (target, executes)
             }
             None => (Target::Primary, true),
         };
-        let consistency = self.consistency();
-        let target = if consistency == Consistency::Strong {
-            Target::Primary
-        } else {
-            target
+        let consistency = match hinted {
+            Some(c) => c,
+            None => self.consistency()?,
         };
-        match target {
-            Target::Primary => Ok((primary(state).await?, Target::Primary)),
-            Target::Replica => {
-                let settings = state.settings.load();
-                let mut policy = settings.read_policy;
-                match consistency {
-                    Consistency::ReadYourWrites => {
-                        let after = self
-                            .params
-                            .desired()
-                            .get("pgfleet.after_lsn")
-                            .and_then(|v| Lsn::parse(v).ok());
-                        policy.min_lsn = self.last_write_lsn.max(after);
-                    }
-                    Consistency::Bounded => {
-                        policy.max_staleness =
-                            Some(self.max_staleness().unwrap_or(policy.max_lag_time));
-                    }
-                    Consistency::Eventual | Consistency::Strong => {}
-                }
-                let view = state.view.read();
-                tracing::debug!(client = self.info.id, ?consistency, min_lsn = ?policy.min_lsn, "picking a reader");
-                // Only requests that execute something advance round robin, so a driver that
-                // prepares before every execution (two requests per query) still spreads them.
-                let rr = if executes {
-                    state.next_rr()
-                } else {
-                    state.current_rr()
-                };
-                pick_reader(&view, &policy, rr, state.next_random(), Instant::now())
-                    .map(|i| {
-                        (
-                            i,
-                            if view.primary(Instant::now()) == Ok(i) {
-                                Target::Primary
-                            } else {
-                                Target::Replica
-                            },
-                        )
-                    })
-                    .map_err(|no| ProxyError::Client {
-                        code: "57P03",
-                        message: format!(
-                            "pgfleet: no server of cluster `{}` can serve this read: {no}",
-                            state.name
-                        ),
-                    })
-            }
+        match (target, consistency) {
+            (Target::Primary, _) => Ok(Routed {
+                endpoint: primary(state).await?,
+                target: Target::Primary,
+                writes: true,
+            }),
+            (Target::Replica, Consistency::Strong) => Ok(Routed {
+                endpoint: primary(state).await?,
+                target: Target::Primary,
+                writes: false,
+            }),
+            (Target::Replica, _) => self.pick_read(state, consistency, executes).await,
         }
+    }
+
+    /// A reader for a read under `consistency` (not strong). Read-your-writes waits up to the
+    /// cluster's `ryw_wait` for a replica to replay the session's last write before the primary
+    /// takes the read.
+    async fn pick_read(
+        &self,
+        state: &ClusterState,
+        consistency: Consistency,
+        executes: bool,
+    ) -> Result<Routed, ProxyError> {
+        let settings = state.settings.load();
+        let mut policy = settings.read_policy;
+        match consistency {
+            Consistency::ReadYourWrites => {
+                let after = match self.params.desired().get("pgfleet.after_lsn") {
+                    Some(v) => Some(Lsn::parse(v.trim()).map_err(|e| {
+                        bad_setting(
+                            "pgfleet.after_lsn",
+                            v,
+                            &format!("{e}; use the value of SHOW pgfleet.last_write_lsn"),
+                        )
+                    })?),
+                    None => None,
+                };
+                policy.min_lsn = self.last_write_lsn.max(after);
+            }
+            Consistency::Bounded => {
+                policy.max_staleness = Some(self.max_staleness()?.unwrap_or(policy.max_lag_time));
+            }
+            Consistency::Eventual | Consistency::Strong => {}
+        }
+        // Only requests that execute something advance round robin, so a driver that prepares
+        // before every execution (two requests per query) still spreads them.
+        let rr = if executes {
+            state.next_rr()
+        } else {
+            state.current_rr()
+        };
+        let random = state.next_random();
+        let pick = |view: &ClusterView| pick_reader(view, &policy, rr, random, Instant::now());
+        let is_primary = |view: &ClusterView, i: usize| view.primary(Instant::now()) == Ok(i);
+        tracing::debug!(client = self.info.id, ?consistency, min_lsn = ?policy.min_lsn, "picking a reader");
+        let first = {
+            let view = state.view.read();
+            pick(&view).map(|i| (i, is_primary(&view, i)))
+        };
+        let waits = policy.min_lsn.is_some() && !settings.ryw_wait.is_zero();
+        let chosen = match first {
+            // The primary stands in only because no replica has caught up yet: give them
+            // `ryw_wait` to do so.
+            Ok((_, true)) | Err(_) if waits => {
+                let deadline = Instant::now() + settings.ryw_wait;
+                let replica = state
+                    .wait_for(deadline, |view| {
+                        pick(view).ok().filter(|&i| !is_primary(view, i))
+                    })
+                    .await;
+                match replica {
+                    Some(i) => Ok((i, false)),
+                    None => {
+                        let view = state.view.read();
+                        pick(&view).map(|i| (i, is_primary(&view, i)))
+                    }
+                }
+            }
+            other => other,
+        };
+        chosen
+            .map(|(endpoint, on_primary)| Routed {
+                endpoint,
+                target: if on_primary {
+                    Target::Primary
+                } else {
+                    Target::Replica
+                },
+                writes: false,
+            })
+            .map_err(|no| ProxyError::Client {
+                code: "57P03",
+                message: format!(
+                    "pgfleet: no server of cluster `{}` can serve this read: {no}",
+                    state.name
+                ),
+            })
     }
 
     /// Bans an endpoint that refused a connection, so the next route avoids it.
@@ -190,34 +276,79 @@ impl Session<'_> {
         })
     }
 
-    /// The session's consistency level: a comment hint is not consulted here (it applies per
-    /// statement and is rare); `SET pgfleet.consistency` / `-c pgfleet.consistency=…`, else the
-    /// user's `default_consistency`.
-    pub(super) fn consistency(&self) -> Consistency {
-        self.params
-            .desired()
-            .get("pgfleet.consistency")
-            .and_then(|v| {
-                Consistency::CHOICES
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(v.trim()))
-                    .map(|(_, c)| *c)
-            })
-            .unwrap_or(self.default_consistency)
+    /// The session's consistency level: `SET pgfleet.consistency` / `-c pgfleet.consistency=…`,
+    /// else the user's `default_consistency`. (A comment hint overrides it per request.)
+    pub(super) fn consistency(&self) -> Result<Consistency, ProxyError> {
+        match self.params.desired().get("pgfleet.consistency") {
+            None => Ok(self.default_consistency),
+            Some(v) => parse_consistency(v).ok_or_else(|| {
+                bad_setting(
+                    "pgfleet.consistency",
+                    v,
+                    "expected eventual, bounded, read_your_writes or strong",
+                )
+            }),
+        }
     }
 
     /// `SET pgfleet.max_staleness = '200ms'` (bounded consistency).
-    fn max_staleness(&self) -> Option<Duration> {
-        let v = self.params.desired().get("pgfleet.max_staleness")?;
-        pgfleet_config::units::parse_duration(v.trim()).ok()
+    fn max_staleness(&self) -> Result<Option<Duration>, ProxyError> {
+        let Some(v) = self.params.desired().get("pgfleet.max_staleness") else {
+            return Ok(None);
+        };
+        pgfleet_config::units::parse_duration(v.trim())
+            .map(Some)
+            .map_err(|e| {
+                bad_setting(
+                    "pgfleet.max_staleness",
+                    v,
+                    &format!("{e}; write e.g. '200ms'"),
+                )
+            })
     }
 
-    fn role_override(&self) -> RoleOverride {
-        self.params
-            .desired()
-            .get("pgfleet.role")
-            .and_then(|v| RoleOverride::parse(v))
-            .unwrap_or(self.default_role)
+    fn role_override(&self) -> Result<RoleOverride, ProxyError> {
+        match self.params.desired().get("pgfleet.role") {
+            None => Ok(self.default_role),
+            Some(v) => RoleOverride::parse(v)
+                .ok_or_else(|| bad_setting("pgfleet.role", v, "expected primary, replica or auto")),
+        }
+    }
+
+    /// The replicas a writing transaction's COMMIT waits for: `SET pgfleet.write_quorum = N`,
+    /// else the cluster's `write_quorum`.
+    pub(super) fn write_quorum(&self) -> Result<usize, ProxyError> {
+        let Some(state) = self.pools.state.as_ref() else {
+            return Ok(0);
+        };
+        let configured = state.settings.load().write_quorum;
+        match self.params.desired().get("pgfleet.write_quorum") {
+            None => Ok(configured),
+            Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                bad_setting(
+                    "pgfleet.write_quorum",
+                    v,
+                    "expected a number of replicas (0 = do not wait)",
+                )
+            }),
+        }
+    }
+}
+
+/// A consistency level by its (case-insensitive) name.
+fn parse_consistency(name: &str) -> Option<Consistency> {
+    Consistency::CHOICES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|(_, c)| *c)
+}
+
+/// A `pgfleet.*` session setting with a value pgfleet cannot use: the request fails (22023) and
+/// says which setting, which value and what would be right; nothing is sent to a server.
+fn bad_setting(name: &str, value: &str, expected: &str) -> ProxyError {
+    ProxyError::Client {
+        code: "22023",
+        message: format!("pgfleet: invalid value for {name}: \"{value}\" ({expected})"),
     }
 }
 

@@ -1,0 +1,47 @@
+# bench/lib.sh — shared by the benchmark scripts (sourced, not run).
+# Logging, prerequisite checks, free ports, and running PostgreSQL as `postgres` when root.
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Do not let the caller's libpq environment redirect any connection.
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGPASSFILE PGOPTIONS PGSSLMODE || true
+
+# Checks the tools every benchmark needs; PG_BIN must be set.
+require_common_tools() {
+    command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
+    [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] ||
+        die "PostgreSQL server binaries not found in $PG_BIN (apt-get install -y postgresql-15, or set PG_BIN)"
+    command -v pgbench >/dev/null || die "pgbench not found (apt-get install -y postgresql-contrib or postgresql-client-15)"
+    command -v psql >/dev/null || die "psql not found (apt-get install -y postgresql-client-15)"
+    command -v python3 >/dev/null || die "python3 not found (used to pick free ports)"
+}
+
+# pgbench holds one socket per client, proxies two per client/server pair: raise the fd limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+
+# PostgreSQL and PgBouncer refuse to run as root; as root they run as the `postgres` user.
+RUN_AS=()
+if [[ $(id -u) == 0 ]]; then
+    id postgres >/dev/null 2>&1 || die "running as root needs an OS user \`postgres\` to run PostgreSQL and PgBouncer"
+    RUN_AS=(runuser -u postgres --)
+fi
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# A scratch directory on tmpfs when possible; sets WORK and STORAGE_NOTE.
+make_workdir() { # prefix
+    local base
+    if [[ -d /dev/shm && -w /dev/shm ]]; then
+        base=/dev/shm
+        STORAGE_NOTE="scratch clusters on /dev/shm (tmpfs, RAM-backed)"
+    else
+        base=${TMPDIR:-/tmp}
+        STORAGE_NOTE="scratch clusters on $base (no writable /dev/shm)"
+    fi
+    WORK=$(mktemp -d "$base/$1.XXXXXX")
+    chmod 755 "$WORK"
+    if [[ ${#RUN_AS[@]} -gt 0 ]]; then chown postgres: "$WORK"; fi
+}

@@ -1,0 +1,303 @@
+//! Row mode: the shards return the client's rows (plus hidden ORDER BY helper columns), each
+//! shard already in ORDER BY order; a k-way merge over a binary heap of the shards' current rows
+//! emits the smallest, and only when every shard still running has a row buffered — so at most
+//! a few rows per shard are held, and the proxy applies backpressure by not reading a shard
+//! whose queue is full.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use pgfleet_sql::merge_plan::{SortColumn, SortKey};
+use pgfleet_wire::rows::{decode_data_row, encode_data_row_raw, FieldDescription};
+
+use crate::error::MergeError;
+use crate::memory::{Distinct, Memory};
+use crate::value::{canonical_nullable, compare_nullable, is_comparable, type_name, Format, Value};
+
+/// Rows a shard may have buffered before [`crate::Merge::wants_rows`] says stop.
+pub const SHARD_QUEUE_ROWS: usize = 16;
+
+/// Per-row bookkeeping beyond the raw bytes, for the memory budget.
+const ROW_OVERHEAD: usize = 64;
+
+struct Queued {
+    raw: Bytes,
+    keys: Vec<Option<Value>>,
+}
+
+/// One shard's current row in the heap.
+struct Head {
+    keys: Vec<Option<Value>>,
+    shard: usize,
+    raw: Bytes,
+    order: Arc<[SortKey]>,
+}
+
+impl Head {
+    fn cmp_keys(&self, other: &Head) -> Ordering {
+        for (i, k) in self.order.iter().enumerate() {
+            // Values of one column share a type, so comparison cannot fail here; a failure would
+            // have been reported when the row was pushed (out-of-order check).
+            let o = compare_nullable(
+                self.keys[i].as_ref(),
+                other.keys[i].as_ref(),
+                k.descending,
+                k.nulls_first,
+            )
+            .unwrap_or(Ordering::Equal);
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        // Ties: lower shard first, so the output is deterministic.
+        self.shard.cmp(&other.shard)
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Head) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Head) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, other: &Head) -> Ordering {
+        // BinaryHeap is a max-heap: reverse so the smallest row is on top.
+        self.cmp_keys(other).reverse()
+    }
+}
+
+/// A row ready for OFFSET/LIMIT.
+pub(crate) enum RowPoll {
+    Row(Bytes),
+    NeedInput,
+    Exhausted,
+}
+
+pub(crate) struct RowMerge {
+    hidden: usize,
+    sort: Arc<[SortKey]>,
+    distinct_wanted: bool,
+    distinct: Distinct,
+    /// Resolved after RowDescription.
+    visible: usize,
+    key_columns: Vec<usize>,
+    types: Vec<(u32, Format)>,
+    queues: Vec<VecDeque<Queued>>,
+    last_keys: Vec<Option<Vec<Option<Value>>>>,
+    heap: BinaryHeap<Head>,
+    in_heap: Vec<bool>,
+    next_shard: usize,
+}
+
+impl RowMerge {
+    pub(crate) fn new(hidden: usize, sort: &[SortKey], distinct: bool, shards: usize) -> RowMerge {
+        RowMerge {
+            hidden,
+            sort: sort.into(),
+            distinct_wanted: distinct,
+            distinct: Distinct::Off,
+            visible: 0,
+            key_columns: Vec::new(),
+            types: Vec::new(),
+            queues: (0..shards).map(|_| VecDeque::new()).collect(),
+            last_keys: vec![None; shards],
+            heap: BinaryHeap::new(),
+            in_heap: vec![false; shards],
+            next_shard: 0,
+        }
+    }
+
+    /// Checks the shards' columns and returns the client's.
+    pub(crate) fn describe(
+        &mut self,
+        fields: &[FieldDescription],
+    ) -> Result<Vec<FieldDescription>, MergeError> {
+        if fields.len() < self.hidden {
+            return Err(MergeError::Protocol(format!(
+                "a shard returned {} columns, fewer than the {} helper columns of the plan",
+                fields.len(),
+                self.hidden
+            )));
+        }
+        self.visible = fields.len() - self.hidden;
+        self.types = fields
+            .iter()
+            .map(|f| (f.type_oid, Format::from_code(f.format)))
+            .collect();
+        self.key_columns = Vec::new();
+        for k in self.sort.iter() {
+            let c = match k.column {
+                SortColumn::Output(i) if i < self.visible => i,
+                SortColumn::Hidden(j) if j < self.hidden => self.visible + j,
+                _ => {
+                    return Err(MergeError::Protocol(format!(
+                        "ORDER BY column {:?} is not in the shards' result",
+                        k.column
+                    )))
+                }
+            };
+            check_comparable(self.types[c].0, "ORDER BY")?;
+            self.key_columns.push(c);
+        }
+        if self.distinct_wanted {
+            for (t, _) in &self.types[..self.visible] {
+                check_comparable(*t, "SELECT DISTINCT")?;
+            }
+            let covered = (0..self.visible).all(|c| self.key_columns.contains(&c));
+            self.distinct = if covered && !self.sort.is_empty() {
+                Distinct::Adjacent(None)
+            } else {
+                Distinct::Set(Default::default())
+            };
+        }
+        Ok(fields[..self.visible].to_vec())
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        shard: usize,
+        raw: Bytes,
+        memory: &mut Memory,
+    ) -> Result<(), MergeError> {
+        let values = decode_data_row(&raw[5..])?;
+        if values.len() != self.types.len() {
+            return Err(MergeError::Protocol(format!(
+                "shard {shard} sent a row of {} columns, its RowDescription has {}",
+                values.len(),
+                self.types.len()
+            )));
+        }
+        let keys = self
+            .key_columns
+            .iter()
+            .map(|&c| {
+                values[c]
+                    .map(|b| Value::decode(self.types[c].0, self.types[c].1, b))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(prev) = &self.last_keys[shard] {
+            for (i, k) in self.sort.iter().enumerate() {
+                match compare_nullable(
+                    prev[i].as_ref(),
+                    keys[i].as_ref(),
+                    k.descending,
+                    k.nulls_first,
+                )? {
+                    Ordering::Less => break,
+                    Ordering::Equal => {}
+                    Ordering::Greater => return Err(MergeError::OutOfOrder { shard, key: i + 1 }),
+                }
+            }
+        }
+        if !self.sort.is_empty() {
+            self.last_keys[shard] = Some(keys.clone());
+        }
+        memory.grow(raw.len() + ROW_OVERHEAD, "rows buffered from shards")?;
+        self.queues[shard].push_back(Queued { raw, keys });
+        Ok(())
+    }
+
+    pub(crate) fn wants(&self, shard: usize) -> bool {
+        self.queues[shard].len() + usize::from(self.in_heap[shard]) < SHARD_QUEUE_ROWS
+    }
+
+    /// The next merged row, or why there is none yet.
+    pub(crate) fn next(
+        &mut self,
+        done: &[bool],
+        memory: &mut Memory,
+    ) -> Result<RowPoll, MergeError> {
+        loop {
+            let raw = if self.sort.is_empty() {
+                match self.next_unordered() {
+                    Some(q) => q.raw,
+                    None if done.iter().all(|d| *d) => return Ok(RowPoll::Exhausted),
+                    None => return Ok(RowPoll::NeedInput),
+                }
+            } else {
+                for s in 0..self.queues.len() {
+                    if !self.in_heap[s] {
+                        if let Some(q) = self.queues[s].pop_front() {
+                            self.heap.push(Head {
+                                keys: q.keys,
+                                shard: s,
+                                raw: q.raw,
+                                order: self.sort.clone(),
+                            });
+                            self.in_heap[s] = true;
+                        }
+                    }
+                }
+                // Safe to emit only when every running shard has a row in the heap: a shard
+                // without one might still send a smaller row.
+                if (0..done.len()).any(|s| !done[s] && !self.in_heap[s]) {
+                    return Ok(RowPoll::NeedInput);
+                }
+                match self.heap.pop() {
+                    Some(h) => {
+                        self.in_heap[h.shard] = false;
+                        h.raw
+                    }
+                    None => return Ok(RowPoll::Exhausted),
+                }
+            };
+            memory.shrink(raw.len() + ROW_OVERHEAD);
+            if !matches!(self.distinct, Distinct::Off) {
+                let values = decode_data_row(&raw[5..])?;
+                let mut key = Vec::new();
+                for (c, v) in values[..self.visible].iter().enumerate() {
+                    let (t, f) = self.types[c];
+                    let value = v.map(|b| Value::decode(t, f, b)).transpose()?;
+                    canonical_nullable(value.as_ref(), &mut key);
+                }
+                if !self.distinct.first_time(key, memory)? {
+                    continue;
+                }
+            }
+            return Ok(RowPoll::Row(self.strip(raw)?));
+        }
+    }
+
+    fn next_unordered(&mut self) -> Option<Queued> {
+        let n = self.queues.len();
+        for i in 0..n {
+            let s = (self.next_shard + i) % n;
+            if let Some(q) = self.queues[s].pop_front() {
+                self.next_shard = (s + 1) % n;
+                return Some(q);
+            }
+        }
+        None
+    }
+
+    /// The row without hidden helper columns (the shard's bytes as they are when none).
+    fn strip(&self, raw: Bytes) -> Result<Bytes, MergeError> {
+        if self.hidden == 0 {
+            return Ok(raw);
+        }
+        let values = decode_data_row(&raw[5..])?;
+        let mut out = BytesMut::with_capacity(raw.len());
+        encode_data_row_raw(&mut out, &values[..self.visible]);
+        Ok(out.freeze())
+    }
+}
+
+pub(crate) fn check_comparable(type_oid: u32, what: &str) -> Result<(), MergeError> {
+    if is_comparable(type_oid) {
+        Ok(())
+    } else {
+        Err(MergeError::Unsupported(format!(
+            "{what} on a column of {}",
+            type_name(type_oid)
+        )))
+    }
+}

@@ -1,0 +1,148 @@
+//! Query results: RowDescription and DataRow (PostgreSQL docs 55.7), decoded to typed views and
+//! encoded back, for the cross-shard merge that rewrites results.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::cursor::Cursor;
+use crate::frame::{put_cstr, write_message};
+use crate::tag::backend as t;
+use crate::WireError;
+
+/// One column of a RowDescription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldDescription {
+    /// Column name.
+    pub name: String,
+    /// OID of the table the column comes from, or 0.
+    pub table_oid: u32,
+    /// Attribute number of the column in that table, or 0.
+    pub column: i16,
+    /// OID of the column's data type.
+    pub type_oid: u32,
+    /// `pg_type.typlen` (negative: variable width).
+    pub type_size: i16,
+    /// `pg_attribute.atttypmod` (type-specific, -1 when none).
+    pub type_modifier: i32,
+    /// Format code of the values: 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// Decodes a RowDescription body.
+pub fn decode_row_description(body: &[u8]) -> Result<Vec<FieldDescription>, WireError> {
+    let mut c = Cursor::new(body, "RowDescription");
+    let n = c.i16()?;
+    let mut fields = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        fields.push(FieldDescription {
+            name: c.cstr()?.to_owned(),
+            table_oid: c.i32()? as u32,
+            column: c.i16()?,
+            type_oid: c.i32()? as u32,
+            type_size: c.i16()?,
+            type_modifier: c.i32()?,
+            format: c.i16()?,
+        });
+    }
+    Ok(fields)
+}
+
+/// Appends a RowDescription.
+pub fn encode_row_description(out: &mut BytesMut, fields: &[FieldDescription]) {
+    write_message(out, t::ROW_DESCRIPTION, |b| {
+        b.put_i16(fields.len() as i16);
+        for f in fields {
+            put_cstr(b, &f.name);
+            b.put_u32(f.table_oid);
+            b.put_i16(f.column);
+            b.put_u32(f.type_oid);
+            b.put_i16(f.type_size);
+            b.put_i32(f.type_modifier);
+            b.put_i16(f.format);
+        }
+    });
+}
+
+/// Decodes a DataRow body into its values (`None` = NULL), borrowing from `body`.
+pub fn decode_data_row(body: &[u8]) -> Result<Vec<Option<&[u8]>>, WireError> {
+    let mut c = Cursor::new(body, "DataRow");
+    let n = c.i16()?;
+    let mut values = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = c.i32()?;
+        if len < 0 {
+            values.push(None);
+        } else {
+            values.push(Some(c.bytes(len as usize)?));
+        }
+    }
+    if !c.is_empty() {
+        return Err(WireError::Truncated("DataRow"));
+    }
+    Ok(values)
+}
+
+/// Appends a DataRow of raw values in any format (`None` = NULL).
+pub fn encode_data_row_raw(out: &mut BytesMut, values: &[Option<&[u8]>]) {
+    write_message(out, t::DATA_ROW, |b| {
+        b.put_i16(values.len() as i16);
+        for v in values {
+            match v {
+                Some(bytes) => {
+                    b.put_i32(bytes.len() as i32);
+                    b.extend_from_slice(bytes);
+                }
+                None => b.put_i32(-1),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::split_frame;
+
+    #[test]
+    fn row_description_round_trip() {
+        let fields = vec![
+            FieldDescription {
+                name: "id".into(),
+                table_oid: 16384,
+                column: 1,
+                type_oid: 20,
+                type_size: 8,
+                type_modifier: -1,
+                format: 1,
+            },
+            FieldDescription {
+                name: "name".into(),
+                table_oid: 0,
+                column: 0,
+                type_oid: 25,
+                type_size: -1,
+                type_modifier: -1,
+                format: 0,
+            },
+        ];
+        let mut out = BytesMut::new();
+        encode_row_description(&mut out, &fields);
+        let f = split_frame(&mut out, 1 << 20).unwrap().unwrap();
+        assert_eq!(f.tag(), t::ROW_DESCRIPTION);
+        assert_eq!(decode_row_description(f.body()).unwrap(), fields);
+    }
+
+    #[test]
+    fn data_row_round_trip_with_nulls_and_rejects_trailing_bytes() {
+        let mut out = BytesMut::new();
+        encode_data_row_raw(&mut out, &[Some(b"1"), None, Some(b"")]);
+        let f = split_frame(&mut out, 1 << 20).unwrap().unwrap();
+        assert_eq!(
+            decode_data_row(f.body()).unwrap(),
+            vec![Some(&b"1"[..]), None, Some(&b""[..])]
+        );
+        let mut body = f.body().to_vec();
+        body.push(0);
+        assert!(decode_data_row(&body).is_err());
+        assert!(decode_data_row(&body[..body.len() - 3]).is_err());
+    }
+}
