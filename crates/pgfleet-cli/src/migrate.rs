@@ -41,9 +41,10 @@ struct Common {
     #[arg(long, global = true)]
     database: Option<String>,
     /// Server login: a [users.NAME] of the config (its server_user and server_password), or a
-    /// server user name (password from PGPASSWORD).
-    #[arg(long, global = true, default_value = "postgres")]
-    user: String,
+    /// server user name (password from PGPASSWORD). Default: the config's only non-admin user
+    /// with a server password (as in the sandbox's config), else `postgres`.
+    #[arg(long, global = true)]
+    user: Option<String>,
     /// Only these tenants (repeatable); shared targets are left out.
     #[arg(long, global = true)]
     tenant: Vec<String>,
@@ -248,10 +249,33 @@ fn choose_database(config: &Config, asked: Option<&str>) -> anyhow::Result<Strin
     }
 }
 
+/// The password pgfleet logs in to servers with for `u`: `server_password`, else a plain-text
+/// `password` (as the proxy's pools do).
+fn server_password(u: &pgfleet_config::UserConfig) -> Option<String> {
+    u.server_password.clone().or_else(|| match &u.password {
+        Some(pgfleet_config::Secret::Plain(p)) => Some(p.clone()),
+        _ => None,
+    })
+}
+
+/// The `--user` to log in as when none is given: the config's only non-admin user that pgfleet
+/// has a server password for, else the superuser's usual name.
+fn default_user(config: &Config) -> String {
+    let mut with_password = config
+        .users
+        .iter()
+        .filter(|(_, u)| !u.admin && server_password(u).is_some());
+    match (with_password.next(), with_password.next()) {
+        (Some((name, _)), None) => name.clone(),
+        _ => "postgres".to_owned(),
+    }
+}
+
 fn run_options(config: &Config, c: &Common) -> RunOptions {
-    let (user, password) = match config.users.get(&c.user) {
-        Some(u) => (u.server_user.clone(), u.server_password.clone()),
-        None => (c.user.clone(), std::env::var("PGPASSWORD").ok()),
+    let name = c.user.clone().unwrap_or_else(|| default_user(config));
+    let (user, password) = match config.users.get(&name) {
+        Some(u) => (u.server_user.clone(), server_password(u)),
+        None => (name, std::env::var("PGPASSWORD").ok()),
     };
     let mut o = RunOptions::new(Login {
         user,
@@ -339,4 +363,37 @@ fn new_file(dir: &Path, name: &str, for_tenants: bool, down: bool) -> anyhow::Re
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_user;
+    use pgfleet_config::Config;
+
+    fn config(users: &str) -> Config {
+        let text = format!(
+            "[clusters.main]\nservers = [{{ host = \"127.0.0.1\" }}]\n[databases.app]\ncluster = \"main\"\n{users}"
+        );
+        match Config::from_toml_str(&text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_default_login_is_the_only_user_with_a_server_password() {
+        // The sandbox's config: one application user with a plain password, one admin.
+        let sandbox = config(
+            "[users.app]\npassword = \"app\"\n[users.admin]\npassword = \"admin\"\nadmin = true\n",
+        );
+        assert_eq!(default_user(&sandbox), "app");
+        let two = config("[users.a]\npassword = \"a\"\n[users.b]\npassword = \"b\"\n");
+        assert_eq!(
+            default_user(&two),
+            "postgres",
+            "ambiguous: the usual superuser"
+        );
+        let none = config("[users.a]\nauth_method = \"trust\"\n");
+        assert_eq!(default_user(&none), "postgres");
+    }
 }

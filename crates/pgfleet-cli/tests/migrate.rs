@@ -10,6 +10,9 @@ fn pgfleet(dir: &Path, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_pgfleet"))
         .current_dir(dir)
         .arg("migrate")
+        // The config's only user, `app`, would be the default login; this cluster's tables belong
+        // to the superuser.
+        .args(["--user", "postgres"])
         .args(args)
         .output()
         .expect("run pgfleet");
