@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
@@ -10,7 +9,7 @@ use axum::Router;
 use pgfleet_proxy::Runtime;
 use tokio::net::TcpListener;
 
-use crate::snapshot::{ClusterSnapshot, PoolSnapshot, ReplicationSnapshot};
+use crate::snapshot;
 
 /// The exposition format's content type.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -18,25 +17,10 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Every metric of `rt` now.
 pub fn metrics_text(rt: &Runtime) -> String {
     let stats = crate::show::stat_cells(rt.stats(), rt.clients().len());
-    let pools: Vec<PoolSnapshot> = rt
-        .pools()
-        .list()
-        .iter()
-        .map(|p| PoolSnapshot::of(p))
-        .collect();
-    let clusters = rt
-        .clusters()
-        .list()
-        .iter()
-        .map(|c| ClusterSnapshot::of(c))
-        .collect();
     crate::metrics::render(
         &stats,
-        &pools,
-        &ReplicationSnapshot {
-            clusters,
-            now: Instant::now(),
-        },
+        &snapshot::pools_of(rt),
+        &snapshot::replication_of(rt),
     )
 }
 

@@ -28,7 +28,6 @@ pub mod snapshot;
 pub mod text;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use pgfleet_proxy::console::{Console, ConsoleFuture, ConsoleReply};
 use pgfleet_proxy::Runtime;
@@ -36,9 +35,7 @@ use pgfleet_proxy::Runtime;
 pub use command::{Command, ShowTarget};
 pub use error::AdminError;
 
-use snapshot::{
-    ClientSnapshot, ClusterSnapshot, PoolSnapshot, ReplicationSnapshot, ServerSnapshot,
-};
+use snapshot::{ClientSnapshot, ServerSnapshot};
 
 /// The admin console commands; plug into [`Runtime::new`] as the console.
 pub struct AdminConsole;
@@ -80,15 +77,7 @@ fn done(command: Command) -> ConsoleReply {
 
 fn show_target(rt: &Runtime, target: ShowTarget) -> ConsoleReply {
     match target {
-        ShowTarget::Pools => {
-            let pools: Vec<PoolSnapshot> = rt
-                .pools()
-                .list()
-                .iter()
-                .map(|p| PoolSnapshot::of(p))
-                .collect();
-            show::pools(&pools)
-        }
+        ShowTarget::Pools => show::pools(&snapshot::pools_of(rt)),
         ShowTarget::Clients => {
             let clients: Vec<ClientSnapshot> = rt
                 .clients()
@@ -109,18 +98,7 @@ fn show_target(rt: &Runtime, target: ShowTarget) -> ConsoleReply {
             show::servers(&servers)
         }
         ShowTarget::Stats => show::stats(rt.stats(), rt.clients().len()),
-        ShowTarget::Replication => {
-            let clusters: Vec<ClusterSnapshot> = rt
-                .clusters()
-                .list()
-                .iter()
-                .map(|c| ClusterSnapshot::of(c))
-                .collect();
-            show::replication(&ReplicationSnapshot {
-                clusters,
-                now: Instant::now(),
-            })
-        }
+        ShowTarget::Replication => show::replication(&snapshot::replication_of(rt)),
         ShowTarget::Config => config_rows::config(&rt.config()),
         ShowTarget::Version => show::version(),
         ShowTarget::Help => show::help(),

@@ -158,3 +158,25 @@ pub struct ReplicationSnapshot {
     /// When the snapshot was taken.
     pub now: Instant,
 }
+
+/// Every pool of the runtime, for SHOW POOLS and the metrics.
+pub fn pools_of(rt: &pgfleet_proxy::Runtime) -> Vec<PoolSnapshot> {
+    rt.pools()
+        .list()
+        .iter()
+        .map(|p| PoolSnapshot::of(p))
+        .collect()
+}
+
+/// Every cluster's replication view now, for SHOW REPLICATION and the metrics.
+pub fn replication_of(rt: &pgfleet_proxy::Runtime) -> ReplicationSnapshot {
+    ReplicationSnapshot {
+        clusters: rt
+            .clusters()
+            .list()
+            .iter()
+            .map(|c| ClusterSnapshot::of(c))
+            .collect(),
+        now: Instant::now(),
+    }
+}

@@ -60,8 +60,8 @@ impl Login {
     }
 }
 
-/// Opens a connection; its I/O runs on a spawned task that ends when the client is dropped.
-pub async fn connect(endpoint: &Endpoint, login: &Login) -> Result<Client, MetaError> {
+/// The tokio-postgres settings for `login` at `endpoint`.
+pub(crate) fn client_config(endpoint: &Endpoint, login: &Login) -> tokio_postgres::Config {
     let mut config = tokio_postgres::Config::new();
     config
         .host(&endpoint.host)
@@ -73,6 +73,12 @@ pub async fn connect(endpoint: &Endpoint, login: &Login) -> Result<Client, MetaE
     if let Some(password) = &login.password {
         config.password(password);
     }
+    config
+}
+
+/// Opens a connection; its I/O runs on a spawned task that ends when the client is dropped.
+pub async fn connect(endpoint: &Endpoint, login: &Login) -> Result<Client, MetaError> {
+    let config = client_config(endpoint, login);
     let fail = |source| MetaError::Connect {
         endpoint: endpoint.clone(),
         database: login.database.clone(),

@@ -20,17 +20,7 @@ pub struct TenantChanges {
 impl TenantChanges {
     /// Opens the LISTEN connection to the metadata database at `endpoint`.
     pub async fn listen(endpoint: &Endpoint, login: &Login) -> Result<TenantChanges, MetaError> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(&endpoint.host)
-            .port(endpoint.port)
-            .user(&login.user)
-            .dbname(&login.database)
-            .application_name(&login.application_name)
-            .connect_timeout(login.connect_timeout);
-        if let Some(p) = &login.password {
-            config.password(p);
-        }
+        let config = crate::endpoint::client_config(endpoint, login);
         let (client, mut connection) =
             config
                 .connect(NoTls)
