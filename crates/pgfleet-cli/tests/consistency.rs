@@ -45,6 +45,17 @@ async fn quorum_commit_waits_for_the_delayed_replica() {
             .unwrap();
         assert_eq!(on_replica.trim(), "1", "the replica has replayed the write");
     }
+    // A write through SQL-level EXECUTE (a session command) waits for the quorum too.
+    c.batch_execute("PREPARE ins(text) AS INSERT INTO t(v) VALUES ($1)")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    c.batch_execute("EXECUTE ins('via-execute')").await.unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "EXECUTE of a prepared INSERT answered after {took:?}, before the replica replayed it"
+    );
     // Reads are not held.
     let start = Instant::now();
     port_of(&c, "SELECT inet_server_port()").await;

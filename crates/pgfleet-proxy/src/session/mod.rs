@@ -93,6 +93,10 @@ pub(crate) struct Session<'a> {
     /// Replicas that must replay the current transaction's commit before the client hears of it
     /// (quorum writes); 0 = none.
     quorum: usize,
+    /// The held server is its cluster's primary and the cluster has replicas: in a session that
+    /// keeps its server (session pooling, pinned), every transaction's commit is followed for
+    /// read-your-writes and quorums, not only the first.
+    follow_commits: bool,
     /// The read in flight on a replica, to send again elsewhere if that replica fails first.
     replay: Option<replay::ReadReplay>,
     /// Times the current read was replayed.
@@ -153,6 +157,7 @@ impl<'a> Session<'a> {
             last_write_lsn: None,
             needs_commit_lsn: false,
             quorum: 0,
+            follow_commits: false,
             replay: None,
             replays: 0,
             to_server: BytesMut::new(),
@@ -315,8 +320,12 @@ impl<'a> Session<'a> {
             let follow = routed.target == pgfleet_sql::Target::Primary
                 && routed.writes
                 && self.pools.endpoints.len() > 1;
-            let quorum = if follow { self.write_quorum()? } else { 0 };
-            let ryw = follow && self.consistency()? == Consistency::ReadYourWrites;
+            let (quorum, consistency) = match (follow, routed.lenient) {
+                (false, _) => (0, None),
+                (true, false) => (self.write_quorum()?, Some(self.consistency()?)),
+                (true, true) => (self.write_quorum().unwrap_or(0), self.consistency().ok()),
+            };
+            let ryw = consistency == Some(Consistency::ReadYourWrites);
             let endpoint = routed.endpoint;
             match self.acquire(endpoint).await {
                 Err(ProxyError::Server(e))
@@ -329,6 +338,8 @@ impl<'a> Session<'a> {
                     attempts += 1;
                 }
                 Ok(()) => {
+                    self.follow_commits = routed.target == pgfleet_sql::Target::Primary
+                        && self.pools.endpoints.len() > 1;
                     self.quorum = quorum;
                     self.needs_commit_lsn = ryw || quorum > 0;
                     self.replay = if routed.target == pgfleet_sql::Target::Replica {

@@ -48,6 +48,8 @@ impl Session<'_> {
             pools,
             replay,
             shard,
+            follow_commits,
+            default_consistency,
             ..
         } = self;
         let Some(guard) = server.as_mut() else {
@@ -156,10 +158,31 @@ impl Session<'_> {
                     search_path,
                     unnamed,
                 };
+                // A session that keeps its server runs later transactions without being routed
+                // again: decide here whether this one's commit is followed.
+                let opens_transaction = *tx == TxStatus::Idle && x.is_idle();
                 match ctx.translate(&frame, server, x, to_server)? {
                     Step::Continue => {}
                     Step::Answered => sent_request = true,
                     Step::RequestSent => {
+                        if opens_transaction
+                            && *follow_commits
+                            && !*needs_commit_lsn
+                            && (session_mode || pinned.is_some())
+                        {
+                            let q = super::routing::session_write_quorum(
+                                params,
+                                pools.state.as_deref(),
+                            )
+                            .unwrap_or(0);
+                            let ryw =
+                                super::routing::session_consistency(params, *default_consistency)
+                                    .is_ok_and(|c| {
+                                        c == pgfleet_config::Consistency::ReadYourWrites
+                                    });
+                            *quorum = q;
+                            *needs_commit_lsn = q > 0 || ryw;
+                        }
                         sent_request = true;
                         Stats::add(&rt.stats().requests, 1);
                         Stats::add(&info.requests, 1);

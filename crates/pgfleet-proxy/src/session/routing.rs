@@ -43,6 +43,9 @@ pub(super) struct Routed {
     /// The request may write (the router sent it to the primary for that reason, not as a read
     /// the primary happens to serve): read-your-writes and quorum writes follow its commit.
     pub writes: bool,
+    /// The request is session commands only (`SET`, `RESET`, SQL `EXECUTE` …): the way a client
+    /// repairs a bad `pgfleet.*` value, so such values must not refuse it.
+    pub lenient: bool,
 }
 
 impl Session<'_> {
@@ -54,6 +57,7 @@ impl Session<'_> {
                 endpoint: pools.configured_primary,
                 target: Target::Primary,
                 writes: true,
+                lenient: false,
             });
         };
         let mut hinted = None;
@@ -72,9 +76,10 @@ impl Session<'_> {
                 statements,
                 executes,
             }) => {
-                // Session commands alone (`SET`, `RESET`, …) run on the primary and write nothing;
-                // they are also how a client repairs a bad `pgfleet.*` value, so they must not
-                // depend on those values.
+                // Session commands alone (`SET`, `RESET`, …) run on the primary; they are also how
+                // a client repairs a bad `pgfleet.*` value, so routing them must not depend on
+                // those values. They may still write (SQL `EXECUTE` of a prepared INSERT), so
+                // read-your-writes and quorums follow them when the settings are usable.
                 if statements
                     .iter()
                     .all(|c| c.reason == Some(WriteReason::SessionCommand))
@@ -82,7 +87,8 @@ impl Session<'_> {
                     return Ok(Routed {
                         endpoint: primary(state).await?,
                         target: Target::Primary,
-                        writes: false,
+                        writes: true,
+                        lenient: true,
                     });
                 }
                 let settings = state.settings.load();
@@ -112,11 +118,13 @@ impl Session<'_> {
                 endpoint: primary(state).await?,
                 target: Target::Primary,
                 writes: true,
+                lenient: false,
             }),
             (Target::Replica, Consistency::Strong) => Ok(Routed {
                 endpoint: primary(state).await?,
                 target: Target::Primary,
                 writes: false,
+                lenient: false,
             }),
             (Target::Replica, _) => self.pick_read(state, consistency, executes).await,
         }
@@ -197,6 +205,7 @@ impl Session<'_> {
                     Target::Replica
                 },
                 writes: false,
+                lenient: false,
             })
             .map_err(|no| ProxyError::Client {
                 code: "57P03",
@@ -279,16 +288,7 @@ impl Session<'_> {
     /// The session's consistency level: `SET pgfleet.consistency` / `-c pgfleet.consistency=…`,
     /// else the user's `default_consistency`. (A comment hint overrides it per request.)
     pub(super) fn consistency(&self) -> Result<Consistency, ProxyError> {
-        match self.params.desired().get("pgfleet.consistency") {
-            None => Ok(self.default_consistency),
-            Some(v) => parse_consistency(v).ok_or_else(|| {
-                bad_setting(
-                    "pgfleet.consistency",
-                    v,
-                    "expected eventual, bounded, read_your_writes or strong",
-                )
-            }),
-        }
+        session_consistency(&self.params, self.default_consistency)
     }
 
     /// `SET pgfleet.max_staleness = '200ms'` (bounded consistency).
@@ -318,20 +318,45 @@ impl Session<'_> {
     /// The replicas a writing transaction's COMMIT waits for: `SET pgfleet.write_quorum = N`,
     /// else the cluster's `write_quorum`.
     pub(super) fn write_quorum(&self) -> Result<usize, ProxyError> {
-        let Some(state) = self.pools.state.as_ref() else {
-            return Ok(0);
-        };
-        let configured = state.settings.load().write_quorum;
-        match self.params.desired().get("pgfleet.write_quorum") {
-            None => Ok(configured),
-            Some(v) => v.trim().parse::<usize>().map_err(|_| {
-                bad_setting(
-                    "pgfleet.write_quorum",
-                    v,
-                    "expected a number of replicas (0 = do not wait)",
-                )
-            }),
-        }
+        session_write_quorum(&self.params, self.pools.state.as_deref())
+    }
+}
+
+/// A session's consistency level from its settings, else `default`.
+pub(super) fn session_consistency(
+    params: &super::SessionParams,
+    default: Consistency,
+) -> Result<Consistency, ProxyError> {
+    match params.desired().get("pgfleet.consistency") {
+        None => Ok(default),
+        Some(v) => parse_consistency(v).ok_or_else(|| {
+            bad_setting(
+                "pgfleet.consistency",
+                v,
+                "expected eventual, bounded, read_your_writes or strong",
+            )
+        }),
+    }
+}
+
+/// A session's write quorum from its settings, else the cluster's.
+pub(super) fn session_write_quorum(
+    params: &super::SessionParams,
+    state: Option<&ClusterState>,
+) -> Result<usize, ProxyError> {
+    let Some(state) = state else {
+        return Ok(0);
+    };
+    let configured = state.settings.load().write_quorum;
+    match params.desired().get("pgfleet.write_quorum") {
+        None => Ok(configured),
+        Some(v) => v.trim().parse::<usize>().map_err(|_| {
+            bad_setting(
+                "pgfleet.write_quorum",
+                v,
+                "expected a number of replicas (0 = do not wait)",
+            )
+        }),
     }
 }
 
