@@ -56,6 +56,16 @@ async fn quorum_commit_waits_for_the_delayed_replica() {
         took >= Duration::from_millis(900),
         "EXECUTE of a prepared INSERT answered after {took:?}, before the replica replayed it"
     );
+    // So does an extended-protocol write of the now pinned session (no new routing happens).
+    let start = Instant::now();
+    c.execute("INSERT INTO t(v) VALUES ($1)", &[&"pinned-extended"])
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "an extended-protocol INSERT of a pinned session answered after {took:?}"
+    );
     // Reads are not held.
     let start = Instant::now();
     port_of(&c, "SELECT inet_server_port()").await;

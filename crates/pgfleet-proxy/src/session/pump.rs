@@ -76,6 +76,8 @@ impl Session<'_> {
         // The client's answer to a writing transaction waits in `to_client` until its commit
         // position is known and, with a write quorum, replayed by enough replicas.
         let mut holding = false;
+        // Whether the request being sent began outside a transaction (set at its first message).
+        let mut request_opens_transaction: Option<bool> = None;
         // Registered once for the whole stretch, not per wait: each registration takes the
         // notifier's lock, and the loop below waits a few times per transaction.
         let kicked = info.kick.notified();
@@ -159,13 +161,19 @@ impl Session<'_> {
                     unnamed,
                 };
                 // A session that keeps its server runs later transactions without being routed
-                // again: decide here whether this one's commit is followed.
-                let opens_transaction = *tx == TxStatus::Idle && x.is_idle();
+                // again: decide at each request that opens one whether its commit is followed.
+                if request_opens_transaction.is_none() {
+                    request_opens_transaction =
+                        Some(*tx == TxStatus::Idle && x.no_client_request_open());
+                }
                 match ctx.translate(&frame, server, x, to_server)? {
                     Step::Continue => {}
-                    Step::Answered => sent_request = true,
+                    Step::Answered => {
+                        request_opens_transaction = None;
+                        sent_request = true;
+                    }
                     Step::RequestSent => {
-                        if opens_transaction
+                        if request_opens_transaction.take() == Some(true)
                             && *follow_commits
                             && !*needs_commit_lsn
                             && (session_mode || pinned.is_some())
