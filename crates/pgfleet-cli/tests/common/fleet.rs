@@ -61,7 +61,7 @@ pub async fn port_of(c: &tokio_postgres::Client, sql: &str) -> i32 {
 
 /// Waits until the monitor has seen every endpoint (so routing uses observed roles).
 pub async fn settled(proxy: &TestProxy) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let clusters = proxy.rt.clusters().list();
         // The monitor registers its cluster when the proxy task starts: wait for that too.
@@ -91,5 +91,5 @@ pub async fn settled(proxy: &TestProxy) {
             s.catalog.load().safe.len()
         );
     }
-    panic!("the replication monitor did not observe every endpoint within 10s");
+    panic!("the replication monitor did not observe every endpoint within 30s");
 }
