@@ -87,7 +87,8 @@ pub(super) async fn await_quorum(
 fn insert_before_ready(out: &mut BytesMut, message: impl FnOnce(&mut BytesMut)) {
     const READY_LEN: usize = 6;
     let at = out.len().checked_sub(READY_LEN);
-    match at.filter(|&i| out[i] == b::READY_FOR_QUERY) {
+    // 'Z', length 5, status: the whole message, so a stray 'Z' inside row data cannot match.
+    match at.filter(|&i| out[i] == b::READY_FOR_QUERY && out[i + 1..i + 5] == [0, 0, 0, 5]) {
         Some(i) => {
             let ready = out.split_off(i);
             message(out);
