@@ -286,29 +286,18 @@ async fn a_replica_killed_under_pgbench_costs_no_transaction() {
     }
     let proxy = TestProxy::start(&fleet_config(&f, "ban_time = \"30s\"")).await;
     settled(&proxy).await;
-    let bench = {
-        let port = proxy.port().to_string();
-        tokio::spawn(async move {
-            let out = tokio::process::Command::new("pgbench")
-                .args(["-n", "-S", "-c", "20", "-j", "2", "-T", "6"])
-                .args(["-h", "127.0.0.1", "-p", &port, "-U", "app", "app"])
-                .env("PGPASSWORD", "app")
-                .output()
-                .await
-                .unwrap();
-            (
-                out.status.success(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            )
-        })
-    };
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    f.replicas[0].kill().unwrap();
-    let (ok, out) = bench.await.unwrap();
+    // pgbench through the proxy; two seconds in, one replica is killed.
+    let ((ok, out), ()) = tokio::join!(
+        run(
+            "pgbench",
+            &proxy,
+            &["-n", "-S", "-c", "20", "-j", "2", "-T", "6", "app"],
+        ),
+        async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            f.replicas[0].kill().unwrap();
+        }
+    );
     assert!(ok, "pgbench failed:\n{out}");
     assert_eq!(failed_transactions(&out), Some(0), "{out}");
     assert!(processed(&out).unwrap_or(0) > 1000, "{out}");
