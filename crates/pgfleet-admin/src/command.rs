@@ -20,6 +20,8 @@ pub enum ShowTarget {
     Replication,
     /// `SHOW VERSION`: the pgfleet version.
     Version,
+    /// `SHOW TRANSACTIONS`: two-phase (cross-shard) transactions in flight or in doubt.
+    Transactions,
     /// `SHOW HELP`: the command list.
     Help,
 }
@@ -40,7 +42,7 @@ pub enum Command {
 }
 
 /// Every command with a one-line description, in the order SHOW HELP lists them.
-pub const HELP: [(&str, &str); 12] = [
+pub const HELP: [(&str, &str); 13] = [
     (
         "SHOW POOLS",
         "one row per (user, database) pool: sizes, connections, waits, counters",
@@ -57,6 +59,10 @@ pub const HELP: [(&str, &str); 12] = [
         "the effective configuration (passwords hidden)",
     ),
     ("SHOW VERSION", "the pgfleet version"),
+    (
+        "SHOW TRANSACTIONS",
+        "cross-shard two-phase transactions in flight or in doubt",
+    ),
     ("SHOW HELP", "this list"),
     (
         "RELOAD",
@@ -72,7 +78,7 @@ pub const HELP: [(&str, &str); 12] = [
 
 /// The command list as it appears in the unknown-command error.
 pub const COMMAND_LIST: &str = "SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, \
-SHOW REPLICATION, SHOW CONFIG, SHOW VERSION, RELOAD, PAUSE, RESUME, SHUTDOWN";
+SHOW REPLICATION, SHOW CONFIG, SHOW VERSION, SHOW TRANSACTIONS, RELOAD, PAUSE, RESUME, SHUTDOWN";
 
 impl Command {
     /// Parses one statement: case-insensitive, any whitespace between words.
@@ -92,6 +98,7 @@ impl Command {
                 "config" => ShowTarget::Config,
                 "version" => ShowTarget::Version,
                 "help" => ShowTarget::Help,
+                "transactions" => ShowTarget::Transactions,
                 _ => return Err(unknown(text)),
             }),
             ["reload"] => Command::Reload,

@@ -102,6 +102,7 @@ fn show_target(rt: &Runtime, target: ShowTarget) -> ConsoleReply {
         ShowTarget::Config => config_rows::config(&rt.config()),
         ShowTarget::Version => show::version(),
         ShowTarget::Help => show::help(),
+        ShowTarget::Transactions => show::transactions(&rt.twophase.list()),
     }
 }
 

@@ -76,6 +76,7 @@ fn render_stats(out: &mut String, stats: &[(String, u64)]) {
                 "clients_total" => "client connections accepted and authenticated",
                 "clients_refused" => "client connections refused",
                 "requests" => "requests forwarded to servers",
+                "cross_shard" => "requests run across several shards",
                 "transactions" => "server checkouts in transaction mode",
                 "bytes_in" => "bytes received from clients",
                 "bytes_out" => "bytes sent to clients",

@@ -201,6 +201,7 @@ pub fn stat_cells(stats: &Stats, clients_connected: usize) -> Vec<(String, u64)>
         ("clients_refused".into(), get(&stats.clients_refused)),
         ("clients_connected".into(), clients_connected as u64),
         ("requests".into(), get(&stats.requests)),
+        ("cross_shard".into(), get(&stats.cross_shard)),
         ("transactions".into(), get(&stats.transactions)),
         ("bytes_in".into(), get(&stats.bytes_in)),
         ("bytes_out".into(), get(&stats.bytes_out)),
@@ -273,6 +274,29 @@ pub fn version() -> ConsoleReply {
         &["version"],
         vec![vec![Some(format!("pgfleet {}", env!("CARGO_PKG_VERSION")))]],
     )
+}
+
+/// Columns of SHOW TRANSACTIONS.
+pub const TRANSACTION_COLUMNS: [&str; 6] =
+    ["gid", "database", "user", "shards", "state", "age_seconds"];
+
+/// SHOW TRANSACTIONS: the two-phase transactions in flight or in doubt.
+pub fn transactions(list: &[pgfleet_proxy::fanout::twophase::TxEntry]) -> ConsoleReply {
+    let rows = list
+        .iter()
+        .map(|t| {
+            let shards: Vec<String> = t.shards.iter().map(usize::to_string).collect();
+            vec![
+                text(&t.gid),
+                text(&t.database),
+                text(&t.user),
+                text(shards.join(",")),
+                text(t.phase.as_str()),
+                text(format!("{:.3}", t.since.elapsed().as_secs_f64())),
+            ]
+        })
+        .collect();
+    table(&TRANSACTION_COLUMNS, rows)
 }
 
 /// SHOW HELP: command, description.
@@ -447,7 +471,8 @@ mod tests {
         let (columns, rows) = rows_of(super::stats(&stats, 5));
         assert_eq!(rows.len(), 1);
         assert_eq!(columns.len(), rows[0].len());
-        assert_eq!(columns.len(), 14 + PIN_REASONS.len());
+        assert_eq!(columns.len(), 15 + PIN_REASONS.len());
+        assert!(columns.iter().any(|c| c == "cross_shard"));
         assert!(columns.iter().any(|c| c == "read_retries"));
         assert!(columns.iter().any(|c| c == "quorum_timeouts"));
         let value = |name: &str| {

@@ -4,11 +4,13 @@
 //! - `check-config`: validate a config file and report every problem with its key path.
 //! - `sandbox`: real local PostgreSQL clusters plus the proxy, in one command.
 //! - `migrate`: versioned schema migrations across every shard and tenant (docs/migrate.md).
+//! - `tenant`: provisioning tenants and row-level-security policies (docs/tenancy.md).
 
 mod check_config;
 mod migrate;
 mod sandbox;
 mod serve;
+mod tenant;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,8 @@ enum Command {
     Sandbox(sandbox::Args),
     /// Versioned schema migrations across every shard and tenant.
     Migrate(Box<migrate::Args>),
+    /// Tenant provisioning: create, list, show, suspend, resume, drop; row-level security policies.
+    Tenant(tenant::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig(args) => check_config::exec(args),
         Command::Sandbox(args) => sandbox::exec(args),
         Command::Migrate(args) => migrate::exec(*args),
+        Command::Tenant(args) => tenant::exec(args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
-//! `pgfleet sandbox [--dir DIR] [--port PORT] [--replicas M]`: a primary, M streaming replicas and
-//! the proxy in front of them, on this machine, in one command.
+//! `pgfleet sandbox [--dir DIR] [--port PORT] [--replicas M] [--shards N]`: a primary, M
+//! streaming replicas and the proxy in front of them, on this machine, in one command; with
+//! `--shards N`, N such clusters as the shards of a sharded database with demo data.
 //!
 //! First run: initdb `DIR/primary`, role and database `app`, `pg_basebackup` replicas
 //! `DIR/replica1..M`, server ports after PORT saved in `DIR/ports`. A rerun reuses all of it (and
@@ -7,26 +8,41 @@
 //! `ready: postgres://app:app@127.0.0.1:PORT/app` on stdout and, on Ctrl-C or SIGTERM, stops the
 //! proxy gracefully and then every server it started. Server logs: `DIR/<name>/log`.
 //!
+//! With `--shards N` (recorded in `DIR/shard-count`; a rerun must repeat it): clusters `shard0` ..
+//! `shard{N-1}` in `DIR/shard<i>` with replicas `DIR/shard<i>-replica<j>`, each with role and
+//! database `app`; the metadata database `pgfleet_meta` on shard0; database `app` sharded in the
+//! config; and on each shard primary that has none of them yet, the demo tables of
+//! `demo` with that shard's rows (placed by pgfleet's own shard map).
+//!
 //! The servers are our children in their own process group, so a terminal Ctrl-C reaches only us
 //! and the shutdown happens in order: proxy, replicas, primary.
+//!
+//! Modules: `ports` (the port map), `config_file` (the generated pgfleet.toml), `shards` (the
+//! shard count of a directory, filling the shards), `demo` (demo schema and rows per shard,
+//! pure).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+mod config_file;
+mod demo;
+mod ports;
+mod shards;
+
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pgfleet_config::Config;
+use pgfleet_config::{Config, ServerRole};
 use pgfleet_localpg::{
     check_socket_path, conf, psql, stop_leftover, InitDb, PgEnv, Postmaster, PsqlTarget,
     StartFailure, StartOptions,
 };
 
 use crate::serve;
+use config_file::{config_text, ConfigServer, Layout};
+use ports::PortMap;
+use shards::{check_shard_count, load_demo};
 
 /// Arguments.
 #[derive(clap::Args)]
@@ -41,11 +57,18 @@ pub struct Args {
     /// Streaming replicas to run (at least: replicas created by an earlier run start too).
     #[arg(long, default_value_t = 0)]
     replicas: u16,
+    /// Shard clusters (2 to 32) of a sharded database `app` with demo tables customers, orders
+    /// (sharded) and countries (reference), each cluster with --replicas replicas. Fixed by the
+    /// first run in DIR. Default: one cluster, no sharding.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=32))]
+    shards: Option<u16>,
 }
 
 /// The only client-facing names; the config and the ready line both use them.
 const APP: &str = "app";
 const PRIMARY: &str = "primary";
+/// The metadata database of a sharded sandbox, on shard0's cluster, owned by `app`.
+const META_DB: &str = "pgfleet_meta";
 /// How long a start retries while leftovers of an earlier server still hold the directory.
 const BUSY_RETRY: Duration = Duration::from_secs(10);
 
@@ -58,6 +81,8 @@ const SETTINGS: &[(&str, &str)] = &[
     ("wal_keep_size", "256MB"),
     ("hot_standby", "on"),
     ("max_connections", "200"),
+    // Cross-shard writes commit with PREPARE TRANSACTION (docs/sharding.md).
+    ("max_prepared_transactions", "64"),
     ("password_encryption", "scram-sha-256"),
 ];
 
@@ -140,10 +165,51 @@ async fn shut_down(fleet: Fleet) -> anyhow::Result<()> {
         .context("stopping the servers panicked")?
 }
 
-/// The servers this process started, in start order (primary first).
+/// The servers this process started, in start order (each cluster's primary first).
 struct Fleet {
     config_path: PathBuf,
-    servers: Vec<(String, Postmaster)>,
+    servers: Vec<Server>,
+}
+
+/// One started server.
+struct Server {
+    /// Its cluster in the config (`main`, `shard<i>`).
+    cluster: String,
+    /// Its directory name under DIR, also its name in the port map and the logs.
+    name: String,
+    role: ServerRole,
+    postmaster: Postmaster,
+}
+
+/// The names of one cluster: in the config, and of its servers' directories.
+struct ClusterNames {
+    cluster: String,
+    primary: String,
+    replica_prefix: String,
+}
+
+impl ClusterNames {
+    /// The unsharded sandbox: `main` = `primary` + `replica<i>`.
+    fn single() -> ClusterNames {
+        ClusterNames {
+            cluster: "main".into(),
+            primary: PRIMARY.into(),
+            replica_prefix: "replica".into(),
+        }
+    }
+
+    /// Shard `i`: `shard<i>` = `shard<i>` + `shard<i>-replica<j>`.
+    fn shard(i: u16) -> ClusterNames {
+        ClusterNames {
+            cluster: format!("shard{i}"),
+            primary: format!("shard{i}"),
+            replica_prefix: format!("shard{i}-replica"),
+        }
+    }
+
+    fn replica(&self, i: usize) -> String {
+        format!("{}{i}", self.replica_prefix)
+    }
 }
 
 impl Fleet {
@@ -160,16 +226,77 @@ impl Fleet {
         env.run_as
             .ensure_can_enter(&dir)
             .context("choosing the sandbox directory (--dir)")?;
-        check_socket_path(&dir.join("replica99999")).context("choose a shorter --dir")?;
+        let longest_name = match args.shards {
+            None => "replica99999".to_string(),
+            Some(n) => ClusterNames::shard(n.saturating_sub(1)).replica(99999),
+        };
+        check_socket_path(&dir.join(longest_name)).context("choose a shorter --dir")?;
+        check_shard_count(&dir, args.shards)?;
 
         let mut ports = PortMap::load(&dir)?;
         let mut fleet = Fleet {
             config_path: dir.join("pgfleet.toml"),
             servers: Vec::new(),
         };
+        let (layout, primaries) = match args.shards {
+            None => {
+                fleet.cluster(&env, &dir, &mut ports, args, &ClusterNames::single())?;
+                (Layout::Single, Vec::new())
+            }
+            Some(n) => {
+                let mut primaries = Vec::new();
+                for i in 0..n {
+                    let names = ClusterNames::shard(i);
+                    let port = fleet.cluster(&env, &dir, &mut ports, args, &names)?;
+                    let primary_dir = dir.join(&names.primary);
+                    if i == 0 {
+                        ensure_database(&env, &primary_dir, port, META_DB)?;
+                    }
+                    primaries.push((names.primary, primary_dir, port));
+                }
+                (Layout::Sharded, primaries)
+            }
+        };
 
-        let primary_dir = dir.join(PRIMARY);
-        let primary_port = ports.get_or_pick(PRIMARY, args.port)?;
+        let servers: Vec<ConfigServer<'_>> = fleet
+            .servers
+            .iter()
+            .map(|s| ConfigServer {
+                cluster: &s.cluster,
+                name: &s.name,
+                role: s.role,
+                port: s.postmaster.port(),
+            })
+            .collect();
+        let text = config_text(layout, args.port, &dir, &servers);
+        std::fs::write(&fleet.config_path, &text)
+            .with_context(|| format!("writing {}", fleet.config_path.display()))?;
+        if layout == Layout::Sharded {
+            let config = Config::from_toml_str(&text).map_err(|e| {
+                anyhow::anyhow!("the generated {}:\n{e}", fleet.config_path.display())
+            })?;
+            load_demo(&env, &config, &primaries)?;
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            servers = fleet.servers.len(),
+            "servers are up"
+        );
+        Ok(fleet)
+    }
+
+    /// Builds what is missing of one cluster (initdb primary, role and database `app`,
+    /// pg_basebackup replicas) and starts its servers; returns the primary's port.
+    fn cluster(
+        &mut self,
+        env: &PgEnv,
+        dir: &Path,
+        ports: &mut PortMap,
+        args: &Args,
+        names: &ClusterNames,
+    ) -> anyhow::Result<u16> {
+        let primary_dir = dir.join(&names.primary);
+        let primary_port = ports.get_or_pick(&names.primary, args.port)?;
         if !is_data_dir(&primary_dir) {
             tracing::info!(dir = %primary_dir.display(), "creating the primary (initdb)");
             build_atomically(&primary_dir, |tmp| {
@@ -191,15 +318,22 @@ impl Fleet {
                 conf::write_hba(tmp, &hba)
             })?;
         }
-        fleet.start(&env, PRIMARY, &primary_dir, primary_port)?;
-        ensure_app(&env, &primary_dir, primary_port)?;
+        self.start(
+            env,
+            &names.cluster,
+            &names.primary,
+            ServerRole::Primary,
+            &primary_dir,
+            primary_port,
+        )?;
+        ensure_app(env, &primary_dir, primary_port)?;
 
         let existing = (1..)
-            .take_while(|i| is_data_dir(&dir.join(format!("replica{i}"))))
+            .take_while(|i| is_data_dir(&dir.join(names.replica(*i))))
             .count();
         let wanted = existing.max(usize::from(args.replicas));
         for i in 1..=wanted {
-            let name = format!("replica{i}");
+            let name = names.replica(i);
             let replica_dir = dir.join(&name);
             let port = ports.get_or_pick(&name, args.port)?;
             if !is_data_dir(&replica_dir) {
@@ -209,25 +343,29 @@ impl Fleet {
                     env.basebackup(primary_port, tmp)
                 })?;
             }
-            fleet.start(&env, &name, &replica_dir, port)?;
+            self.start(
+                env,
+                &names.cluster,
+                &name,
+                ServerRole::Replica,
+                &replica_dir,
+                port,
+            )?;
         }
-
-        std::fs::write(
-            &fleet.config_path,
-            config_text(args.port, &dir, &fleet.servers),
-        )
-        .with_context(|| format!("writing {}", fleet.config_path.display()))?;
-        tracing::info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            servers = fleet.servers.len(),
-            "servers are up"
-        );
-        Ok(fleet)
+        Ok(primary_port)
     }
 
     /// Starts one server as our child; a server left running by an earlier, killed sandbox is
     /// stopped first so that every server we report is one we can stop.
-    fn start(&mut self, env: &PgEnv, name: &str, dir: &Path, port: u16) -> anyhow::Result<()> {
+    fn start(
+        &mut self,
+        env: &PgEnv,
+        cluster: &str,
+        name: &str,
+        role: ServerRole,
+        dir: &Path,
+        port: u16,
+    ) -> anyhow::Result<()> {
         if let Some(pid) = stop_leftover(dir)? {
             tracing::warn!(
                 name,
@@ -262,17 +400,25 @@ impl Fleet {
             }
         };
         tracing::info!(name, port, pid = server.pid(), "server started");
-        self.servers.push((name.to_string(), server));
+        self.servers.push(Server {
+            cluster: cluster.to_string(),
+            name: name.to_string(),
+            role,
+            postmaster: server,
+        });
         Ok(())
     }
 
-    /// Fast shutdown of every server, replicas before the primary (a primary waits for its
-    /// standbys to receive the shutdown checkpoint).
+    /// Fast shutdown of every server in reverse start order: each cluster's replicas before its
+    /// primary (a primary waits for its standbys to receive the shutdown checkpoint).
     fn down(mut self) -> anyhow::Result<()> {
         let mut first_error = None;
-        while let Some((name, server)) = self.servers.pop() {
-            let pid = server.pid();
-            match server.stop() {
+        while let Some(Server {
+            name, postmaster, ..
+        }) = self.servers.pop()
+        {
+            let pid = postmaster.pid();
+            match postmaster.stop() {
                 Ok(()) => tracing::info!(name, pid, "server stopped"),
                 Err(e) => {
                     tracing::error!(name, pid, error = %e, "stopping server");
@@ -312,19 +458,33 @@ fn build_atomically(
         .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))
 }
 
-/// Creates role `app` (password `app`) and database `app` owned by it, unless they exist.
-fn ensure_app(env: &PgEnv, primary_dir: &Path, port: u16) -> anyhow::Result<()> {
+/// Runs `sql` in database `db` of the primary in `primary_dir` as `postgres` over its unix
+/// socket (trusted, see [`HBA`]).
+fn primary_psql(
+    env: &PgEnv,
+    primary_dir: &Path,
+    port: u16,
+    db: &str,
+    sql: &str,
+) -> pgfleet_localpg::Result<String> {
     let socket_dir = primary_dir.to_string_lossy();
-    let target = |db| PsqlTarget {
+    let target = PsqlTarget {
         host: &socket_dir,
         port,
         user: "postgres",
         db,
         app_name: "pgfleet-sandbox",
     };
-    psql(
-        &env.bins,
-        &target("postgres"),
+    psql(&env.bins, &target, sql)
+}
+
+/// Creates role `app` (password `app`) and database `app` owned by it, unless they exist.
+fn ensure_app(env: &PgEnv, primary_dir: &Path, port: u16) -> anyhow::Result<()> {
+    primary_psql(
+        env,
+        primary_dir,
+        port,
+        "postgres",
         &format!(
             "DO $$ BEGIN \
                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP}') THEN \
@@ -334,116 +494,29 @@ fn ensure_app(env: &PgEnv, primary_dir: &Path, port: u16) -> anyhow::Result<()> 
         ),
     )
     .context("creating role app")?;
-    let exists = psql(
-        &env.bins,
-        &target("postgres"),
-        &format!("SELECT 1 FROM pg_database WHERE datname = '{APP}'"),
+    ensure_database(env, primary_dir, port, APP)
+}
+
+/// Creates database `name` owned by `app`, unless it exists.
+fn ensure_database(env: &PgEnv, primary_dir: &Path, port: u16, name: &str) -> anyhow::Result<()> {
+    let exists = primary_psql(
+        env,
+        primary_dir,
+        port,
+        "postgres",
+        &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
     )
-    .context("looking for database app")?;
+    .with_context(|| format!("looking for database {name}"))?;
     if exists.is_empty() {
-        // CREATE DATABASE cannot run inside the DO block's transaction.
-        psql(
-            &env.bins,
-            &target("postgres"),
-            &format!("CREATE DATABASE {APP} OWNER {APP}"),
+        // CREATE DATABASE cannot run inside a transaction (nor the DO block above).
+        primary_psql(
+            env,
+            primary_dir,
+            port,
+            "postgres",
+            &format!("CREATE DATABASE {name} OWNER {APP}"),
         )
-        .context("creating database app")?;
+        .with_context(|| format!("creating database {name}"))?;
     }
     Ok(())
-}
-
-/// Server name → port, kept in `DIR/ports` ("name port" lines) so reruns use the same ports (the
-/// replicas' primary_conninfo names the primary's).
-struct PortMap {
-    path: PathBuf,
-    ports: BTreeMap<String, u16>,
-}
-
-impl PortMap {
-    const FILE: &'static str = "ports";
-
-    fn load(dir: &Path) -> anyhow::Result<PortMap> {
-        let path = dir.join(Self::FILE);
-        let mut ports = BTreeMap::new();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                for (n, line) in text.lines().enumerate() {
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with('#') {
-                        continue;
-                    }
-                    let parsed = line
-                        .split_once(' ')
-                        .and_then(|(name, port)| Some((name, port.trim().parse::<u16>().ok()?)));
-                    let Some((name, port)) = parsed else {
-                        anyhow::bail!(
-                            "{} line {}: expected `name port`, got `{line}`",
-                            path.display(),
-                            n + 1
-                        );
-                    };
-                    ports.insert(name.to_string(), port);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        }
-        Ok(PortMap { path, ports })
-    }
-
-    /// The saved port of `name`, or the first free port after `proxy_port` that no other server
-    /// has (saved at once).
-    fn get_or_pick(&mut self, name: &str, proxy_port: u16) -> anyhow::Result<u16> {
-        if let Some(port) = self.ports.get(name) {
-            return Ok(*port);
-        }
-        let taken: Vec<u16> = self.ports.values().copied().collect();
-        let port = (proxy_port.saturating_add(1)..=u16::MAX)
-            .find(|p| !taken.contains(p) && TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .with_context(|| format!("no free port after {proxy_port} for {name}"))?;
-        self.ports.insert(name.to_string(), port);
-        let mut text = String::from("# server ports of this sandbox (name port)\n");
-        for (n, p) in &self.ports {
-            let _ = writeln!(text, "{n} {p}");
-        }
-        std::fs::write(&self.path, text)
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        Ok(port)
-    }
-}
-
-/// The generated config: a real one, meant to be copied.
-fn config_text(proxy_port: u16, dir: &Path, servers: &[(String, Postmaster)]) -> String {
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "# Written by `pgfleet sandbox` on every run (edits are overwritten; copy it elsewhere).\n\
-         # Every key is documented in docs/config.md.\n\
-         # Clients: psql \"postgres://{APP}:{APP}@127.0.0.1:{proxy_port}/{APP}\"\n\
-         # Admin console: psql \"postgres://admin:admin@127.0.0.1:{proxy_port}/pgfleet\"\n\
-         # Servers run from {} (logs in <name>/log).\n",
-        dir.display()
-    );
-    let _ = writeln!(text, "[proxy]\nlisten = \"127.0.0.1:{proxy_port}\"\n");
-    let _ = writeln!(text, "[clusters.main]\nservers = [");
-    for (name, server) in servers {
-        let role = if name == PRIMARY {
-            "primary"
-        } else {
-            "replica"
-        };
-        let _ = writeln!(
-            text,
-            "    {{ host = \"127.0.0.1\", port = {}, role = \"{role}\" }},  # {name}",
-            server.port()
-        );
-    }
-    let _ = writeln!(text, "]\n");
-    let _ = writeln!(text, "[databases.{APP}]\ncluster = \"main\"\n");
-    let _ = writeln!(
-        text,
-        "[users.{APP}]\npassword = \"{APP}\"   # also the server password of role {APP}\n"
-    );
-    let _ = writeln!(text, "[users.admin]\npassword = \"admin\"\nadmin = true");
-    text
 }

@@ -41,6 +41,16 @@ struct Sandbox {
 impl Sandbox {
     /// Starts the binary and waits for its ready line; returns it with the line.
     fn start(dir: &Path, port: u16, replicas: u16) -> (Sandbox, String, Duration) {
+        Self::start_with(dir, port, replicas, &[])
+    }
+
+    /// [`Sandbox::start`] with more arguments (`--shards N`).
+    fn start_with(
+        dir: &Path,
+        port: u16,
+        replicas: u16,
+        more: &[&str],
+    ) -> (Sandbox, String, Duration) {
         let stderr_log = dir.with_extension("stderr");
         let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
         let started = Instant::now();
@@ -54,6 +64,7 @@ impl Sandbox {
                 "--replicas",
                 &replicas.to_string(),
             ])
+            .args(more)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -258,4 +269,432 @@ fn sandbox_without_binaries_explains_how_to_install_them() {
     assert!(stderr.contains("apt-get install postgresql-15"), "{stderr}");
     assert!(stderr.contains("PGFLEET_PG_BIN"), "{stderr}");
     assert!(out.stdout.is_empty(), "no ready line expected");
+}
+
+/// The ports of the sandbox's shard primaries and their replicas (index = shard number), read
+/// from the generated config.
+struct ShardPorts {
+    primaries: Vec<u16>,
+    replicas: Vec<Vec<u16>>,
+}
+
+fn shard_ports(dir: &Path) -> ShardPorts {
+    let config = Config::load(&dir.join("pgfleet.toml")).expect("generated config is valid");
+    let sharding = config.databases["app"]
+        .sharding
+        .as_ref()
+        .expect("database app is sharded");
+    let mut ports = ShardPorts {
+        primaries: vec![],
+        replicas: vec![],
+    };
+    for cluster in &sharding.shards {
+        let servers = &config.clusters[cluster].servers;
+        let role = |r: ServerRole| {
+            servers
+                .iter()
+                .filter(move |s| s.role == r)
+                .map(|s| s.port)
+                .collect::<Vec<u16>>()
+        };
+        let primary = role(ServerRole::Primary);
+        assert_eq!(primary.len(), 1, "cluster {cluster}: one primary");
+        ports.primaries.push(primary[0]);
+        ports.replicas.push(role(ServerRole::Replica));
+    }
+    ports
+}
+
+/// Runs `pgfleet check-config` on the generated file: it must say `ok`.
+fn assert_check_config_ok(dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgfleet"))
+        .arg("check-config")
+        .arg(dir.join("pgfleet.toml"))
+        .output()
+        .expect("run pgfleet check-config");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "check-config failed:\n{stdout}");
+    assert!(stdout.trim_end().ends_with(": ok"), "{stdout}");
+}
+
+fn count(row: &tokio_postgres::Row) -> i64 {
+    row.get(0)
+}
+
+/// What one shard primary holds of the demo data, checked against its shard number.
+struct ShardContents {
+    customers: i64,
+    orders: i64,
+    countries: Vec<(String, String)>,
+}
+
+/// Every customers/orders row of shard `shard` (of `shards`) must be one PostgreSQL's own hash
+/// partitioning puts in remainder `shard` (`satisfies_hash_partition` on a helper table
+/// partitioned like the shard map), and every order's customer must be on the same shard.
+async fn check_shard(port: u16, shard: usize, shards: usize) -> ShardContents {
+    let client = connect(&format!("postgres://app:app@127.0.0.1:{port}/app")).await;
+    client
+        .batch_execute("CREATE TEMP TABLE shard_map (k bigint) PARTITION BY HASH (k)")
+        .await
+        .expect("helper table");
+    let satisfies = |column: &str| {
+        format!("satisfies_hash_partition('shard_map'::regclass, {shards}, {shard}, {column})")
+    };
+    let customers = count(
+        &client
+            .query_one("SELECT count(*) FROM customers", &[])
+            .await
+            .expect("customers"),
+    );
+    let misplaced = count(
+        &client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM customers WHERE NOT {}",
+                    satisfies("id")
+                ),
+                &[],
+            )
+            .await
+            .expect("customers on their shard"),
+    );
+    assert_eq!(misplaced, 0, "shard {shard}: customers on the wrong shard");
+    let orders = count(
+        &client
+            .query_one("SELECT count(*) FROM orders", &[])
+            .await
+            .expect("orders"),
+    );
+    let misplaced = count(
+        &client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM orders WHERE NOT {}",
+                    satisfies("customer_id")
+                ),
+                &[],
+            )
+            .await
+            .expect("orders on their shard"),
+    );
+    assert_eq!(misplaced, 0, "shard {shard}: orders on the wrong shard");
+    let orphans = count(
+        &client
+            .query_one(
+                "SELECT count(*) FROM orders o \
+                 WHERE NOT EXISTS (SELECT FROM customers c WHERE c.id = o.customer_id)",
+                &[],
+            )
+            .await
+            .expect("orders with their customer"),
+    );
+    assert_eq!(
+        orphans, 0,
+        "shard {shard}: orders whose customer is elsewhere"
+    );
+    assert!(
+        customers > 0 && orders > 0,
+        "shard {shard}: {customers} customers, {orders} orders"
+    );
+    let countries = client
+        .query("SELECT code, name FROM countries ORDER BY code", &[])
+        .await
+        .expect("countries")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    ShardContents {
+        customers,
+        orders,
+        countries,
+    }
+}
+
+/// The name of customer `id` read directly from the shard primaries: exactly one has it.
+async fn customer_on_shards(primaries: &[u16], id: i64) -> (usize, String) {
+    let mut found = vec![];
+    for (shard, port) in primaries.iter().enumerate() {
+        let client = connect(&format!("postgres://app:app@127.0.0.1:{port}/app")).await;
+        for row in client
+            .query("SELECT name FROM customers WHERE id = $1", &[&id])
+            .await
+            .expect("customer")
+        {
+            found.push((shard, row.get::<_, String>(0)));
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "customer {id} on exactly one shard: {found:?}"
+    );
+    found.remove(0)
+}
+
+async fn wait_for_customers_on(port: u16, expected: i64) {
+    let client = connect(&format!("postgres://app:app@127.0.0.1:{port}/app")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = client
+            .query_one("SELECT count(*) FROM customers", &[])
+            .await
+            .ok()
+            .map(|r| count(&r));
+        if n == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica {port}: {n:?} customers after 30 s, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_shards_places_every_row_on_its_shard() {
+    let dir = temp_dir("shards");
+    let data = dir.join("sbx");
+    let port = free_port();
+    let expected = format!("ready: postgres://app:app@127.0.0.1:{port}/app");
+    let url = format!("postgres://app:app@127.0.0.1:{port}/app");
+
+    let (sandbox, line, took) = Sandbox::start_with(&data, port, 1, &["--shards", "2"]);
+    eprintln!("sharded first run ready after {took:?}");
+    assert_eq!(line, expected);
+    assert_check_config_ok(&data);
+    let ports = shard_ports(&data);
+    assert_eq!(ports.primaries.len(), 2);
+    assert!(
+        ports.replicas.iter().all(|r| r.len() == 1),
+        "one replica per shard"
+    );
+
+    // Directly on each shard primary: rows where pgfleet routes them, identical countries.
+    let mut shards = vec![];
+    for (i, p) in ports.primaries.iter().enumerate() {
+        shards.push(check_shard(*p, i, 2).await);
+    }
+    assert_eq!(shards.iter().map(|s| s.customers).sum::<i64>(), 200);
+    assert_eq!(shards.iter().map(|s| s.orders).sum::<i64>(), 1000);
+    assert_eq!(shards[0].countries.len(), 10);
+    assert_eq!(shards[0].countries, shards[1].countries, "countries differ");
+    assert!(
+        shards[0]
+            .countries
+            .iter()
+            .any(|(code, name)| code == "JP" && name == "日本"),
+        "{:?}",
+        shards[0].countries
+    );
+    for (shard, replicas) in ports.replicas.iter().enumerate() {
+        wait_for_customers_on(replicas[0], shards[shard].customers).await;
+    }
+
+    // The metadata database on shard0, owned by app.
+    let meta = connect(&format!(
+        "postgres://app:app@127.0.0.1:{}/pgfleet_meta",
+        ports.primaries[0]
+    ))
+    .await;
+    let owner: String = meta
+        .query_one(
+            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .expect("metadata database")
+        .get(0);
+    assert_eq!(owner, "app");
+    drop(meta);
+
+    // Through the proxy: single-shard statements find their rows.
+    let (shard_of_42, name_42) = customer_on_shards(&ports.primaries, 42).await;
+    eprintln!("customer 42 is on shard {shard_of_42}");
+    let client = connect(&url).await;
+    let rows = client
+        .query("SELECT name FROM customers WHERE id = 42", &[])
+        .await
+        .expect("single-shard query through the proxy");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), name_42);
+    let direct = connect(&format!(
+        "postgres://app:app@127.0.0.1:{}/app",
+        ports.primaries[shard_of_42]
+    ))
+    .await;
+    let join = "SELECT count(*) FROM customers JOIN orders ON orders.customer_id = customers.id \
+                WHERE customers.id = 42";
+    let via_proxy = count(
+        &client
+            .query_one(join, &[])
+            .await
+            .expect("co-located join through the proxy"),
+    );
+    let on_shard = count(
+        &direct
+            .query_one(join, &[])
+            .await
+            .expect("join on the shard"),
+    );
+    assert_eq!(via_proxy, on_shard);
+    let japan: String = client
+        .query_one("SELECT name FROM countries WHERE code = 'JP'", &[])
+        .await
+        .expect("reference table through the proxy")
+        .get(0);
+    assert_eq!(japan, "日本");
+    drop((client, direct));
+    sandbox.terminate();
+    let mut all_ports = vec![port];
+    all_ports.extend(&ports.primaries);
+    all_ports.extend(ports.replicas.iter().flatten());
+    assert_refused(&all_ports);
+
+    // The shard count is fixed by the first run.
+    let out = Command::new(env!("CARGO_BIN_EXE_pgfleet"))
+        .arg("sandbox")
+        .arg("--dir")
+        .arg(&data)
+        .args(["--port", &port.to_string()])
+        .output()
+        .expect("run pgfleet");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "must refuse a sharded dir without --shards"
+    );
+    assert!(stderr.contains("--shards 2"), "{stderr}");
+
+    // Rerun: clusters and data reused, not loaded again.
+    let (sandbox, line, took) = Sandbox::start_with(&data, port, 1, &["--shards", "2"]);
+    eprintln!("sharded rerun ready after {took:?}");
+    assert_eq!(line, expected);
+    let again = shard_ports(&data);
+    assert_eq!(
+        (&again.primaries, &again.replicas),
+        (&ports.primaries, &ports.replicas)
+    );
+    for (i, p) in again.primaries.iter().enumerate() {
+        let contents = check_shard(*p, i, 2).await;
+        assert_eq!(
+            (contents.customers, contents.orders),
+            (shards[i].customers, shards[i].orders),
+            "shard {i} after the rerun"
+        );
+    }
+    let client = connect(&url).await;
+    let name: String = client
+        .query_one("SELECT name FROM customers WHERE id = 42", &[])
+        .await
+        .expect("single-shard query after the rerun")
+        .get(0);
+    assert_eq!(name, name_42);
+    drop(client);
+    sandbox.terminate();
+    assert_refused(&all_ports);
+
+    std::fs::remove_dir_all(&dir).expect("remove the sandbox directory");
+    let _ = std::fs::remove_file(data.with_extension("stderr"));
+}
+
+/// Every row of a simple-protocol query, its columns as text (NULL as `NULL`).
+async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Cross-shard reads of the sandbox's demo data through the proxy (fan-out + merge, issue 4): kept
+/// apart from the single-shard test above, so the two features fail separately.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_shards_cross_shard_queries() {
+    let dir = temp_dir("xshard");
+    let data = dir.join("sbx");
+    let port = free_port();
+    let (sandbox, line, _) = Sandbox::start_with(&data, port, 0, &["--shards", "2"]);
+    assert_eq!(
+        line,
+        format!("ready: postgres://app:app@127.0.0.1:{port}/app")
+    );
+    let ports = shard_ports(&data);
+    let client = connect(&format!("postgres://app:app@127.0.0.1:{port}/app")).await;
+
+    let total = simple_rows(&client, "SELECT count(*) FROM customers").await;
+    assert_eq!(total, [["200"]]);
+
+    // The README's example: per country, the shards' partial counts and sums added up.
+    let mut expected: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for p in &ports.primaries {
+        let direct = connect(&format!("postgres://app:app@127.0.0.1:{p}/app")).await;
+        for row in direct
+            .query(
+                "SELECT country, count(*), (sum(amount) * 100)::bigint FROM customers \
+                 JOIN orders ON orders.customer_id = customers.id GROUP BY country",
+                &[],
+            )
+            .await
+            .expect("per-shard groups")
+        {
+            let e = expected.entry(row.get(0)).or_default();
+            e.0 += row.get::<_, i64>(1);
+            e.1 += row.get::<_, i64>(2);
+        }
+    }
+    let rows = simple_rows(
+        &client,
+        "SELECT country, count(*), sum(amount) FROM customers \
+         JOIN orders ON orders.customer_id = customers.id GROUP BY country ORDER BY 2 DESC",
+    )
+    .await;
+    let counts: Vec<i64> = rows.iter().map(|r| r[1].parse().expect("count")).collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "ORDER BY 2 DESC: {rows:?}"
+    );
+    let got: std::collections::BTreeMap<String, (i64, String)> = rows
+        .into_iter()
+        .map(|r| (r[0].clone(), (r[1].parse().expect("count"), r[2].clone())))
+        .collect();
+    let want: std::collections::BTreeMap<String, (i64, String)> = expected
+        .into_iter()
+        .map(|(country, (n, cents))| (country, (n, format!("{}.{:02}", cents / 100, cents % 100))))
+        .collect();
+    assert_eq!(got, want);
+
+    // A write on both shards commits with two-phase commit (the sandbox has the metadata
+    // database and max_prepared_transactions for it): every row lands on its shard.
+    client
+        .batch_execute(
+            "INSERT INTO customers (id, name, country) VALUES \
+             (900001, 'a', 'FR'), (900002, 'b', 'FR'), (900003, 'c', 'FR'), (900004, 'd', 'FR')",
+        )
+        .await
+        .expect("a multi-row INSERT over both shards");
+    let mut on_shards = 0i64;
+    for p in &ports.primaries {
+        let direct = connect(&format!("postgres://app:app@127.0.0.1:{p}/app")).await;
+        let n: i64 = direct
+            .query_one("SELECT count(*) FROM customers WHERE id > 900000", &[])
+            .await
+            .expect("count on a shard")
+            .get(0);
+        on_shards += n;
+    }
+    assert_eq!(on_shards, 4);
+    drop(client);
+    sandbox.terminate();
+    std::fs::remove_dir_all(&dir).expect("remove the sandbox directory");
+    let _ = std::fs::remove_file(data.with_extension("stderr"));
 }

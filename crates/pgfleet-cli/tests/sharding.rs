@@ -1,7 +1,8 @@
 //! A sharded database through the proxy (single-shard execution): three single-server shard
 //! clusters and an `audit` cluster for a placement group. Rows must land on the shard that
-//! PostgreSQL's own hash partitioning (`satisfies_hash_partition`) names; statements that need
-//! several shards, or a transaction that would cross shards, are refused with 0A000.
+//! PostgreSQL's own hash partitioning (`satisfies_hash_partition`) names; a transaction that
+//! would cross shards is refused with 0A000 (cross-shard statements outside transactions are
+//! in crossshard.rs).
 
 #![allow(clippy::unwrap_used)]
 
@@ -278,30 +279,57 @@ async fn single_shard_statements_run_on_their_shard() {
         .get(0);
     assert_eq!(name, "France");
 
-    // Statements that need several shards are refused until cross-shard execution lands.
-    let e = c.query("SELECT * FROM items", &[]).await.unwrap_err();
-    assert_eq!(sqlstate(&e), "0A000");
-    assert!(
-        message(&e).contains("needs shards 0, 1, 2") && message(&e).contains("not available yet"),
-        "{}",
-        message(&e)
-    );
-    let e = c
-        .batch_execute("SELECT * FROM items WHERE id IN (1, 2, 3, 4, 5, 6)")
+    // Reads across shards are merged (crossshard.rs tests them in depth).
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM items", &[])
         .await
-        .unwrap_err();
-    assert_eq!(sqlstate(&e), "0A000", "{}", message(&e));
+        .unwrap()
+        .get(0);
+    let direct: i64 = (0..3).map(|i| misplaced_and_count(&s, i).1 as i64).sum();
+    assert_eq!(n, direct);
+    let rows = c
+        .simple_query("SELECT id FROM items WHERE id IN (1, 2, 3, 4, 5, 6) ORDER BY id")
+        .await
+        .unwrap();
+    let ids: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, ["1", "2", "3", "4", "5", "6"]);
+    // Writes on several shards need two-phase commit, whose decision log is the metadata
+    // database; without one they are refused before anything runs.
     let e = c
         .batch_execute("INSERT INTO items(id, v) VALUES (1001, 'a'), (1002, 'b'), (1003, 'c'), (1004, 'd'), (1005, 'e')")
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "0A000");
-    assert!(message(&e).contains("multi-row INSERT"), "{}", message(&e));
+    assert!(
+        message(&e).contains("two-phase commit") && message(&e).contains("[metadata]"),
+        "{}",
+        message(&e)
+    );
     let e = c
         .batch_execute("UPDATE countries SET name = 'République française'")
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "0A000");
+    for sh in &s.shards {
+        assert_eq!(
+            sh.psql_db(
+                "app",
+                "SELECT count(*) FROM items WHERE id BETWEEN 1001 AND 1005"
+            )
+            .unwrap(),
+            "0"
+        );
+        assert_eq!(
+            sh.psql_db("app", "SELECT name FROM countries").unwrap(),
+            "France"
+        );
+    }
     // A key literal the key type cannot read: 22P02 naming the value.
     let e = c
         .batch_execute("SELECT * FROM items WHERE id = '12a'")

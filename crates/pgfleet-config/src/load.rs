@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::keys::edit_distance;
 use crate::model::{
     AuthMethod, ClusterConfig, Config, Consistency, DatabaseConfig, DefaultRole, PoolMode,
-    PoolOverrides, PoolSettings, ProxyConfig, ServerConfig, ServerRole, UserConfig,
+    PoolOverrides, PoolSettings, ProxyConfig, ServerConfig, ServerRole, UserConfig, MAX_NODE_ID,
 };
 use crate::placement::read_placement;
 use crate::problem::{ConfigErrors, Problem};
@@ -186,6 +186,20 @@ fn build_proxy(r: &mut Reader, raw: &RawProxy) -> ProxyConfig {
         analysis_cache_size: r
             .usize("proxy.analysis_cache_size", &raw.analysis_cache_size, 0)
             .unwrap_or(d.analysis_cache_size),
+        merge_memory_limit: r
+            .size("proxy.merge_memory_limit", &raw.merge_memory_limit)
+            .unwrap_or(d.merge_memory_limit),
+        node_id: match r.usize("proxy.node_id", &raw.node_id, 0) {
+            Some(n) if n > MAX_NODE_ID => {
+                r.report(
+                    "proxy.node_id",
+                    format!("must be at most {MAX_NODE_ID} (10 bits of a pgfleet id), got {n}"),
+                );
+                d.node_id
+            }
+            Some(n) => n as u16,
+            None => d.node_id,
+        },
     }
 }
 
@@ -524,6 +538,12 @@ fn build_user(r: &mut Reader, name: &str, raw: &RawUser) -> UserConfig {
         pool,
         default_role,
         default_consistency,
+        cross_shard_writes: r
+            .boolean(
+                &format!("{prefix}.cross_shard_writes"),
+                &raw.cross_shard_writes,
+            )
+            .unwrap_or(true),
         tenant: crate::tenancy::read_user_tenant(r, &prefix, &raw.tenant),
     }
 }

@@ -60,7 +60,16 @@ pub struct ProxyConfig {
     /// `proxy.metrics_listen`: where Prometheus metrics are served over HTTP (`GET /metrics`);
     /// `None` = not served. Changing it needs a restart.
     pub metrics_listen: Option<SocketAddr>,
+    /// `proxy.merge_memory_limit`: bytes one cross-shard merge may hold (groups, DISTINCT keys,
+    /// buffered rows); beyond it the query fails with 53200.
+    pub merge_memory_limit: usize,
+    /// `proxy.node_id`: this instance's number (0–1023), unique among the pgfleet instances in
+    /// front of the same servers: it names two-phase-commit transactions and goes into ids.
+    pub node_id: u16,
 }
+
+/// The largest `proxy.node_id`.
+pub const MAX_NODE_ID: usize = 1023;
 
 impl Default for ProxyConfig {
     fn default() -> Self {
@@ -71,6 +80,8 @@ impl Default for ProxyConfig {
             shutdown_timeout: Duration::from_secs(30),
             analysis_cache_size: 10_000,
             metrics_listen: None,
+            merge_memory_limit: 256 << 20,
+            node_id: 0,
         }
     }
 }
@@ -501,6 +512,9 @@ pub struct UserConfig {
     pub default_role: DefaultRole,
     /// This user's consistency level until a session or statement chooses another.
     pub default_consistency: Consistency,
+    /// `users.NAME.cross_shard_writes`: may write on several shards in one statement
+    /// (two-phase commit); false refuses such statements with 42501.
+    pub cross_shard_writes: bool,
     /// `users.NAME.tenant`: the tenant this user always is (a per-user binding).
     pub tenant: Option<String>,
 }
@@ -519,6 +533,7 @@ impl fmt::Debug for UserConfig {
             .field("pool", &self.pool)
             .field("default_role", &self.default_role)
             .field("default_consistency", &self.default_consistency)
+            .field("cross_shard_writes", &self.cross_shard_writes)
             .field("tenant", &self.tenant)
             .finish()
     }

@@ -32,6 +32,8 @@ pub(crate) struct RawProxy {
     pub shutdown_timeout: Leaf,
     pub analysis_cache_size: Leaf,
     pub metrics_listen: Leaf,
+    pub merge_memory_limit: Leaf,
+    pub node_id: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,6 +104,7 @@ pub(crate) struct RawUser {
     pub admin: Leaf,
     pub default_role: Leaf,
     pub default_consistency: Leaf,
+    pub cross_shard_writes: Leaf,
     pub pool: RawPool,
     pub tenant: Leaf,
 }

@@ -10,11 +10,13 @@
 //! - [`tenants`]: the tenant directory (CRUD; every change is announced with NOTIFY on
 //!   [`TENANTS_CHANNEL`]);
 //! - [`listen`]: [`TenantChanges`], a LISTEN connection that yields changed tenant names;
+//! - [`decisions`]: the decision log of pgfleet's two-phase commits (a row = commit);
 //! - [`ledger`]: the fleet migration ledger (`pgfleet migrate` skips targets when nothing is pending);
 //! - `error`: [`MetaError`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod decisions;
 pub mod endpoint;
 mod error;
 pub mod ledger;
@@ -23,6 +25,7 @@ mod schema;
 pub mod store;
 pub mod tenants;
 
+pub use decisions::Decision;
 pub use endpoint::{connect, find_primary, Endpoint, Login};
 pub use error::MetaError;
 pub use ledger::LedgerEntry;

@@ -82,10 +82,25 @@ CREATE TABLE pgfleet.migration_ledger (
 COMMENT ON TABLE pgfleet.migration_ledger IS 'pgfleet migrate: every target of (database, kind) is at version with this set of migrations';
 "#,
     },
+    Migration {
+        version: 3,
+        name: "two-phase commit decisions",
+        sql: r#"
+CREATE TABLE pgfleet.commit_decisions (
+    gid        text PRIMARY KEY,
+    node_id    integer NOT NULL,
+    database   text NOT NULL,
+    user_name  text NOT NULL,
+    shards     integer[] NOT NULL,
+    decided_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pgfleet.commit_decisions IS 'pgfleet two-phase commit: a row means the prepared transactions named gid on these shards must be committed; no row means they must be rolled back';
+"#,
+    },
 ];
 
 /// The newest version of the `pgfleet` schema this binary knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The schema's version; 0 when it does not exist yet. (Two statements: a query that names a
 /// missing table fails at parse time, whatever CASE guards it.)

@@ -78,6 +78,11 @@ impl MetaStore {
         self.endpoint.as_ref()
     }
 
+    /// The connection itself, for a caller that keeps it (the proxy's decision log).
+    pub fn into_client(self) -> Client {
+        self.client
+    }
+
     /// The underlying connection, for reads this crate has no method for.
     pub fn client(&self) -> &Client {
         &self.client

@@ -40,6 +40,17 @@ pub enum ProxyError {
     /// pgfleet is shutting down (57P01).
     #[error("pgfleet is shutting down")]
     ShuttingDown,
+    /// A server's ErrorResponse (the whole message), to pass to the client as it is.
+    #[error("server error: {}", reported_message(.0))]
+    Reported(bytes::Bytes),
+}
+
+/// The message field of a raw ErrorResponse.
+fn reported_message(raw: &bytes::Bytes) -> String {
+    raw.get(5..)
+        .and_then(|body| pgfleet_wire::backend::ErrorFields::decode(body).ok())
+        .and_then(|f| f.get(b'M').map(str::to_owned))
+        .unwrap_or_default()
 }
 
 impl ProxyError {
@@ -49,7 +60,7 @@ impl ProxyError {
             ProxyError::ClientProtocol(_) | ProxyError::Client { .. } | ProxyError::ClientIo(_) => {
                 Side::Client
             }
-            ProxyError::Server(_) => Side::Server,
+            ProxyError::Server(_) | ProxyError::Reported(_) => Side::Server,
             ProxyError::PoolExhausted(_) | ProxyError::ShuttingDown => Side::Internal,
         }
     }
@@ -71,6 +82,8 @@ impl ProxyError {
             ProxyError::Server(e) => e.sqlstate(),
             ProxyError::PoolExhausted(_) => "53300",
             ProxyError::ShuttingDown => "57P01",
+            // The client gets the server's own code with the raw message; this is for logs.
+            ProxyError::Reported(_) => "XX000",
         }
     }
 
@@ -79,11 +92,26 @@ impl ProxyError {
     /// Errors that mirror PostgreSQL's own (authentication, unknown database, protocol violations)
     /// keep PostgreSQL's wording so drivers and people recognise them; pgfleet's own say `pgfleet:`.
     pub fn client_message(&self) -> String {
+        // (A `Reported` error is sent to the client as the server's raw message instead: see
+        // `encode_for_client`.)
         match self {
             ProxyError::Client { message, .. } => message.clone(),
             ProxyError::ClientProtocol(e) => e.to_string(),
             ProxyError::Server(e) => format!("pgfleet: {}", e.client_message()),
+            ProxyError::Reported(raw) => reported_message(raw),
             other => format!("pgfleet: {other}"),
+        }
+    }
+}
+
+impl ProxyError {
+    /// Appends the ErrorResponse the client sees.
+    pub fn encode_for_client(&self, out: &mut bytes::BytesMut) {
+        match self {
+            ProxyError::Reported(raw) => out.extend_from_slice(raw),
+            e => {
+                pgfleet_wire::backend::encode_error(out, "ERROR", e.sqlstate(), &e.client_message())
+            }
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`pools`]: pools per (user, database, cluster); [`prepared`]: the shared statement table.
 //! - [`sharding`]: sharded and placed databases: a shard router per database, what a route means
 //!   for one session (the session carries it out in `session/shards.rs`).
+//! - [`fanout`]: statements that need several shards: merged SELECTs, writes in two-phase
+//!   commit, recovery of in-doubt transactions (the session drives it in `session/fanout.rs`).
 //! - [`runtime`]: explicit shared state ([`Runtime`]); [`clients`], [`stats`]: what the admin console shows.
 //! - [`console`]: the admin database's query loop, answered by a [`console::Console`].
 
@@ -20,6 +22,7 @@ pub mod clients;
 pub mod console;
 mod error;
 pub(crate) mod execute;
+pub mod fanout;
 pub mod listen;
 pub mod pools;
 pub mod prepared;

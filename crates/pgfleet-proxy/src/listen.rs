@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 
@@ -96,11 +96,40 @@ impl Proxy {
 async fn maintain(rt: Arc<Runtime>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut monitors = crate::replication::monitor::Monitors::default();
+    // Two-phase recovery: shortly after start (servers may still be coming up), then every minute.
+    let mut recovery_due = Instant::now() + Duration::from_secs(1);
     loop {
         tick.tick().await;
         // First: pool upkeep may wait on connects to a slow server, monitors must not.
         monitors.reconcile(&rt);
         rt.pools.maintain().await;
         rt.prepared.prune();
+        recover_in_doubt(&rt, &mut recovery_due).await;
     }
 }
+
+/// Finishes the in-doubt two-phase transactions of this instance when due (see
+/// `fanout::recover`).
+async fn recover_in_doubt(rt: &Runtime, due: &mut Instant) {
+    if Instant::now() < *due || rt.is_shutting_down() {
+        return;
+    }
+    *due = Instant::now() + RECOVERY_INTERVAL;
+    match crate::fanout::recover::recover(rt).await {
+        Ok(r) if r.committed + r.rolled_back > 0 => {
+            tracing::warn!(
+                committed = r.committed,
+                rolled_back = r.rolled_back,
+                "two-phase recovery finished in-doubt transactions"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            *due = Instant::now() + Duration::from_secs(5);
+            tracing::warn!(error = %e, "two-phase recovery failed; retrying in 5s");
+        }
+    }
+}
+
+/// How often pgfleet looks for in-doubt two-phase transactions of its own.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);

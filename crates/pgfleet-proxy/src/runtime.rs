@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::client::VerifierCache;
 use crate::clients::ClientRegistry;
 use crate::console::Console;
+use crate::fanout::twophase::TwoPhase;
 use crate::pools::Pools;
 use crate::prepared::PreparedRegistry;
 use crate::replication::Clusters;
@@ -39,6 +40,8 @@ pub struct Runtime {
     paused_now: AtomicBool,
     shutting_down_now: AtomicBool,
     pub(crate) console: Option<Arc<dyn Console>>,
+    /// Two-phase commit coordinator of cross-shard writes (names, decision log, SHOW TRANSACTIONS).
+    pub twophase: TwoPhase,
 }
 
 impl Runtime {
@@ -50,6 +53,7 @@ impl Runtime {
         console: Option<Arc<dyn Console>>,
     ) -> Arc<Runtime> {
         let analyzer = Analyzer::new(config.proxy.analysis_cache_size);
+        let node_id = config.proxy.node_id;
         let routers = ArcSwap::from_pointee(routers_for(&config));
         Arc::new(Runtime {
             routers,
@@ -66,6 +70,7 @@ impl Runtime {
             shutdown: watch::channel(false).0,
             paused_now: AtomicBool::new(false),
             shutting_down_now: AtomicBool::new(false),
+            twophase: TwoPhase::new(node_id),
             console,
         })
     }

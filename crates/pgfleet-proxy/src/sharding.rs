@@ -3,9 +3,11 @@
 //! which cluster ([`Place`]) a statement needs, or why pgfleet refuses it. The session carries
 //! these decisions out (`session/shards.rs`).
 //!
-//! Only single-cluster routes run today: a statement that needs several shards (`Several`, `All`,
-//! a reference-table write, a split INSERT) is refused with 0A000 until cross-shard execution
-//! lands, and a transaction stays on the cluster of its first statement that names a table.
+//! Inside a transaction (or a request of several statements, a pinned session, session pooling)
+//! only single-cluster routes run: a statement that needs several shards (`Several`, `All`, a
+//! reference-table write, a split INSERT) is refused there with 0A000, and a transaction stays
+//! on the cluster of its first statement that names a table. Alone, outside a transaction, such
+//! a statement runs across shards (`fanout`, driven by `session/fanout.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -137,9 +139,10 @@ pub fn cross_shard_unavailable(what: &str, shards: &BTreeSet<usize>) -> ProxyErr
     ProxyError::Client {
         code: "0A000",
         message: format!(
-            "pgfleet: {what} needs shards {}, and cross-shard execution is not available yet; \
-             restrict it to one shard by its shard key, or pick one with /* pgfleet: shard=N */ \
-             or SET pgfleet.shard",
+            "pgfleet: {what} needs shards {}: pgfleet runs a statement across shards only alone \
+             in its request and outside a transaction block, pinned session or session pooling; \
+             run it on its own, restrict it to one shard by its shard key, or pick one with \
+             /* pgfleet: shard=N */ or SET pgfleet.shard",
             list.join(", ")
         ),
     }
@@ -262,7 +265,7 @@ password = "app"
         );
         let all = want("SELECT * FROM items").unwrap_err();
         assert!(all.contains("needs shards 0, 1"), "{all}");
-        assert!(all.contains("not available yet"), "{all}");
+        assert!(all.contains("outside a transaction block"), "{all}");
         let split = want("INSERT INTO items(id) VALUES (1), (2), (3), (4), (5)").unwrap_err();
         assert!(split.contains("multi-row INSERT"), "{split}");
         let bad = want("SELECT * FROM items WHERE id = 'x1'").unwrap_err();

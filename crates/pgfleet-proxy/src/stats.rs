@@ -39,6 +39,8 @@ pub struct Stats {
     pub clients_refused: AtomicU64,
     /// Requests (Query or Sync) forwarded.
     pub requests: AtomicU64,
+    /// Requests run across several shards (merged reads, two-phase-commit writes).
+    pub cross_shard: AtomicU64,
     /// Transactions (server checkouts in transaction mode).
     pub transactions: AtomicU64,
     /// Bytes received from clients.

@@ -657,3 +657,25 @@ fn reference_tables_may_be_read_by_select_list_subqueries() {
     .expect("plans");
     assert_eq!(q.plan, rows(0, vec![]));
 }
+
+#[test]
+fn parameters_the_shards_no_longer_see_are_listed() {
+    let q = pgfleet_sql::merge_plan::plan_select(
+        "SELECT a, count(*) FROM t WHERE b = $1 GROUP BY a ORDER BY 2 LIMIT $2 OFFSET $3",
+        &pgfleet_sql::merge_plan::AllSharded,
+    )
+    .unwrap();
+    assert!(!q.sql.contains("$2") && !q.sql.contains("$3"), "{}", q.sql);
+    assert_eq!(q.unused_params, vec![2, 3]);
+    let q = pgfleet_sql::merge_plan::plan_select(
+        "SELECT a FROM t WHERE b = $1 ORDER BY a LIMIT $2",
+        &pgfleet_sql::merge_plan::AllSharded,
+    )
+    .unwrap();
+    assert!(
+        q.unused_params.is_empty(),
+        "{} {:?}",
+        q.sql,
+        q.unused_params
+    );
+}

@@ -141,6 +141,84 @@ impl<'a> Bind<'a> {
     }
 }
 
+impl Bind<'_> {
+    /// The result-column format codes (none: all text; one: for every column; else per column).
+    pub fn result_formats(&self) -> Result<Vec<i16>, WireError> {
+        let mut c = Cursor::new(self.rest, "Bind");
+        let nformats = c.i16()?.max(0) as usize;
+        for _ in 0..nformats {
+            c.i16()?;
+        }
+        let n = c.i16()?.max(0) as usize;
+        for _ in 0..n {
+            let len = c.i32()?;
+            if len > 0 {
+                c.bytes(len as usize)?;
+            }
+        }
+        let nresults = c.i16()?.max(0) as usize;
+        (0..nresults).map(|_| c.i16()).collect()
+    }
+}
+
+/// An Execute message: the portal and the row limit (0: all rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Execute<'a> {
+    /// The portal name.
+    pub portal: &'a str,
+    /// Rows to return at most before PortalSuspended; 0 for no limit.
+    pub max_rows: i32,
+}
+
+/// Decodes an Execute message.
+pub fn decode_execute(frame: &Frame) -> Result<Execute<'_>, WireError> {
+    let mut c = Cursor::new(frame.body(), "Execute");
+    let portal = c.cstr()?;
+    let max_rows = c.i32()?;
+    Ok(Execute { portal, max_rows })
+}
+
+/// Appends an Execute message.
+pub fn encode_execute(out: &mut BytesMut, portal: &str, max_rows: i32) {
+    write_message(out, t::EXECUTE, |b| {
+        put_cstr(b, portal);
+        b.put_i32(max_rows);
+    });
+}
+
+/// Appends a Bind message with these parameters (each with its own format code) and result
+/// format codes.
+pub fn encode_bind(
+    out: &mut BytesMut,
+    portal: &str,
+    statement: &str,
+    params: &[BindParam<'_>],
+    result_formats: &[i16],
+) {
+    write_message(out, t::BIND, |b| {
+        put_cstr(b, portal);
+        put_cstr(b, statement);
+        b.put_i16(params.len() as i16);
+        for p in params {
+            b.put_i16(i16::from(p.binary));
+        }
+        b.put_i16(params.len() as i16);
+        for p in params {
+            match p.value {
+                None => b.put_i32(-1),
+                Some(v) => {
+                    b.put_i32(v.len() as i32);
+                    b.extend_from_slice(v);
+                }
+            }
+        }
+        b.put_i16(result_formats.len() as i16);
+        for f in result_formats {
+            b.put_i16(*f);
+        }
+    });
+}
+
 /// Decodes a Describe or Close message.
 pub fn decode_named(frame: &Frame) -> Result<Named<'_>, WireError> {
     let what = if frame.tag() == t::CLOSE {
@@ -239,6 +317,41 @@ pub fn encode_sasl_response(out: &mut BytesMut, data: &[u8]) {
 mod tests {
     use super::*;
     use crate::frame::split_frame;
+
+    #[test]
+    fn bind_round_trips_with_result_formats() {
+        let mut out = BytesMut::new();
+        let params = [
+            BindParam {
+                binary: true,
+                value: Some(&[0, 0, 0, 7][..]),
+            },
+            BindParam {
+                binary: false,
+                value: None,
+            },
+            BindParam {
+                binary: false,
+                value: Some(&b"x"[..]),
+            },
+        ];
+        encode_bind(&mut out, "p", "s", &params, &[1, 0]);
+        let f = frame(&mut out);
+        let b = decode_bind(&f).unwrap();
+        assert_eq!((b.portal, b.statement), ("p", "s"));
+        assert_eq!(b.parameters().unwrap(), params.to_vec());
+        assert_eq!(b.result_formats().unwrap(), vec![1, 0]);
+        let mut out = BytesMut::new();
+        encode_execute(&mut out, "p", 5);
+        let f = frame(&mut out);
+        assert_eq!(
+            decode_execute(&f).unwrap(),
+            Execute {
+                portal: "p",
+                max_rows: 5
+            }
+        );
+    }
 
     fn frame(out: &mut BytesMut) -> Frame {
         split_frame(out, 1 << 20).unwrap().unwrap()

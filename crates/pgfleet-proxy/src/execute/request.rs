@@ -83,9 +83,23 @@ pub(crate) struct UnnamedStatement {
 }
 
 impl UnnamedStatement {
+    /// A new unnamed statement of this client.
+    pub(crate) fn new(rt: &Runtime, query: &str, param_types: &[u32]) -> UnnamedStatement {
+        UnnamedStatement {
+            id: rt.prepared.next_unnamed_id(),
+            query: query.to_owned(),
+            param_types: param_types.to_vec(),
+        }
+    }
+
     /// Its SQL text.
     pub(crate) fn query(&self) -> &str {
         &self.query
+    }
+
+    /// Its declared parameter types.
+    pub(crate) fn param_types(&self) -> &[u32] {
+        &self.param_types
     }
 }
 

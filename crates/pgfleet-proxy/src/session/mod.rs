@@ -4,6 +4,7 @@
 
 mod checkout;
 mod cleanup;
+mod fanout;
 mod params;
 mod pump;
 mod quorum;
@@ -215,6 +216,9 @@ impl<'a> Session<'a> {
                     continue;
                 }
                 if self.shard.is_some() && self.answer_transaction_locally(&frame).await? {
+                    continue;
+                }
+                if self.shard.is_some() && self.run_across_shards(&frame).await? {
                     continue;
                 }
                 if let Err(e) = self.route_and_acquire(&frame).await {

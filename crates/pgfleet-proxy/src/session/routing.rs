@@ -11,6 +11,7 @@ use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 
 use super::Session;
+use crate::pools::DatabasePools;
 use crate::replication::{pick_reader, ClusterState, ClusterView, Lsn, PrimaryError};
 use crate::route::{decide, RoleOverride, RouteContext};
 use crate::ProxyError;
@@ -214,6 +215,27 @@ impl Session<'_> {
                     state.name
                 ),
             })
+    }
+
+    /// The endpoint of `pools` for one part of a cross-shard request: the primary for writes;
+    /// for reads, a reader the session's consistency allows (strong: the primary).
+    pub(super) async fn endpoint_on(
+        &self,
+        pools: &DatabasePools,
+        read: bool,
+    ) -> Result<usize, ProxyError> {
+        let Some(state) = pools.state.as_ref().filter(|_| pools.endpoints.len() > 1) else {
+            return Ok(pools.configured_primary);
+        };
+        let role = self.role_override()?;
+        let consistency = self.consistency()?;
+        let to_primary = !read
+            || consistency == Consistency::Strong
+            || matches!(role, crate::route::RoleOverride::Primary);
+        if to_primary {
+            return primary(state).await;
+        }
+        Ok(self.pick_read(state, consistency, true).await?.endpoint)
     }
 
     /// Bans an endpoint that refused a connection, so the next route avoids it.

@@ -133,7 +133,7 @@ impl ShardSession {
 }
 
 /// The session's `pgfleet.shard` / `pgfleet.shard_key` (an empty value counts as unset).
-fn settings_of(params: &SessionParams) -> ShardSettings {
+pub(super) fn settings_of(params: &SessionParams) -> ShardSettings {
     let get = |name: &str| {
         params
             .desired()
@@ -312,28 +312,35 @@ impl Session<'_> {
                 message: format!("pgfleet: database `{}` has no {place}", self.pools.key.1),
             })?
             .to_owned();
+        if self.shard.is_none() {
+            return Ok(());
+        }
+        let pools = self.pools_on(&cluster)?;
         let Some(shard) = self.shard.as_deref_mut() else {
             return Ok(());
-        };
-        let pools = match shard.pools.iter().find(|p| p.cluster == cluster) {
-            Some(p) => p.clone(),
-            None => {
-                let config = self.rt.config();
-                let p = self.rt.pools.on_cluster(
-                    &config,
-                    self.rt.clusters(),
-                    &self.pools.key.0,
-                    &self.pools.key.1,
-                    &cluster,
-                )?;
-                shard.pools.push(p.clone());
-                p
-            }
         };
         shard.held = Some(place);
         shard.pass_through = pass_through;
         self.pools = pools;
         Ok(())
+    }
+
+    /// The session's pools on `cluster` (created on first use, then kept for the session).
+    pub(super) fn pools_on(&mut self, cluster: &str) -> Result<Arc<DatabasePools>, ProxyError> {
+        let config = self.rt.config();
+        let (user, database) = (self.pools.key.0.clone(), self.pools.key.1.clone());
+        let Some(shard) = self.shard.as_deref_mut() else {
+            return Ok(self.pools.clone());
+        };
+        if let Some(p) = shard.pools.iter().find(|p| p.cluster == cluster) {
+            return Ok(p.clone());
+        }
+        let p = self
+            .rt
+            .pools
+            .on_cluster(&config, self.rt.clusters(), &user, &database, cluster)?;
+        shard.pools.push(p.clone());
+        Ok(p)
     }
 
     /// After a server went back: a request that ran outside the locally begun transaction

@@ -143,6 +143,7 @@ pub(crate) fn plan(
             limit,
             offset,
         },
+        unused_params: Vec::new(),
     })
 }
 

@@ -86,5 +86,34 @@ pub fn plan_select(sql: &str, scope: &dyn TableScope) -> Result<ShardQuery, Merg
     };
     let checker = refuse::Checker::new(select, scope);
     checker.check(select)?;
-    build::plan(select, &checker)
+    let mut q = build::plan(select, &checker)?;
+    let before = param_numbers(pg_query::NodeRef::SelectStmt(select));
+    let rewritten = pg_query::parse(&q.sql, pg_query::ParserOptions::DEFAULT)
+        .map_err(|e| MergePlanError::Parse(e.to_string()))?;
+    let after: std::collections::BTreeSet<u32> = rewritten
+        .protobuf
+        .stmts
+        .iter()
+        .filter_map(|s| s.stmt.as_deref().and_then(|n| n.node.as_ref()))
+        .flat_map(|n| param_numbers(n.to_ref()))
+        .collect();
+    q.unused_params = before.difference(&after).copied().collect();
+    Ok(q)
+}
+
+/// The parameter numbers (`$n`) a parse tree mentions.
+fn param_numbers(root: pg_query::NodeRef<'_>) -> std::collections::BTreeSet<u32> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![root];
+    let mut children = Vec::new();
+    while let Some(node) = stack.pop() {
+        if let pg_query::NodeRef::ParamRef(p) = node {
+            if let Ok(n) = u32::try_from(p.number) {
+                found.insert(n);
+            }
+        }
+        crate::children::push_children(node, &mut children);
+        stack.append(&mut children);
+    }
+    found
 }

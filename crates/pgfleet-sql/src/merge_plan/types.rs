@@ -9,6 +9,10 @@ pub struct ShardQuery {
     pub sql: String,
     /// How the shards' rows are combined.
     pub plan: MergePlan,
+    /// Parameters of the client's statement that `sql` no longer mentions (a LIMIT/OFFSET
+    /// parameter applied only after the merge). The client still binds them, so the shards'
+    /// Parse must declare them (any type that accepts the bytes: pgfleet uses bytea).
+    pub unused_params: Vec<u32>,
 }
 
 /// How the rows of several shards become the client's result.

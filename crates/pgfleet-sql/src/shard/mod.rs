@@ -20,6 +20,7 @@
 //! - `placement`: placement groups (vertical partitioning) and the default route;
 //! - `resolve`: [`ShardPlan::route`] — shard sets, combination, refusals;
 //! - `split`: routing INSERT rows, and the per-shard texts of a split INSERT;
+//! - `kind`: [`cross_shard_kind`], how a statement runs on several shards (merge, 2PC, …);
 //! - `array`: text and binary array values for `= ANY(…)`;
 //! - [`params`], [`route`](mod@route), [`error`](mod@error), [`cache`](mod@cache): the API types.
 
@@ -28,6 +29,7 @@ pub mod cache;
 pub mod error;
 mod insert;
 mod keys;
+mod kind;
 pub mod params;
 mod placement;
 mod plan;
@@ -40,6 +42,7 @@ mod utility;
 
 pub use cache::{CachedPlan, ShardRouter};
 pub use error::ShardRouteError;
+pub use kind::{cross_shard_kind, CrossShardKind};
 pub use params::{BindParams, Param, ShardSettings};
 pub use plan::{plan, ShardPlan};
 pub use route::{InsertPart, InsertSplit, ReferenceAccess, ShardRoute};

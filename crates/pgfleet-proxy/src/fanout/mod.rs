@@ -1,0 +1,17 @@
+//! Cross-shard execution (issue 4): a statement that needs several shards, outside a
+//! transaction block. Module map:
+//! - [`request`]: a client request read as one statement (simple or extended protocol);
+//! - [`legs`]: the shards' server connections of one request;
+//! - [`read`]: the merged SELECT loop (reads only the shards the merge wants rows from);
+//! - [`tags`]: combined CommandComplete tags;
+//! - [`twophase`]: names, the decision log, transactions in flight (SHOW TRANSACTIONS);
+//! - [`recover`]: finishing in-doubt transactions after a crash.
+//!
+//! The session drives these in `session/fanout.rs`.
+
+pub mod legs;
+pub mod read;
+pub mod recover;
+pub mod request;
+pub mod tags;
+pub mod twophase;
