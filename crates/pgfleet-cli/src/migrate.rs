@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use pgfleet_config::{units::parse_duration, Config};
-use pgfleet_meta::Login;
 use pgfleet_migrate::lint::{lint_set, rule, LintContext, RULES};
 use pgfleet_migrate::report::{run_text, status_text};
 use pgfleet_migrate::{
@@ -249,41 +248,14 @@ fn choose_database(config: &Config, asked: Option<&str>) -> anyhow::Result<Strin
     }
 }
 
-/// The password pgfleet logs in to servers with for `u`: `server_password`, else a plain-text
-/// `password` (as the proxy's pools do).
-fn server_password(u: &pgfleet_config::UserConfig) -> Option<String> {
-    u.server_password.clone().or_else(|| match &u.password {
-        Some(pgfleet_config::Secret::Plain(p)) => Some(p.clone()),
-        _ => None,
-    })
-}
-
-/// The `--user` to log in as when none is given: the config's only non-admin user that pgfleet
-/// has a server password for, else the superuser's usual name.
-fn default_user(config: &Config) -> String {
-    let mut with_password = config
-        .users
-        .iter()
-        .filter(|(_, u)| !u.admin && server_password(u).is_some());
-    match (with_password.next(), with_password.next()) {
-        (Some((name, _)), None) => name.clone(),
-        _ => "postgres".to_owned(),
-    }
-}
-
 fn run_options(config: &Config, c: &Common) -> RunOptions {
-    let name = c.user.clone().unwrap_or_else(|| default_user(config));
-    let (user, password) = match config.users.get(&name) {
-        Some(u) => (u.server_user.clone(), server_password(u)),
-        None => (name, std::env::var("PGPASSWORD").ok()),
-    };
-    let mut o = RunOptions::new(Login {
-        user,
-        password,
-        database: "postgres".into(),
-        application_name: "pgfleet-migrate".into(),
-        connect_timeout: Duration::from_secs(10),
-    });
+    // The same login choice as `pgfleet tenant` (one rule for every tool).
+    let mut o = RunOptions::new(pgfleet_tenant::login::tool_login(
+        config,
+        c.user.as_deref(),
+        std::env::var("PGPASSWORD").ok(),
+        "pgfleet-migrate",
+    ));
     o.jobs = c.jobs.max(1);
     o.continue_on_error = c.continue_on_error;
     o.lock_timeout = c.lock_timeout;
@@ -367,8 +339,8 @@ fn new_file(dir: &Path, name: &str, for_tenants: bool, down: bool) -> anyhow::Re
 
 #[cfg(test)]
 mod tests {
-    use super::default_user;
     use pgfleet_config::Config;
+    use pgfleet_tenant::login::default_user;
 
     fn config(users: &str) -> Config {
         let text = format!(

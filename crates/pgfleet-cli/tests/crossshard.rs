@@ -10,6 +10,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::shards::{primary_servers, HASH_PARTITIONS_3};
 use common::*;
 use pgfleet_testkit::Cluster;
 use tokio_postgres::SimpleQueryMessage;
@@ -31,12 +32,10 @@ fn shards() -> Shards {
             "CREATE TABLE items(id bigint primary key, v text, n int); ALTER TABLE items OWNER TO app;
              CREATE TABLE countries(code text primary key, name text); ALTER TABLE countries OWNER TO app;
              INSERT INTO countries VALUES ('fr', 'France'), ('de', 'Deutschland');
-             CREATE TABLE hp(id bigint) PARTITION BY HASH (id);
-             CREATE TABLE hp0 PARTITION OF hp FOR VALUES WITH (MODULUS 3, REMAINDER 0);
-             CREATE TABLE hp1 PARTITION OF hp FOR VALUES WITH (MODULUS 3, REMAINDER 1);
-             CREATE TABLE hp2 PARTITION OF hp FOR VALUES WITH (MODULUS 3, REMAINDER 2);",
+             ",
         )
         .unwrap();
+        s.psql_db("app", HASH_PARTITIONS_3).unwrap();
     }
     shards[0]
         .psql("CREATE DATABASE pgfleet_meta OWNER app")
@@ -45,12 +44,7 @@ fn shards() -> Shards {
 }
 
 fn config(s: &Shards, listen: &str) -> String {
-    let server = |c: &Cluster| {
-        format!(
-            "servers = [{{ host = \"127.0.0.1\", port = {}, role = \"primary\" }}]",
-            c.port()
-        )
-    };
+    let server = primary_servers;
     format!(
         r#"
 [proxy]
@@ -101,18 +95,8 @@ admin = true
     )
 }
 
-/// Rows on `shard` whose hash partition is another shard's, and that shard's row count.
 fn misplaced_and_count(s: &Shards, shard: usize, filter: &str) -> (i64, i64) {
-    let out = s.shards[shard]
-        .psql_db(
-            "app",
-            &format!(
-                "SELECT count(*) FILTER (WHERE NOT satisfies_hash_partition('hp'::regclass, 3, {shard}, id)), count(*) FROM items WHERE {filter}"
-            ),
-        )
-        .unwrap();
-    let (a, b) = out.trim().split_once('|').unwrap();
-    (a.parse().unwrap(), b.parse().unwrap())
+    common::shards::misplaced_and_count(&s.shards, shard, filter)
 }
 
 fn prepared_xacts(s: &Shards) -> i64 {

@@ -9,6 +9,7 @@
 mod common;
 
 use common::programs::run;
+use common::shards::{primary_servers, HASH_PARTITIONS_3};
 use common::*;
 use pgfleet_testkit::Cluster;
 
@@ -25,11 +26,9 @@ fn shards() -> Shards {
             "CREATE TABLE items(id bigint primary key, v text); ALTER TABLE items OWNER TO app;
              CREATE TABLE countries(code text primary key, name text); ALTER TABLE countries OWNER TO app;
              INSERT INTO countries VALUES ('fr', 'France');
-             CREATE TABLE hp(id bigint) PARTITION BY HASH (id);
-             CREATE TABLE hp0 PARTITION OF hp FOR VALUES WITH (MODULUS 3, REMAINDER 0);
-             CREATE TABLE hp1 PARTITION OF hp FOR VALUES WITH (MODULUS 3, REMAINDER 1);
-             CREATE TABLE hp2 PARTITION OF hp FOR VALUES WITH (MODULUS 3, REMAINDER 2);",
+             ",
         );
+        sql.push_str(HASH_PARTITIONS_3);
         if i == 0 {
             sql.push_str("CREATE TABLE notes(id int, v text); ALTER TABLE notes OWNER TO app;");
         }
@@ -46,12 +45,7 @@ fn shards() -> Shards {
 }
 
 fn config(s: &Shards) -> String {
-    let server = |c: &Cluster| {
-        format!(
-            "servers = [{{ host = \"127.0.0.1\", port = {}, role = \"primary\" }}]",
-            c.port()
-        )
-    };
+    let server = primary_servers;
     format!(
         r#"
 [proxy]
@@ -105,18 +99,8 @@ fn shard_of(s: &Shards, id: i64) -> usize {
     out.trim().parse().unwrap()
 }
 
-/// Rows of `items` on each shard whose hash partition is another shard's, and the row count.
-fn misplaced_and_count(s: &Shards, shard: usize) -> (u64, u64) {
-    let out = s.shards[shard]
-        .psql_db(
-            "app",
-            &format!(
-                "SELECT count(*) FILTER (WHERE NOT satisfies_hash_partition('hp'::regclass, 3, {shard}, id)), count(*) FROM items"
-            ),
-        )
-        .unwrap();
-    let (a, b) = out.trim().split_once('|').unwrap();
-    (a.parse().unwrap(), b.parse().unwrap())
+fn misplaced_and_count(s: &Shards, shard: usize) -> (i64, i64) {
+    common::shards::misplaced_and_count(&s.shards, shard, "true")
 }
 
 fn port(s: &Shards, shard: usize) -> i32 {
@@ -181,14 +165,14 @@ async fn single_shard_statements_run_on_their_shard() {
         assert!(count > 0, "shard {shard} got rows");
         total += count;
     }
-    let text_rows: u64 = s
+    let text_rows: i64 = s
         .shards
         .iter()
         .map(|sh| {
             sh.psql_db("app", "SELECT count(*) FROM items WHERE v = 'text'")
                 .unwrap()
                 .trim()
-                .parse::<u64>()
+                .parse::<i64>()
                 .unwrap()
         })
         .sum();
@@ -285,7 +269,7 @@ async fn single_shard_statements_run_on_their_shard() {
         .await
         .unwrap()
         .get(0);
-    let direct: i64 = (0..3).map(|i| misplaced_and_count(&s, i).1 as i64).sum();
+    let direct: i64 = (0..3).map(|i| misplaced_and_count(&s, i).1).sum();
     assert_eq!(n, direct);
     let rows = c
         .simple_query("SELECT id FROM items WHERE id IN (1, 2, 3, 4, 5, 6) ORDER BY id")

@@ -5,6 +5,7 @@
 
 pub mod fleet;
 pub mod programs;
+pub mod shards;
 
 use std::time::Duration;
 
