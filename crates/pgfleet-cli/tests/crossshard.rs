@@ -418,6 +418,31 @@ async fn cross_shard_writes_commit_on_every_shard_or_none() {
         );
     }
 
+    // Shard by shard: the first failure stops it, and the error says where it completed.
+    s.shards[1]
+        .psql_db("app", "CREATE INDEX items_n ON items (n)")
+        .unwrap();
+    let e = c
+        .batch_execute("CREATE INDEX CONCURRENTLY items_n ON items (n)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42P07", "{}", message(&e));
+    assert!(
+        message(&e).contains("failed on shard 1")
+            && message(&e).contains("completed on shards [0]"),
+        "{}",
+        message(&e)
+    );
+    assert_eq!(
+        s.shards[2]
+            .psql_db(
+                "app",
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'items_n'"
+            )
+            .unwrap(),
+        "0"
+    );
+
     // All or nothing: a duplicate key on one shard fails the whole INSERT, and no shard keeps
     // its rows.
     let e = c

@@ -765,18 +765,12 @@ impl Session<'_> {
             if let Some(tag) = tag {
                 tags.push(tag);
             }
-            done.push(shard);
-            out.extend_from_slice(&scratch[..]);
-            // One ParseComplete/BindComplete only.
-            if matches!(req.kind, Kind::Extended(_)) && done.len() > 1 {
-                out.clear();
-                if let Kind::Extended(e) = &req.kind {
-                    if e.parse.is_some() {
-                        encode_empty(out, b::PARSE_COMPLETE);
-                    }
-                    encode_empty(out, b::BIND_COMPLETE);
-                }
+            // The client sees one answer: the first shard's ParseComplete, BindComplete and
+            // NoData (the statements return no rows); later shards' are dropped.
+            if done.is_empty() {
+                out.extend_from_slice(&scratch[..]);
             }
+            done.push(shard);
         }
         self.info.set_state(crate::clients::ClientState::Idle);
         let tag = combine(tags.iter().map(String::as_str)).unwrap_or_default();
