@@ -388,9 +388,15 @@ async fn cross_shard_writes_commit_on_every_shard_or_none() {
     assert_eq!(n, 5);
 
     // A reference-table write and DDL reach every shard.
-    c.batch_execute("UPDATE countries SET name = 'République française' WHERE code = 'fr'")
+    // One row changed, as on one server (every shard's copy changed).
+    let n = c
+        .execute(
+            "UPDATE countries SET name = 'République française' WHERE code = 'fr'",
+            &[],
+        )
         .await
         .unwrap();
+    assert_eq!(n, 1);
     c.batch_execute("ALTER TABLE items ADD COLUMN note text")
         .await
         .unwrap();
@@ -610,4 +616,259 @@ async fn a_restart_finishes_transactions_left_in_doubt() {
         child.kill().unwrap();
         let _ = child.wait();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_splits_rows_by_shard_and_reads_every_shard() {
+    let s = shards();
+    let proxy = TestProxy::start(&config(&s, "127.0.0.1:0")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let psql = |args: Vec<String>| {
+        let proxy = &proxy;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            common::programs::run("psql", proxy, &args).await
+        }
+    };
+
+    // Text format through psql's \copy (COPY … FROM STDIN): escapes, NULLs, a tab in a value.
+    let text = dir.path().join("items.txt");
+    let mut data = String::new();
+    for id in 1..=5000i64 {
+        let n = if id % 11 == 0 {
+            "\\N".to_owned()
+        } else {
+            (id % 10).to_string()
+        };
+        data.push_str(&format!("{id}\tv\\t{id}\\\\x\t{n}\n"));
+    }
+    std::fs::write(&text, &data).unwrap();
+    let (ok, out) = psql(vec![
+        "-d".into(),
+        "app".into(),
+        "-v".into(),
+        "ON_ERROR_STOP=1".into(),
+        "-c".into(),
+        format!("\\copy items FROM '{}'", text.display()),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("COPY 5000"), "{out}");
+    let mut total = 0;
+    for shard in 0..3 {
+        let (misplaced, count) = misplaced_and_count(&s, shard, "true");
+        assert_eq!(misplaced, 0, "shard {shard}");
+        assert!(count > 1000, "shard {shard}: {count}");
+        total += count;
+    }
+    assert_eq!(total, 5000);
+    let c = proxy.connect().await;
+    let v: String = c
+        .query_one("SELECT v FROM items WHERE id = 42", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "v\t42\\x");
+    let nulls: i64 = c
+        .query_one("SELECT count(*) FROM items WHERE n IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nulls, 5000 / 11);
+
+    // CSV with a header and a column list in another order; quoted newlines.
+    let csv = dir.path().join("items.csv");
+    let mut data = String::from("n,id,v\n");
+    for id in 10_001..=10_300i64 {
+        data.push_str(&format!("{},{id},\"line\nbreak, \"\"{id}\"\"\"\n", id % 10));
+    }
+    std::fs::write(&csv, &data).unwrap();
+    let (ok, out) = psql(vec![
+        "-d".into(),
+        "app".into(),
+        "-c".into(),
+        format!(
+            "\\copy items (n, id, v) FROM '{}' WITH (FORMAT csv, HEADER)",
+            csv.display()
+        ),
+    ])
+    .await;
+    assert!(ok && out.contains("COPY 300"), "{out}");
+    for shard in 0..3 {
+        assert_eq!(misplaced_and_count(&s, shard, "id > 10000").0, 0);
+    }
+    let v: String = c
+        .query_one("SELECT v FROM items WHERE id = 10007", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "line\nbreak, \"10007\"");
+
+    // All or nothing: a row that fails on one shard (duplicate key) copies nothing anywhere;
+    // a key the key type cannot read is refused by pgfleet.
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "20001\ta\t1\n20002\tb\t2\n20003\tc\t3\n1\tdup\t4\n").unwrap();
+    let (ok, out) = psql(vec![
+        "-d".into(),
+        "app".into(),
+        "-c".into(),
+        format!("\\copy items FROM '{}'", bad.display()),
+    ])
+    .await;
+    assert!(!ok && out.contains("duplicate key"), "{out}");
+    std::fs::write(&bad, "20001\ta\t1\nnot-a-number\tb\t2\n").unwrap();
+    let (ok, out) = psql(vec![
+        "-d".into(),
+        "app".into(),
+        "-c".into(),
+        format!("\\copy items FROM '{}'", bad.display()),
+    ])
+    .await;
+    assert!(
+        !ok && out.contains("COPY row 2") && out.contains("not-a-number"),
+        "{out}"
+    );
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM items WHERE id > 20000", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    assert_eq!(prepared_xacts(&s), 0);
+
+    // A reference table: every shard gets every row.
+    let (ok, out) = psql(vec![
+        "-d".into(),
+        "app".into(),
+        "-c".into(),
+        "COPY countries FROM STDIN".into(),
+    ])
+    .await;
+    assert!(!ok || out.contains("COPY 0"), "{out}");
+    let refs = dir.path().join("countries.txt");
+    std::fs::write(&refs, "it\tItalia\nes\tEspaña\n").unwrap();
+    let (ok, out) = psql(vec![
+        "-d".into(),
+        "app".into(),
+        "-c".into(),
+        format!("\\copy countries FROM '{}'", refs.display()),
+    ])
+    .await;
+    assert!(ok && out.contains("COPY 2"), "{out}");
+    for sh in &s.shards {
+        assert_eq!(
+            sh.psql_db("app", "SELECT name FROM countries WHERE code = 'es'")
+                .unwrap(),
+            "España"
+        );
+    }
+
+    // COPY TO STDOUT returns every shard's rows (one CSV header).
+    let dump = dir.path().join("dump.csv");
+    let (ok, out) = psql(vec![
+        "-d".into(),
+        "app".into(),
+        "-c".into(),
+        format!(
+            "\\copy items TO '{}' WITH (FORMAT csv, HEADER)",
+            dump.display()
+        ),
+    ])
+    .await;
+    assert!(ok && out.contains("COPY 5300"), "{out}");
+    let dumped = std::fs::read_to_string(&dump).unwrap();
+    assert_eq!(dumped.matches("id,v,n\n").count(), 1);
+    assert!(dumped.starts_with("id,v,n\n"));
+    proxy.stop().await;
+}
+
+/// Issue 4: COPY of 1,000,000 rows into 4 shards puts every row on the shard its hash names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_of_a_million_rows_into_four_shards() {
+    let shards: Vec<Cluster> = (0..4).map(|_| app_cluster()).collect();
+    for s in &shards {
+        s.psql_db(
+            "app",
+            "CREATE TABLE items(id bigint, v text); ALTER TABLE items OWNER TO app;
+             CREATE TABLE hp4(id bigint) PARTITION BY HASH (id);
+             CREATE TABLE hp4_0 PARTITION OF hp4 FOR VALUES WITH (MODULUS 4, REMAINDER 0);
+             CREATE TABLE hp4_1 PARTITION OF hp4 FOR VALUES WITH (MODULUS 4, REMAINDER 1);
+             CREATE TABLE hp4_2 PARTITION OF hp4 FOR VALUES WITH (MODULUS 4, REMAINDER 2);
+             CREATE TABLE hp4_3 PARTITION OF hp4 FOR VALUES WITH (MODULUS 4, REMAINDER 3);",
+        )
+        .unwrap();
+    }
+    shards[0]
+        .psql("CREATE DATABASE pgfleet_meta OWNER app")
+        .unwrap();
+    let clusters: String = shards
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("[clusters.shard{i}]\n{}\n", primary_servers(c)))
+        .collect();
+    let config = format!(
+        r#"
+[proxy]
+listen = "127.0.0.1:0"
+[pool]
+pool_size = 2
+{clusters}
+[databases.app]
+shards = ["shard0", "shard1", "shard2", "shard3"]
+[databases.app.sharded_tables.items]
+column = "id"
+type = "bigint"
+[metadata]
+cluster = "shard0"
+database = "pgfleet_meta"
+user = "app"
+password = "app"
+[users.app]
+password = "app"
+"#
+    );
+    let proxy = TestProxy::start(&config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("million.txt");
+    let mut data = String::with_capacity(20 << 20);
+    for id in 1..=1_000_000i64 {
+        data.push_str(&id.to_string());
+        data.push_str("\trow\n");
+    }
+    std::fs::write(&file, data).unwrap();
+    let started = std::time::Instant::now();
+    let (ok, out) = common::programs::run(
+        "psql",
+        &proxy,
+        &[
+            "-d",
+            "app",
+            "-c",
+            &format!("\\copy items FROM '{}'", file.display()),
+        ],
+    )
+    .await;
+    assert!(ok && out.contains("COPY 1000000"), "{out}");
+    eprintln!(
+        "COPY of 1,000,000 rows into 4 shards took {:.1?}",
+        started.elapsed()
+    );
+    let mut total = 0i64;
+    for (i, s) in shards.iter().enumerate() {
+        let out = s
+            .psql_db(
+                "app",
+                &format!(
+                    "SELECT count(*) FILTER (WHERE NOT satisfies_hash_partition('hp4'::regclass, 4, {i}, id)), count(*) FROM items"
+                ),
+            )
+            .unwrap();
+        let (misplaced, count) = out.trim().split_once('|').unwrap();
+        assert_eq!(misplaced, "0", "shard {i} holds rows of another shard");
+        let count: i64 = count.parse().unwrap();
+        assert!(count > 200_000, "shard {i}: {count}");
+        total += count;
+    }
+    assert_eq!(total, 1_000_000);
+    proxy.stop().await;
 }

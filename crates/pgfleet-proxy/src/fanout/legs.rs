@@ -95,7 +95,16 @@ impl Leg {
                 b::ERROR_RESPONSE if self.preamble_error.is_none() => {
                     self.preamble_error = Some(frame);
                 }
-                b::READY_FOR_QUERY => self.preamble -= 1,
+                b::READY_FOR_QUERY => {
+                    self.preamble -= 1;
+                    // After `BEGIN` the connection is in a transaction even before the request.
+                    self.status = decode_ready_for_query(frame.body()).map_err(|source| {
+                        ServerError::Protocol {
+                            addr: addr(),
+                            source,
+                        }
+                    })?;
+                }
                 _ => {}
             }
             return Ok(None);
@@ -146,6 +155,23 @@ impl Leg {
             if let Some(frame) = self.classify(frame)? {
                 f(self, &frame);
             }
+        }
+        Ok(())
+    }
+
+    /// Sends pgfleet's preamble (settings, `BEGIN`) and reads its answers.
+    pub(crate) async fn flush_preamble(&mut self) -> Result<(), ServerError> {
+        let pre = std::mem::take(&mut self.pre);
+        if !pre.is_empty() {
+            self.server().unnamed = 0;
+            self.server().write_all(&pre).await?;
+        }
+        while self.preamble > 0 {
+            let frame = match self.buffered_frame()? {
+                Some(f) => f,
+                None => self.read_frame().await?,
+            };
+            self.classify(frame)?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Cross-shard execution (issue 4): a statement that needs several shards, outside a
 //! transaction block. Module map:
 //! - [`request`]: a client request read as one statement (simple or extended protocol);
+//! - [`copy_rows`]: splitting COPY FROM STDIN rows by shard as they stream;
 //! - [`legs`]: the shards' server connections of one request;
 //! - [`read`]: the merged SELECT loop (reads only the shards the merge wants rows from);
 //! - [`tags`]: combined CommandComplete tags;
@@ -9,6 +10,7 @@
 //!
 //! The session drives these in `session/fanout.rs`.
 
+pub mod copy_rows;
 pub mod legs;
 pub mod read;
 pub mod recover;

@@ -23,6 +23,14 @@ pub(crate) fn combine<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<Str
     })
 }
 
+/// The tag of a statement every shard ran on its own copy of the same rows (a reference table):
+/// one shard's tag stands for all; `None` when the copies answered differently (they differ).
+pub(crate) fn combine_replicated<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut tags = tags.into_iter();
+    let first = tags.next()?;
+    tags.all(|t| t == first).then(|| first.to_owned())
+}
+
 /// Splits a tag into its words before the row count (with the trailing space) and the count,
 /// for the tags that carry one.
 fn split(tag: &str) -> (&str, Option<u64>) {
@@ -67,5 +75,10 @@ mod tests {
         assert_eq!(combine(["CREATE TABLE", "ALTER TABLE"]), None);
         assert_eq!(combine(["UPDATE 1", "DELETE 1"]), None);
         assert_eq!(combine(std::iter::empty()), None);
+        assert_eq!(
+            combine_replicated(["UPDATE 1", "UPDATE 1"]).as_deref(),
+            Some("UPDATE 1")
+        );
+        assert_eq!(combine_replicated(["UPDATE 1", "UPDATE 2"]), None);
     }
 }

@@ -31,7 +31,7 @@ use crate::execute::request::UnnamedStatement;
 use crate::fanout::legs::{error_message, Leg};
 use crate::fanout::read::merged_read;
 use crate::fanout::request::{self, Extended, Kind, Request};
-use crate::fanout::tags::combine;
+use crate::fanout::tags::{combine, combine_replicated};
 use crate::fanout::twophase::{quoted, Phase, TxEntry};
 use crate::pools::DatabasePools;
 use crate::sharding::router_params;
@@ -40,8 +40,11 @@ use crate::ProxyError;
 
 /// Which shards run what.
 enum Targets {
-    /// The same statement on these shards.
+    /// The same statement on these shards, each holding its own rows.
     Same(Vec<usize>),
+    /// The same statement on every shard, each holding a copy of the same rows (a reference
+    /// table write): one shard's answer stands for all, and the copies must agree.
+    Replicated(Vec<usize>),
     /// A multi-row INSERT split by shard.
     Split(InsertSplit),
 }
@@ -49,9 +52,13 @@ enum Targets {
 impl Targets {
     fn shards(&self) -> Vec<usize> {
         match self {
-            Targets::Same(s) => s.clone(),
+            Targets::Same(s) | Targets::Replicated(s) => s.clone(),
             Targets::Split(split) => split.parts.iter().map(|p| p.shard).collect(),
         }
+    }
+
+    fn replicated(&self) -> bool {
+        matches!(self, Targets::Replicated(_))
     }
 }
 
@@ -152,8 +159,9 @@ impl Session<'_> {
         let shard_count = router.topology().shards().map_or(0, |s| s.clusters().len());
         Ok(match route {
             Ok(ShardRoute::Several(s)) => Some(Targets::Same(s.into_iter().collect())),
-            Ok(ShardRoute::All | ShardRoute::Reference(ReferenceAccess::Write)) => {
-                Some(Targets::Same((0..shard_count).collect()))
+            Ok(ShardRoute::All) => Some(Targets::Same((0..shard_count).collect())),
+            Ok(ShardRoute::Reference(ReferenceAccess::Write)) => {
+                Some(Targets::Replicated((0..shard_count).collect()))
             }
             Ok(ShardRoute::Split(split)) => Some(Targets::Split(split)),
             _ => None,
@@ -201,7 +209,8 @@ impl Session<'_> {
             CrossShardKind::Write => {
                 self.check_cross_shard_write(&shards)?;
                 let statements = per_shard_statements(req, &targets);
-                self.write_across(router, req, statements, out).await
+                self.write_across(router, req, statements, targets.replicated(), out)
+                    .await
             }
             CrossShardKind::OutsideTransaction(what) => {
                 self.check_cross_shard_write(&shards)?;
@@ -209,14 +218,16 @@ impl Session<'_> {
                 self.shard_by_shard(router, req, what, statements, out)
                     .await
             }
-            CrossShardKind::Copy => Err(client_error(
-                "0A000",
-                format!(
-                    "pgfleet: COPY of a sharded table through the extended protocol or with a \
-                     query needs shards {}; use COPY table FROM STDIN / TO STDOUT",
-                    list(&shards)
-                ),
-            )),
+            CrossShardKind::Copy => match &req.kind {
+                Kind::Simple => self.copy_across(router, &req.sql, &shards, out).await,
+                Kind::Extended(_) => Err(client_error(
+                    "0A000",
+                    format!(
+                        "pgfleet: COPY across shards (shards {}) runs in the simple protocol only",
+                        list(&shards)
+                    ),
+                )),
+            },
             CrossShardKind::Explain => Err(client_error(
                 "0A000",
                 format!(
@@ -237,7 +248,7 @@ impl Session<'_> {
 
     /// Refuses a write on several shards when the user may not, or when there is no decision
     /// log for its two-phase commit.
-    fn check_cross_shard_write(&self, shards: &[usize]) -> Result<(), ProxyError> {
+    pub(super) fn check_cross_shard_write(&self, shards: &[usize]) -> Result<(), ProxyError> {
         let config = self.rt.config();
         if config
             .users
@@ -293,7 +304,7 @@ impl Session<'_> {
 
     /// Checks out one server per shard, in shard order (so two sessions never wait on each
     /// other's shards), on the primary or, for reads, where the session's consistency allows.
-    async fn legs(
+    pub(super) async fn legs(
         &mut self,
         router: &ShardRouter,
         shards: &[usize],
@@ -416,6 +427,7 @@ impl Session<'_> {
         router: &ShardRouter,
         req: &Request,
         statements: Vec<(usize, ShardStatement)>,
+        replicated: bool,
         out: &mut BytesMut,
     ) -> Result<(), ProxyError> {
         let shards: Vec<usize> = statements.iter().map(|(s, _)| *s).collect();
@@ -424,7 +436,9 @@ impl Session<'_> {
             encode_query(&mut leg.pre, "BEGIN");
             leg.preamble += 1;
         }
-        let answer = self.run_on_legs(req, &statements, &mut legs, out).await;
+        let answer = self
+            .run_on_legs(req, &statements, replicated, &mut legs, out)
+            .await;
         let result = match answer {
             Ok(tag)
                 if legs
@@ -475,6 +489,7 @@ impl Session<'_> {
         &mut self,
         req: &Request,
         statements: &[(usize, ShardStatement)],
+        replicated: bool,
         legs: &mut [Leg],
         out: &mut BytesMut,
     ) -> Result<String, ProxyError> {
@@ -525,7 +540,7 @@ impl Session<'_> {
                         described = true;
                         out.extend_from_slice(frame.raw());
                     }
-                    b::DATA_ROW if leg.error.is_none() => {
+                    b::DATA_ROW if leg.error.is_none() && (!replicated || leg.slot == 0) => {
                         if out.len() + frame.raw().len() > limit {
                             too_big = true;
                         } else {
@@ -556,7 +571,13 @@ impl Session<'_> {
         {
             return Ok(String::new());
         }
-        combine(legs.iter().filter_map(|l| l.tag.as_deref())).ok_or_else(|| {
+        let tags = legs.iter().filter_map(|l| l.tag.as_deref());
+        let tag = if replicated {
+            combine_replicated(tags)
+        } else {
+            combine(tags)
+        };
+        tag.ok_or_else(|| {
             client_error(
                 "XX000",
                 format!(
@@ -572,7 +593,7 @@ impl Session<'_> {
 
     /// Commits the open transaction of every leg: directly on one shard, else with two-phase
     /// commit and the decision log.
-    async fn commit_across(
+    pub(super) async fn commit_across(
         &mut self,
         legs: &mut [Leg],
         shards: &[usize],
@@ -736,7 +757,9 @@ impl Session<'_> {
             let mut legs = self.legs(router, &[shard], false).await?;
             let one = [(shard, st)];
             let mut scratch = BytesMut::new();
-            let r = self.run_on_legs(req, &one, &mut legs, &mut scratch).await;
+            let r = self
+                .run_on_legs(req, &one, false, &mut legs, &mut scratch)
+                .await;
             let error = legs
                 .first()
                 .and_then(|l| l.error.clone().or(l.preamble_error.clone()));
@@ -782,7 +805,7 @@ impl Session<'_> {
 /// Each shard's text (and parameter mapping) for the request.
 fn per_shard_statements(req: &Request, targets: &Targets) -> Vec<(usize, ShardStatement)> {
     match targets {
-        Targets::Same(shards) => shards
+        Targets::Same(shards) | Targets::Replicated(shards) => shards
             .iter()
             .map(|s| {
                 (
@@ -912,7 +935,7 @@ fn server_error(frame: &Frame) -> ProxyError {
 }
 
 /// Rolls back the open transaction of every leg that has one.
-async fn rollback_all(legs: &mut [Leg]) {
+pub(super) async fn rollback_all(legs: &mut [Leg]) {
     for leg in legs.iter_mut().filter(|l| !l.broken) {
         if !leg.ready {
             leg.broken = true;
@@ -924,7 +947,7 @@ async fn rollback_all(legs: &mut [Leg]) {
     }
 }
 
-fn finish_legs(legs: Vec<Leg>) {
+pub(super) fn finish_legs(legs: Vec<Leg>) {
     for leg in legs {
         leg.finish();
     }

@@ -4,6 +4,7 @@
 
 mod checkout;
 mod cleanup;
+mod copy;
 mod fanout;
 mod params;
 mod pump;
@@ -204,6 +205,11 @@ impl<'a> Session<'a> {
                 };
                 if frame.tag() == t::TERMINATE {
                     return Ok(());
+                }
+                // COPY data after a COPY ended (e.g. the rest of a client's rows after an error):
+                // PostgreSQL drops such messages, and so does pgfleet.
+                if matches!(frame.tag(), t::COPY_DATA | t::COPY_DONE | t::COPY_FAIL) {
+                    continue;
                 }
                 if self.orphan_until_sync {
                     if frame.tag() == t::SYNC {

@@ -20,12 +20,14 @@
 //! - `placement`: placement groups (vertical partitioning) and the default route;
 //! - `resolve`: [`ShardPlan::route`] — shard sets, combination, refusals;
 //! - `split`: routing INSERT rows, and the per-shard texts of a split INSERT;
+//! - `copy`: [`copy_spec`], a COPY statement's table, columns and data format options;
 //! - `kind`: [`cross_shard_kind`], how a statement runs on several shards (merge, 2PC, …);
 //! - `array`: text and binary array values for `= ANY(…)`;
 //! - [`params`], [`route`](mod@route), [`error`](mod@error), [`cache`](mod@cache): the API types.
 
 mod array;
 pub mod cache;
+mod copy;
 pub mod error;
 mod insert;
 mod keys;
@@ -41,6 +43,7 @@ mod split;
 mod utility;
 
 pub use cache::{CachedPlan, ShardRouter};
+pub use copy::{copy_spec, CopyFormat, CopySpec};
 pub use error::ShardRouteError;
 pub use kind::{cross_shard_kind, CrossShardKind};
 pub use params::{BindParams, Param, ShardSettings};

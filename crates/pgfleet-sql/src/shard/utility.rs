@@ -40,12 +40,7 @@ pub(crate) fn copy(
         return Ok(Stmt::Fixed(default_route(db)));
     };
     Ok(Stmt::Fixed(match db.table_location(&rel.relname) {
-        TableLocation::Sharded(t) if c.is_from => {
-            return Err(ShardRouteError::Unsupported {
-                what: "COPY FROM (splitting rows by shard is not built yet)".to_string(),
-                tables: format!("sharded table `{}`", t.name()),
-            })
-        }
+        // Rows are split by their key as they stream (the proxy's COPY path).
         TableLocation::Sharded(_) => ShardRoute::All,
         TableLocation::Reference if c.is_from => ShardRoute::Reference(ReferenceAccess::Write),
         TableLocation::Reference => ShardRoute::Reference(ReferenceAccess::Read),
