@@ -872,3 +872,85 @@ password = "app"
     assert_eq!(total, 1_000_000);
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_shards_and_the_merge() {
+    let s = shards();
+    let proxy = TestProxy::start(&config(&s, "127.0.0.1:0")).await;
+    let c = proxy.connect().await;
+    load(&c).await;
+    let plan = |rows: Vec<SimpleQueryMessage>| -> String {
+        texts(&rows)
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let text = plan(
+        c.simple_query("EXPLAIN SELECT id FROM items ORDER BY id DESC LIMIT 5 OFFSET 2")
+            .await
+            .unwrap(),
+    );
+    assert!(
+        text.contains("cross-shard SELECT on shards 0, 1, 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("LIMIT 7"),
+        "the shards' pushed-down limit: {text}"
+    );
+    assert!(text.contains("k-way merge"), "{text}");
+    assert!(text.contains("LIMIT 5 OFFSET 2 applied once"), "{text}");
+    for shard in 0..3 {
+        assert!(
+            text.contains(&format!("Shard {shard} (cluster shard{shard}")),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("  Limit") || text.contains("  ->"),
+        "each shard's own plan: {text}"
+    );
+    // Extended protocol with a parameter, aggregates.
+    let rows = c
+        .query(
+            "EXPLAIN SELECT v, count(*) FROM items WHERE n > $1 GROUP BY v HAVING count(*) > 1",
+            &[&2i32],
+        )
+        .await
+        .unwrap();
+    let text: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let text = text.join("\n");
+    assert!(
+        text.contains("partial aggregates combined") && text.contains("HAVING"),
+        "{text}"
+    );
+    // ANALYZE runs the statement on every shard; of a write it is refused.
+    let text = plan(
+        c.simple_query("EXPLAIN (ANALYZE, COSTS off) SELECT count(*) FROM items")
+            .await
+            .unwrap(),
+    );
+    assert!(text.contains("actual"), "{text}");
+    let e = c
+        .simple_query("EXPLAIN ANALYZE UPDATE items SET v = 'x'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000");
+    let text = plan(
+        c.simple_query("EXPLAIN UPDATE items SET v = 'x'")
+            .await
+            .unwrap(),
+    );
+    assert!(
+        text.contains("two-phase commit") && text.contains("Update on items"),
+        "{text}"
+    );
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM items WHERE v = 'x'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "EXPLAIN without ANALYZE changed nothing");
+    proxy.stop().await;
+}

@@ -2,6 +2,7 @@
 //! transaction block. Module map:
 //! - [`request`]: a client request read as one statement (simple or extended protocol);
 //! - [`copy_rows`]: splitting COPY FROM STDIN rows by shard as they stream;
+//! - [`explain`]: what EXPLAIN shows above the shards' plans;
 //! - [`legs`]: the shards' server connections of one request;
 //! - [`read`]: the merged SELECT loop (reads only the shards the merge wants rows from);
 //! - [`tags`]: combined CommandComplete tags;
@@ -11,6 +12,7 @@
 //! The session drives these in `session/fanout.rs`.
 
 pub mod copy_rows;
+pub mod explain;
 pub mod legs;
 pub mod read;
 pub mod recover;

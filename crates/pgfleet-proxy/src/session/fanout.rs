@@ -228,14 +228,16 @@ impl Session<'_> {
                     ),
                 )),
             },
-            CrossShardKind::Explain => Err(client_error(
-                "0A000",
-                format!(
-                    "pgfleet: EXPLAIN of a statement that needs shards {} is not supported yet; \
-                     explain it on one shard with /* pgfleet: shard=N */",
-                    list(&shards)
-                ),
-            )),
+            CrossShardKind::Explain => {
+                let split: Option<Vec<(usize, String)>> = match &targets {
+                    Targets::Split(s) => {
+                        Some(s.parts.iter().map(|p| (p.shard, p.sql.clone())).collect())
+                    }
+                    _ => None,
+                };
+                self.explain_across(router, req, &shards, split.as_deref(), out)
+                    .await
+            }
             CrossShardKind::Unsupported(what) => Err(client_error(
                 "0A000",
                 format!(

@@ -5,6 +5,7 @@
 mod checkout;
 mod cleanup;
 mod copy;
+mod explain;
 mod fanout;
 mod params;
 mod pump;

@@ -21,6 +21,7 @@
 //! - `resolve`: [`ShardPlan::route`] — shard sets, combination, refusals;
 //! - `split`: routing INSERT rows, and the per-shard texts of a split INSERT;
 //! - `copy`: [`copy_spec`], a COPY statement's table, columns and data format options;
+//! - `explain`: [`explain_parts`], an EXPLAIN's options and statement, re-wrapped per shard;
 //! - `kind`: [`cross_shard_kind`], how a statement runs on several shards (merge, 2PC, …);
 //! - `array`: text and binary array values for `= ANY(…)`;
 //! - [`params`], [`route`](mod@route), [`error`](mod@error), [`cache`](mod@cache): the API types.
@@ -29,6 +30,7 @@ mod array;
 pub mod cache;
 mod copy;
 pub mod error;
+mod explain;
 mod insert;
 mod keys;
 mod kind;
@@ -45,6 +47,7 @@ mod utility;
 pub use cache::{CachedPlan, ShardRouter};
 pub use copy::{copy_spec, CopyFormat, CopySpec};
 pub use error::ShardRouteError;
+pub use explain::{explain_parts, Explain};
 pub use kind::{cross_shard_kind, CrossShardKind};
 pub use params::{BindParams, Param, ShardSettings};
 pub use plan::{plan, ShardPlan};
