@@ -22,6 +22,8 @@ pub enum ShowTarget {
     Version,
     /// `SHOW TRANSACTIONS`: two-phase (cross-shard) transactions in flight or in doubt.
     Transactions,
+    /// `SHOW TENANTS`: per-tenant counters (bounded to the tenants seen most recently).
+    Tenants,
     /// `SHOW HELP`: the command list.
     Help,
 }
@@ -42,7 +44,7 @@ pub enum Command {
 }
 
 /// Every command with a one-line description, in the order SHOW HELP lists them.
-pub const HELP: [(&str, &str); 13] = [
+pub const HELP: [(&str, &str); 14] = [
     (
         "SHOW POOLS",
         "one row per (user, database) pool: sizes, connections, waits, counters",
@@ -63,6 +65,10 @@ pub const HELP: [(&str, &str); 13] = [
         "SHOW TRANSACTIONS",
         "cross-shard two-phase transactions in flight or in doubt",
     ),
+    (
+        "SHOW TENANTS",
+        "per-tenant transactions, statements, errors and server time",
+    ),
     ("SHOW HELP", "this list"),
     (
         "RELOAD",
@@ -78,7 +84,7 @@ pub const HELP: [(&str, &str); 13] = [
 
 /// The command list as it appears in the unknown-command error.
 pub const COMMAND_LIST: &str = "SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, \
-SHOW REPLICATION, SHOW CONFIG, SHOW VERSION, SHOW TRANSACTIONS, RELOAD, PAUSE, RESUME, SHUTDOWN";
+SHOW REPLICATION, SHOW CONFIG, SHOW VERSION, SHOW TRANSACTIONS, SHOW TENANTS, RELOAD, PAUSE, RESUME, SHUTDOWN";
 
 impl Command {
     /// Parses one statement: case-insensitive, any whitespace between words.
@@ -99,6 +105,7 @@ impl Command {
                 "version" => ShowTarget::Version,
                 "help" => ShowTarget::Help,
                 "transactions" => ShowTarget::Transactions,
+                "tenants" => ShowTarget::Tenants,
                 _ => return Err(unknown(text)),
             }),
             ["reload"] => Command::Reload,

@@ -12,6 +12,7 @@
 //! - [`control`]: RELOAD, PAUSE, RESUME, SHUTDOWN on the runtime;
 //! - [`metrics`]: the same counters, pools and replication views as Prometheus text (pure);
 //! - [`http`]: the HTTP endpoint serving them (`proxy.metrics_listen`, `GET /metrics`);
+//! - [`tenants`]: SHOW TENANTS from the proxy's per-tenant counters;
 //! - [`text`]: timestamp and duration rendering;
 //! - [`error`]: the [`AdminError`] and the SQLSTATE each case answers with.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod http;
 pub mod metrics;
 pub mod show;
 pub mod snapshot;
+pub mod tenants;
 pub mod text;
 
 use std::sync::Arc;
@@ -103,6 +105,7 @@ fn show_target(rt: &Runtime, target: ShowTarget) -> ConsoleReply {
         ShowTarget::Version => show::version(),
         ShowTarget::Help => show::help(),
         ShowTarget::Transactions => show::transactions(&rt.twophase.list()),
+        ShowTarget::Tenants => tenants::tenants(rt),
     }
 }
 

@@ -83,7 +83,7 @@ pub fn table(columns: &[&str], rows: Vec<Vec<Option<String>>>) -> ConsoleReply {
     }
 }
 
-fn text(v: impl ToString) -> Option<String> {
+pub(crate) fn text(v: impl ToString) -> Option<String> {
     Some(v.to_string())
 }
 

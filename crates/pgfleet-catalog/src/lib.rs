@@ -8,17 +8,19 @@
 //! - [`shard_map`]: [`ShardMap`] / [`ShardFunction`] — hash, range, list;
 //! - [`hash`]: PostgreSQL's hash-partitioning hash functions, bit for bit;
 //! - [`key`]: shard key values from wire bytes (text or binary format), [`parse_key`];
+//! - [`ids`]: the layout of `pgfleet.id()` (globally unique 64-bit ids) and its SQL per shard;
 //! - `error`: [`CatalogError`].
 //!
 //! Key types and values ([`ShardKeyType`], [`ShardKeyValue`], text parsing) are defined in
 //! `pgfleet-config`, which needs them to validate range bounds and list values, and re-exported
 //! here.
 //!
-//! Not built yet (issue 4, later slices): extracting keys from SQL, routing, fan-out and merge.
+//! Routing by SQL is `pgfleet-sql`'s (`shard`), merging `pgfleet-merge`'s, execution the proxy's.
 #![warn(missing_docs)]
 
 mod error;
 pub mod hash;
+pub mod ids;
 pub mod key;
 pub mod shard_map;
 pub mod topology;

@@ -5,8 +5,10 @@
 //! - `sandbox`: real local PostgreSQL clusters plus the proxy, in one command.
 //! - `migrate`: versioned schema migrations across every shard and tenant (docs/migrate.md).
 //! - `tenant`: provisioning tenants and row-level-security policies (docs/tenancy.md).
+//! - `ids`: installing `pgfleet.id()`, globally unique ids, on every shard (docs/sharding.md).
 
 mod check_config;
+mod ids;
 mod migrate;
 mod sandbox;
 mod serve;
@@ -34,6 +36,8 @@ enum Command {
     Migrate(Box<migrate::Args>),
     /// Tenant provisioning: create, list, show, suspend, resume, drop; row-level security policies.
     Tenant(tenant::Args),
+    /// Globally unique ids for sharded tables: install pgfleet.id() on every shard.
+    Ids(ids::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Sandbox(args) => sandbox::exec(args),
         Command::Migrate(args) => migrate::exec(*args),
         Command::Tenant(args) => tenant::exec(args),
+        Command::Ids(args) => ids::exec(args),
     };
     match result {
         Ok(code) => code,

@@ -954,3 +954,165 @@ async fn explain_shows_the_shards_and_the_merge() {
     assert_eq!(n, 0, "EXPLAIN without ANALYZE changed nothing");
     proxy.stop().await;
 }
+
+/// The shard PostgreSQL's hash partitioning (modulus 3) puts `id` in.
+fn shard_of(s: &Shards, id: i64) -> usize {
+    s.shards[0]
+        .psql_db(
+            "app",
+            &format!(
+                "SELECT r FROM generate_series(0, 2) r \
+                 WHERE satisfies_hash_partition('hp'::regclass, 3, r, {id}::bigint)"
+            ),
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Keys on two different shards, starting the search at `from`.
+fn two_shards(s: &Shards, from: i64) -> (i64, i64) {
+    let a = from;
+    let sa = shard_of(s, a);
+    let b = (a + 1..).find(|k| shard_of(s, *k) != sa).unwrap();
+    (a, b)
+}
+
+fn rows_on_shards(s: &Shards, filter: &str) -> i64 {
+    s.shards
+        .iter()
+        .map(|c| {
+            c.psql_db("app", &format!("SELECT count(*) FROM items WHERE {filter}"))
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_span_shards_and_commit_with_two_phase_commit() {
+    let s = shards();
+    let proxy = TestProxy::start(&config(&s, "127.0.0.1:0")).await;
+    let mut c = proxy.connect().await;
+    let (a, b) = two_shards(&s, 7001);
+
+    // Simple protocol: BEGIN, a write on each shard, back to the first, COMMIT.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({a}, 'a')"))
+        .await
+        .unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({b}, 'b')"))
+        .await
+        .unwrap();
+    c.batch_execute(&format!("UPDATE items SET v = 'a2' WHERE id = {a}"))
+        .await
+        .unwrap();
+    // Inside the transaction each shard sees its own uncommitted rows; outside, nothing yet.
+    assert_eq!(rows_on_shards(&s, "id > 7000"), 0);
+    let rows = c.simple_query("COMMIT").await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))),
+        "{rows:?}"
+    );
+    assert_eq!(rows_on_shards(&s, "id > 7000"), 2);
+    assert_eq!(
+        rows_on_shards(&s, &format!("id = {a} AND v = 'a2'")),
+        1,
+        "both statements on the first shard committed"
+    );
+    assert_eq!(prepared_xacts(&s), 0);
+
+    // ROLLBACK undoes every shard.
+    let (c1, c2) = two_shards(&s, 7101);
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({c1}, 'x')"))
+        .await
+        .unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({c2}, 'x')"))
+        .await
+        .unwrap();
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(rows_on_shards(&s, "id > 7100"), 0);
+
+    // An error on one shard fails the whole transaction: COMMIT answers ROLLBACK.
+    let (d1, _) = two_shards(&s, 7201);
+    let dup = (7001..7201)
+        .find(|k| shard_of(&s, *k) != shard_of(&s, d1) && (*k == a || *k == b))
+        .unwrap();
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({d1}, 'x')"))
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute(&format!("INSERT INTO items(id, v) VALUES ({dup}, 'dup')"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23505");
+    let e = c.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02");
+    let rows = c.simple_query("COMMIT").await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))),
+        "{rows:?}"
+    );
+    assert_eq!(rows_on_shards(&s, "id > 7200"), 0);
+
+    // Extended protocol through tokio-postgres' transaction API, parameters routed at Bind.
+    let (e1, e2) = two_shards(&s, 7301);
+    let tx = c.transaction().await.unwrap();
+    let insert = tx
+        .prepare("INSERT INTO items(id, v) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    tx.execute(&insert, &[&e1, &"e1"]).await.unwrap();
+    tx.execute(&insert, &[&e2, &"e2"]).await.unwrap();
+    let v: String = tx
+        .query_one("SELECT v FROM items WHERE id = $1", &[&e1])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "e1");
+    tx.commit().await.unwrap();
+    assert_eq!(rows_on_shards(&s, "id > 7300"), 2);
+
+    // Savepoints do not span shards.
+    let (f1, f2) = two_shards(&s, 7401);
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({f1}, 'f')"))
+        .await
+        .unwrap();
+    c.batch_execute("SAVEPOINT sp").await.unwrap();
+    let e = c
+        .batch_execute(&format!("INSERT INTO items(id, v) VALUES ({f2}, 'f')"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(rows_on_shards(&s, "id > 7400"), 0);
+
+    // A client that leaves in the middle: every shard rolls back, nothing stays prepared.
+    let (g1, g2) = two_shards(&s, 7501);
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({g1}, 'g')"))
+        .await
+        .unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({g2}, 'g')"))
+        .await
+        .unwrap();
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rows_on_shards(&s, "id > 7500"), 0);
+    assert_eq!(prepared_xacts(&s), 0);
+    let c = proxy.connect().await;
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM items WHERE id > 7000", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 4);
+    proxy.stop().await;
+}

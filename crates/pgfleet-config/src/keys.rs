@@ -109,6 +109,8 @@ pub const KEYS: &[KeyDoc] = &[
     key("databases.<name>.tenancy.database_template", "string", "\"tenant_{tenant}\"", "database model: the tenant's database name"),
     key("databases.<name>.tenancy.tenant_switch", "string", "\"allow\"", "\"allow\" or \"deny\": whether a session may change its tenant"),
     key("databases.<name>.tenancy.admin_roles", "array", "[]", "users allowed statements across tenants"),
+    key("databases.<name>.tenancy.max_server_connections", "integer", "0", "most server connections one tenant's sessions hold at once (0 = no cap)"),
+    key("databases.<name>.tenancy.statement_timeout", "duration", "none", "statement_timeout forced on every transaction of a tenant session"),
     key("users.<name>", "table", "none", "a user clients log in as, by this name"),
     key("users.<name>.password", "string", "none", "plain text, a SCRAM verifier \"SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>\", or \"md5\" + 32 hex digits; required unless auth_method = \"trust\""),
     key("users.<name>.auth_method", "string", "\"scram-sha-256\"", "\"scram-sha-256\", \"md5\" (needs a plain or md5 password) or \"trust\""),

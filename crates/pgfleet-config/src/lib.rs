@@ -63,5 +63,5 @@ pub use sharding::{
 pub use table_pattern::TablePattern;
 pub use tenancy::{
     check_tenant_name, MetadataConfig, TenancyConfig, TenantModel, TenantSource, TenantSwitch,
-    TENANT_NAME_MAX,
+    TENANT_NAME_MAX, TENANT_PLACEHOLDER,
 };

@@ -195,6 +195,12 @@ pub struct TenancyConfig {
     pub tenant_switch: TenantSwitch,
     /// Users (keys of `Config::users`) allowed statements across tenants.
     pub admin_roles: Vec<String>,
+    /// Most server connections one tenant's sessions hold at once per database (per pgfleet
+    /// instance); 0 = no cap (default).
+    pub max_server_connections: usize,
+    /// `statement_timeout` forced on every transaction of a tenant session; `None` = the
+    /// session's own (default).
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 impl TenancyConfig {
@@ -225,6 +231,8 @@ impl TenancyConfig {
             database_template: Self::DEFAULT_TEMPLATE.to_string(),
             tenant_switch: TenantSwitch::default(),
             admin_roles: Vec::new(),
+            max_server_connections: 0,
+            statement_timeout: None,
         }
     }
 
@@ -263,6 +271,8 @@ pub(crate) struct RawTenancy {
     pub database_template: Leaf,
     pub tenant_switch: Leaf,
     pub admin_roles: Leaf,
+    pub max_server_connections: Leaf,
+    pub statement_timeout: Leaf,
 }
 
 /// `[metadata]`: the cluster must be defined; the database and user names must not be empty.
@@ -414,6 +424,19 @@ pub(crate) fn build_tenancy(r: &mut Reader, prefix: &str, raw: &RawTenancy) -> T
     }
     if let Some(items) = r.string_list(&p("admin_roles"), &raw.admin_roles) {
         t.admin_roles = items.into_iter().map(|(_, name)| name).collect();
+    }
+    if let Some(n) = r.usize(&p("max_server_connections"), &raw.max_server_connections, 0) {
+        t.max_server_connections = n;
+    }
+    if let Some(d) = r.duration(&p("statement_timeout"), &raw.statement_timeout) {
+        if d.is_zero() {
+            r.report(
+                p("statement_timeout"),
+                "must be more than 0s; leave the key out for no per-tenant timeout",
+            );
+        } else {
+            t.statement_timeout = Some(d);
+        }
     }
     // Keys of another model are mistakes (a model changed half-way, a copy-paste): say so.
     let foreign: &[(&str, &Leaf, TenantModel)] = &[

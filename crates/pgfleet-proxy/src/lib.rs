@@ -12,6 +12,8 @@
 //! - [`fanout`]: statements that need several shards: merged SELECTs, writes in two-phase
 //!   commit, recovery of in-doubt transactions (the session drives it in `session/fanout.rs`).
 //! - [`runtime`]: explicit shared state ([`Runtime`]); [`clients`], [`stats`]: what the admin console shows.
+//! - [`tenancy`]: tenant identification, the tenant directory cache, tenant contexts and the
+//!   statement guard (the session carries them out in `session/tenant.rs`).
 //! - [`console`]: the admin database's query loop, answered by a [`console::Console`].
 
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@ pub mod server;
 pub mod session;
 pub mod sharding;
 pub mod stats;
+pub mod tenancy;
 
 pub use error::{ProxyError, Side};
 pub use listen::Proxy;

@@ -42,6 +42,8 @@ pub struct Runtime {
     pub(crate) console: Option<Arc<dyn Console>>,
     /// Two-phase commit coordinator of cross-shard writes (names, decision log, SHOW TRANSACTIONS).
     pub twophase: TwoPhase,
+    /// Multi-tenancy: the tenant directory cache, statement guards, per-tenant caps and counters.
+    pub tenancy: crate::tenancy::Tenancy,
 }
 
 impl Runtime {
@@ -71,6 +73,7 @@ impl Runtime {
             paused_now: AtomicBool::new(false),
             shutting_down_now: AtomicBool::new(false),
             twophase: TwoPhase::new(node_id),
+            tenancy: crate::tenancy::Tenancy::default(),
             console,
         })
     }

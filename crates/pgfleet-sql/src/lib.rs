@@ -19,6 +19,8 @@
 //! - [`hint`]: `/* pgfleet: role=… consistency=… shard=… */` comment hints ([`Hints`]).
 //! - [`shard`]: routing by shard key in sharded databases ([`shard::ShardRouter`],
 //!   [`shard::shard_route`] → [`shard::ShardRoute`]).
+//! - [`tenant_guard`]: what a text could do to a tenant context ([`tenant_guard::TenantFacts`]) and
+//!   whether a tenant session may run it ([`tenant_guard::TenantRules`]), cached by text.
 //! - [`merge_plan`]: cross-shard SELECT planning ([`merge_plan::plan_select`] → per-shard SQL +
 //!   [`merge_plan::MergePlan`]).
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod merge_plan;
 pub mod prefilter;
 mod read_walk;
 pub mod shard;
+pub mod tenant_guard;
 mod walk;
 
 pub use analyze::analyze_uncached;

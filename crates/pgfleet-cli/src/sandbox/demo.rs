@@ -8,14 +8,16 @@
 
 use std::fmt::Write as _;
 
+use pgfleet_catalog::ids::{id_function_sql, Generator};
 use pgfleet_catalog::{CatalogError, DatabaseTopology, ShardKeyValue};
 
 /// The demo tables, as created on every shard (the sharded ones are named in the generated
-/// config, `super::config_file`).
+/// config, `super::config_file`). New orders get their id from the shard's `pgfleet.id()`
+/// (installed just before, [`id_function_sql`]): unique across shards.
 const SCHEMA: &str = "\
 CREATE TABLE customers (id bigint PRIMARY KEY, name text, country text);
-CREATE TABLE orders (id bigint, customer_id bigint, amount numeric(12,2), created_at timestamptz, \
-PRIMARY KEY (customer_id, id));
+CREATE TABLE orders (id bigint DEFAULT pgfleet.id(), customer_id bigint, amount numeric(12,2), \
+created_at timestamptz, PRIMARY KEY (customer_id, id));
 CREATE TABLE countries (code text PRIMARY KEY, name text);
 ";
 
@@ -162,9 +164,14 @@ pub(super) fn shard_sql(topology: &DatabaseTopology) -> Result<Vec<String>, Cata
     Ok(per_shard_customers
         .iter()
         .zip(&per_shard_orders)
-        .map(|(customers, orders)| {
+        .enumerate()
+        .map(|(shard, (customers, orders))| {
             // The tables belong to `app`, as if the application had created them.
             let mut sql = String::from("SET client_encoding = 'UTF8';\nSET ROLE app;\n");
+            // At most 32 shards: always a generator number.
+            if let Some(generator) = Generator::new(shard) {
+                sql.push_str(&id_function_sql(generator));
+            }
             sql.push_str(SCHEMA);
             let _ = writeln!(
                 sql,
@@ -260,6 +267,19 @@ mod tests {
             .map(|l| l.matches("), (").count() + 1)
             .sum();
         assert_eq!(order_rows, ORDERS as usize);
+    }
+
+    #[test]
+    fn every_shard_gets_pgfleet_id_with_its_shard_number() {
+        let sql = shard_sql(&topology(3)).unwrap();
+        for (i, text) in sql.iter().enumerate() {
+            let install = text
+                .find("CREATE OR REPLACE FUNCTION pgfleet.id()")
+                .unwrap();
+            assert!(install < text.find("CREATE TABLE orders").unwrap());
+            assert!(text.contains(&format!("this shard is generator {i}.")));
+        }
+        assert!(sql[0].contains("id bigint DEFAULT pgfleet.id()"));
     }
 
     #[test]

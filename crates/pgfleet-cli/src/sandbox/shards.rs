@@ -57,8 +57,8 @@ pub(super) fn check_shard_count(dir: &Path, shards: Option<u16>) -> anyhow::Resu
 
 /// Creates the demo tables with their rows on every shard primary (`(name, dir, port)`, in shard
 /// order) that has none of them yet: on the first run, or after a run that stopped before a
-/// shard was filled (each shard is filled in one transaction). Tables that exist are left
-/// alone, whatever they hold.
+/// shard was filled (each shard is filled in one transaction, which also installs the shard's
+/// `pgfleet.id()`). Tables that exist are left alone, whatever they hold.
 pub(super) fn load_demo(
     env: &PgEnv,
     config: &Config,

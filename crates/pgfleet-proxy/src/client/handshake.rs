@@ -57,6 +57,9 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
         Ok(Ok(Some(pools))) => {
             let user = param(&params, "user").unwrap_or_default();
             let database = param(&params, "database").unwrap_or(user);
+            // `app.acme` on a database that names tenants by user name: user `app`, tenant `acme`.
+            let (user, user_tenant) =
+                crate::tenancy::identify::split_user(&rt.config(), user, database);
             let app = param(&params, "application_name").unwrap_or_default();
             let registered = rt.clients.register(peer, user, database, app);
             Stats::add(&rt.stats().clients_total, 1);
@@ -76,6 +79,7 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
             }
             let mut session =
                 Session::new(&rt, client, registered.info.clone(), pools, session_params);
+            session.set_user_tenant(user_tenant.map(str::to_owned));
             session.run().await;
         }
         Ok(Ok(None)) => {}
@@ -172,8 +176,11 @@ async fn login(
         });
     }
     let database = param(params, "database").unwrap_or(user);
-    let user_config = config.users.get(user);
+    // md5 hashes the name the client sent (`app.acme`); the credentials are `app`'s.
+    let (base_user, _) = crate::tenancy::identify::split_user(&config, user, database);
+    let user_config = config.users.get(base_user);
     authenticate(client, &rt.verifiers, user, user_config).await?;
+    let user = base_user;
     if database == ADMIN_DATABASE {
         if !user_config.is_some_and(|u| u.admin) {
             return Err(ProxyError::Client {

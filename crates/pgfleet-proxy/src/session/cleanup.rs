@@ -21,6 +21,8 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 impl Session<'_> {
     /// The client is gone: leave its server clean for the next client, or close it.
     pub(super) async fn finish_server(&mut self) {
+        // Other shards of a transaction the client left: closing them rolls them back.
+        self.discard_parked();
         let Some(mut guard) = self.server.take() else {
             return;
         };

@@ -7,12 +7,14 @@ mod cleanup;
 mod copy;
 mod explain;
 mod fanout;
+mod multishard;
 mod params;
 mod pump;
 mod quorum;
 mod replay;
 mod routing;
 mod shards;
+mod tenant;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +60,11 @@ enum PumpEnd {
     ClientGone,
     /// The replica serving a read failed before anything reached the client: send it again.
     ReplayRead,
+    /// A transaction's next statement (in `first`) needs another shard: continue the
+    /// transaction there too.
+    SwitchShard,
+    /// The client ends a transaction that spans shards (its COMMIT/ROLLBACK is in `first`).
+    EndTransaction,
 }
 
 /// A client session.
@@ -107,6 +114,8 @@ pub(crate) struct Session<'a> {
     /// Sharded or placed database: where requests go, the deferred BEGIN. `None` for a database
     /// on one cluster, whose requests never look at tables.
     shard: Option<Box<shards::ShardSession>>,
+    /// Database with tenancy: the session's tenant, its context and limits.
+    tenant: Option<Box<tenant::TenantSession>>,
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
@@ -137,9 +146,11 @@ impl<'a> Session<'a> {
         let shard = rt
             .shard_router(&pools.key.1)
             .map(|_| Box::new(shards::ShardSession::new(pools.clone())));
+        let tenant = tenant::TenantSession::new(rt, &info.user, &pools.key.1, &params);
         Session {
             rt,
             shard,
+            tenant,
             client,
             info,
             entry: pools.endpoint(pools.configured_primary).clone(),
@@ -219,6 +230,11 @@ impl<'a> Session<'a> {
                     }
                     continue;
                 }
+                if let Err(e) = self.tenant_request(&frame).await {
+                    self.local_transaction_failed();
+                    self.fail_request(&frame, &e).await?;
+                    continue;
+                }
                 if frame.tag() == t::PARSE && self.answer_prepare_locally(&frame).await? {
                     continue;
                 }
@@ -228,7 +244,12 @@ impl<'a> Session<'a> {
                 if self.shard.is_some() && self.run_across_shards(&frame).await? {
                     continue;
                 }
-                if let Err(e) = self.route_and_acquire(&frame).await {
+                let acquired = match self.tenant_reserve().await {
+                    Ok(()) => self.route_and_acquire(&frame).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = acquired {
+                    self.tenant_released();
                     self.local_transaction_failed();
                     self.fail_request(&frame, &e).await?;
                     continue;
@@ -244,7 +265,10 @@ impl<'a> Session<'a> {
                 PumpEnd::Release => {
                     self.release();
                     self.restore_local_status();
+                    self.shard_transaction_over();
                 }
+                PumpEnd::SwitchShard => self.switch_shard().await?,
+                PumpEnd::EndTransaction => self.end_multi_shard().await?,
                 PumpEnd::ServerLost => self.drop_broken_server(),
                 PumpEnd::ServerLostBeforeSync => {
                     self.drop_broken_server();
@@ -422,6 +446,7 @@ impl<'a> Session<'a> {
             if parse.name.is_empty()
                 || self.statements.contains_key(parse.name)
                 || self.rt.analyzer.analyze(parse.query).changes_session()
+                || !self.tenant_allows(f)
             {
                 return Ok(false);
             }
@@ -472,6 +497,9 @@ impl<'a> Session<'a> {
 
     /// Closes a server connection that broke.
     fn drop_broken_server(&mut self) {
+        // The other shards of its transaction cannot commit without it.
+        self.discard_parked();
+        self.tenant_released();
         if let Some(guard) = self.server.take() {
             guard.discard();
         }
@@ -481,6 +509,7 @@ impl<'a> Session<'a> {
 
     /// Returns the server to the pool.
     fn release(&mut self) {
+        self.tenant_released();
         if let Some(guard) = self.server.take() {
             guard.info.set_idle();
             drop(guard);

@@ -50,6 +50,7 @@ impl Session<'_> {
             shard,
             follow_commits,
             default_consistency,
+            tenant,
             ..
         } = self;
         let Some(guard) = server.as_mut() else {
@@ -85,6 +86,9 @@ impl Session<'_> {
         loop {
             // 1. Client messages the server may take now.
             let mut gone = false;
+            // A message waits for the server's answers before the session moves to another
+            // shard or ends a transaction on several: stop taking client messages until then.
+            let mut hold = false;
             let transaction_over = |x: &crate::execute::exchange::Exchange,
                                     tx: TxStatus,
                                     pinned: bool,
@@ -102,6 +106,9 @@ impl Session<'_> {
                 && pinned.is_none()
                 && *tx == TxStatus::Idle
                 && x.no_client_request_open();
+            // A tenant session that keeps its server enters its tenant again at the next request:
+            // only once the settings the last one changed have been read back.
+            let boundary = boundary || tenant_wait(tenant.is_some(), sent_request, *tx, x, effects);
             while x.accepts_client_messages() && !boundary {
                 let frame = match first.take() {
                     Some(f) => f,
@@ -110,6 +117,32 @@ impl Session<'_> {
                         None => break,
                     },
                 };
+                // Tenant sessions: every statement passes the guard; a session that keeps its
+                // server enters its tenant again at each transaction (a SET pgfleet.tenant, a
+                // suspension, RESET ALL undoing the context).
+                if let Some(ts) = tenant.as_deref_mut() {
+                    let opens = sent_request && *tx == TxStatus::Idle && x.no_client_request_open();
+                    let mut checked = Ok(false);
+                    if opens {
+                        checked = ts.enter(rt, params, statements, unnamed).await;
+                        if matches!(checked, Ok(true)) && synced {
+                            super::tenant::resync(params, server, x, to_server);
+                        }
+                    }
+                    if checked.is_ok() && !x.skip_until_sync && *tx != TxStatus::Failed {
+                        checked = ts.check(&frame, true).map(|()| false);
+                    }
+                    if let Err(e) = checked {
+                        tracing::debug!(client = info.id, error = %e, "statement refused for the tenant");
+                        refuse(&e, &frame, server, x, to_server);
+                        if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
+                            sent_request = true;
+                            Stats::add(&rt.stats().requests, 1);
+                            Stats::add(&info.requests, 1);
+                        }
+                        continue;
+                    }
+                }
                 if !synced {
                     synced = true;
                     if let Some((sql, after)) =
@@ -125,7 +158,30 @@ impl Session<'_> {
                         sh.open_on(server, x, to_server);
                     }
                 }
-                if let (Some(sh), Some(router)) = (shard.as_deref(), router.as_deref()) {
+                if let (Some(sh), Some(router)) = (shard.as_deref_mut(), router.as_deref()) {
+                    // A switch to another shard that failed: its statement fails here.
+                    if let Some(e) = sh.pending_refusal.take() {
+                        refuse(&e, &frame, server, x, to_server);
+                        if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
+                            sent_request = true;
+                        }
+                        continue;
+                    }
+                    // A transaction on several shards ends with pgfleet's two-phase commit.
+                    if sh.spans()
+                        && *tx != TxStatus::Idle
+                        && x.no_client_request_open()
+                        && super::multishard::ends_transaction(rt, &frame, statements, unnamed)?
+                    {
+                        *first = Some(frame);
+                        if x.is_idle() && to_server.is_empty() {
+                            // Answers already in hand go to the client first.
+                            flush_client(client, to_client).await?;
+                            return Ok(PumpEnd::EndTransaction);
+                        }
+                        hold = true;
+                        break;
+                    }
                     // In a failed transaction the server itself refuses all but ROLLBACK.
                     if !x.skip_until_sync && *tx != TxStatus::Failed {
                         let holder = if *tx != TxStatus::Idle {
@@ -137,7 +193,30 @@ impl Session<'_> {
                         };
                         let refused =
                             sh.check(router, &frame, statements, unnamed, params, holder)?;
-                        if let Some(e) = refused {
+                        // A statement for another shard at the start of a request inside a
+                        // transaction: the transaction continues there too.
+                        if let Some(super::shards::Refusal {
+                            wanted: Some(crate::sharding::Place::Shard(_)),
+                            ..
+                        }) = &refused
+                        {
+                            if holder == Holder::Transaction
+                                && *tx == TxStatus::InTransaction
+                                && !session_mode
+                                && pinned.is_none()
+                                && !sh.savepoints
+                                && x.no_client_request_open()
+                            {
+                                *first = Some(frame);
+                                if x.is_idle() && to_server.is_empty() {
+                                    flush_client(client, to_client).await?;
+                                    return Ok(PumpEnd::SwitchShard);
+                                }
+                                hold = true;
+                                break;
+                            }
+                        }
+                        if let Some(super::shards::Refusal { error: e, .. }) = refused {
                             tracing::debug!(client = info.id, error = %e, "statement refused");
                             refuse(&e, &frame, server, x, to_server);
                             if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
@@ -263,8 +342,13 @@ impl Session<'_> {
                 && !session_mode
                 && pinned.is_none()
                 && *tx == TxStatus::Idle
-                && x.no_client_request_open();
-            if client.next_frame_ready() && x.accepts_client_messages() && !at_boundary {
+                && x.no_client_request_open()
+                || tenant_wait(tenant.is_some(), sent_request, *tx, x, effects);
+            if client.next_frame_ready() && x.accepts_client_messages() && !at_boundary && !hold {
+                continue;
+            }
+            // The held message waited only for pgfleet's own answers (drained above): go on.
+            if hold && first.is_some() && x.is_idle() {
                 continue;
             }
             // 3. Wait for either side.
@@ -368,10 +452,36 @@ impl Session<'_> {
     }
 }
 
+/// Writes what is waiting for the client (before the session leaves the pump mid-loop).
+async fn flush_client(client: &mut ClientConn, to_client: &mut BytesMut) -> Result<(), ProxyError> {
+    if !to_client.is_empty() {
+        client.write_all(to_client).await?;
+        to_client.clear();
+    }
+    Ok(())
+}
+
 /// Whether the read in flight can still be sent to another server: nothing of it reached the
 /// client and no transaction has started.
 fn replayable(replay: &Option<ReadReplay>, client: &ClientConn, tx: TxStatus) -> bool {
     tx == TxStatus::Idle && replay.as_ref().is_some_and(|r| r.applies(client))
+}
+
+/// Whether a tenant session must wait for pgfleet's own follow-up work (settings read-back)
+/// before it takes the next request: entering its tenant again needs the settings that request's
+/// predecessor changed (`SET pgfleet.tenant`).
+fn tenant_wait(
+    tenant: bool,
+    sent_request: bool,
+    tx: TxStatus,
+    x: &crate::execute::exchange::Exchange,
+    effects: &PendingEffects,
+) -> bool {
+    tenant
+        && sent_request
+        && tx == TxStatus::Idle
+        && x.no_client_request_open()
+        && !(x.is_idle() && effects.is_empty())
 }
 
 /// Applies RESET effects to the wanted settings once confirmed; clears the pending set.

@@ -58,6 +58,30 @@ pub(crate) struct ShardSession {
     /// The current request only prepares statements that fit anywhere: it runs outside the
     /// locally begun transaction, which stays deferred.
     pass_through: bool,
+    /// The `BEGIN` text of the transaction in progress, to open it on another shard it reaches.
+    pub(super) begin: Option<String>,
+    /// Servers of other shards the transaction in progress wrote or read on, each still in the
+    /// transaction (see `session/multishard.rs`).
+    pub(super) parked: Vec<Parked>,
+    /// The transaction in progress used savepoints: it cannot span shards.
+    pub(super) savepoints: bool,
+    /// A refusal for the next client message (a switch to another shard that failed).
+    pub(super) pending_refusal: Option<ProxyError>,
+}
+
+/// A server of a transaction that spans shards, set aside while the session works on another.
+pub(crate) struct Parked {
+    pub(super) place: Place,
+    pub(super) guard: pgfleet_pool::Guard<crate::server::ServerManager>,
+    pub(super) pools: Arc<DatabasePools>,
+    pub(super) entry: Arc<crate::pools::PoolEntry>,
+}
+
+/// Why a client message cannot run on the held server.
+pub(super) struct Refusal {
+    pub(super) error: ProxyError,
+    /// The other cluster it needs, when that is the reason.
+    pub(super) wanted: Option<Place>,
 }
 
 impl ShardSession {
@@ -67,7 +91,22 @@ impl ShardSession {
             held: None,
             local: LocalTx::None,
             pass_through: false,
+            begin: None,
+            parked: Vec::new(),
+            savepoints: false,
+            pending_refusal: None,
         }
+    }
+
+    /// Whether the transaction in progress holds servers on more than one shard.
+    pub(super) fn spans(&self) -> bool {
+        !self.parked.is_empty()
+    }
+
+    /// The transaction ended: forget its BEGIN and savepoints.
+    pub(super) fn transaction_ended(&mut self) {
+        self.begin = None;
+        self.savepoints = false;
     }
 
     /// Before the client's first message reaches a new server: the deferred `BEGIN` (and for a
@@ -89,6 +128,7 @@ impl ShardSession {
                 encode_query(out, &begin);
                 server.unnamed = 0;
                 x.push(Expect::Query(Origin::DeferredBegin));
+                self.begin = Some(begin);
             }
             LocalTx::Failed(begin) => {
                 encode_query(out, &begin);
@@ -100,17 +140,18 @@ impl ShardSession {
         }
     }
 
-    /// Checks one client message against the cluster of the held server. `Ok(Some(e))`: refuse the
-    /// message with `e` (see [`refuse`]).
+    /// Checks one client message against the cluster of the held server. `Ok(Some(r))`: refuse the
+    /// message with `r.error` (see [`refuse`]) — or, when `r.wanted` names another shard, move
+    /// the transaction there too (`session/multishard.rs`).
     pub(super) fn check(
-        &self,
+        &mut self,
         router: &ShardRouter,
         frame: &Frame,
         statements: &HashMap<String, Arc<StatementDef>>,
         unnamed: &Option<Arc<UnnamedStatement>>,
         params: &SessionParams,
         holder: Holder,
-    ) -> Result<Option<ProxyError>, ProxyError> {
+    ) -> Result<Option<Refusal>, ProxyError> {
         let lookup = |name: &str| -> Option<String> {
             if name.is_empty() {
                 unnamed.as_ref().map(|u| u.query().to_owned())
@@ -118,17 +159,82 @@ impl ShardSession {
                 statements.get(name).map(|d| d.query.clone())
             }
         };
+        if holder == Holder::Transaction {
+            if let Some(text) = statement_text(frame)? {
+                if is_savepoint_command(text) {
+                    if self.spans() {
+                        return Ok(Some(Refusal {
+                            error: ProxyError::Client {
+                                code: "0A000",
+                                message: "pgfleet: savepoints are not supported in a transaction that spans shards".into(),
+                            },
+                            wanted: None,
+                        }));
+                    }
+                    self.savepoints = true;
+                }
+                if self.spans()
+                    && frame.tag() == t::QUERY
+                    && router
+                        .plan(text)
+                        .as_ref()
+                        .as_ref()
+                        .is_ok_and(|p| p.statement_count() > 1)
+                {
+                    return Ok(Some(Refusal {
+                        error: ProxyError::Client {
+                            code: "0A000",
+                            message: "pgfleet: in a transaction that spans shards, send one statement per query".into(),
+                        },
+                        wanted: None,
+                    }));
+                }
+            }
+        }
         let want = match message_want(router, frame, &lookup, &settings_of(params)) {
             Ok(Some(w)) => w,
             Ok(None) => return Ok(None),
-            Err(e) => return Ok(Some(e)),
+            Err(e) => {
+                return Ok(Some(Refusal {
+                    error: e,
+                    wanted: None,
+                }))
+            }
         };
         match (want, &self.held) {
             (Want::Exactly(place), Some(held)) if !place.same_cluster(held, router.topology()) => {
-                Ok(Some(place_conflict(held, &place, holder)))
+                Ok(Some(Refusal {
+                    error: place_conflict(held, &place, holder),
+                    wanted: Some(place),
+                }))
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// The SQL text of a Query or Parse message.
+fn statement_text(frame: &Frame) -> Result<Option<&str>, ProxyError> {
+    Ok(match frame.tag() {
+        t::QUERY => Some(decode_query(frame)?),
+        t::PARSE => Some(decode_parse(frame)?.query),
+        _ => None,
+    })
+}
+
+/// `SAVEPOINT`, `RELEASE [SAVEPOINT]`, `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT]`.
+fn is_savepoint_command(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    match words.as_slice() {
+        [first, ..] if first == "savepoint" || first == "release" => true,
+        [r, to, ..] if r == "rollback" && to == "to" => true,
+        [r, w, to] if r == "rollback" && (w == "work" || w == "transaction") && to == "to" => true,
+        _ => false,
     }
 }
 
@@ -372,7 +478,7 @@ impl Session<'_> {
     /// the request) that needs a particular cluster decides; one that cannot be routed refuses
     /// the request. A request of statements that fit anywhere goes to the default shard; the
     /// flag says whether it is whole and only prepares or describes (Parse, Describe, Close).
-    fn opening_place(
+    pub(super) fn opening_place(
         &self,
         router: &ShardRouter,
         first: &Frame,
@@ -450,7 +556,7 @@ fn chained(chain: bool, begin: &str) -> LocalTx {
 }
 
 /// `COMMIT AND CHAIN` / `ROLLBACK AND CHAIN` (not `AND NO CHAIN`).
-fn and_chain(sql: &str) -> bool {
+pub(super) fn and_chain(sql: &str) -> bool {
     let words: Vec<String> = sql
         .split(|c: char| c.is_whitespace() || c == ';')
         .filter(|w| !w.is_empty())
@@ -475,6 +581,16 @@ mod tests {
     use pgfleet_wire::backend::encode_ready_for_query as rfq;
     use pgfleet_wire::tag::backend as b;
     use std::num::NonZeroUsize;
+
+    #[test]
+    fn savepoint_commands_are_recognised() {
+        assert!(is_savepoint_command("SAVEPOINT a"));
+        assert!(is_savepoint_command("release savepoint a;"));
+        assert!(is_savepoint_command("ROLLBACK TO a"));
+        assert!(is_savepoint_command("rollback work to savepoint a"));
+        assert!(!is_savepoint_command("ROLLBACK"));
+        assert!(!is_savepoint_command("SELECT 1"));
+    }
 
     #[test]
     fn chain_is_read_from_the_last_words() {

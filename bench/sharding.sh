@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# sharding.sh — issue 4's sharding performance targets, measured on this machine in one run.
+#
+# Usage: bench/sharding.sh [--quick]
+#
+# Builds pgfleet (release), starts five scratch PostgreSQL 15 clusters (one unsharded, shard0–3),
+# loads them directly (each shard gets exactly the rows pgfleet's hash puts there, checked with
+# PostgreSQL's satisfies_hash_partition on a temporary PARTITION BY HASH helper table), and measures:
+#   1. point queries: pgbench custom script `\set id random(1, N)` / `SELECT v FROM items WHERE
+#      id = :id` through pgfleet, items split over 2 shards vs the same N rows on one unsharded
+#      cluster; -M simple and prepared, each client count, ABBA-interleaved rounds, medians.
+#      Target: sharded / unsharded TPS >= 0.9.
+#   2. cross-shard top-N: `SELECT id, x FROM events ORDER BY x LIMIT 10` over 4 shards (x not
+#      indexed: each shard sorts its rows) and the same ORDER BY an indexed column y; median latency
+#      through pgfleet vs run directly on each shard. Target: pgfleet < 2x the slowest shard's own.
+#   3. cross-shard scan: `SELECT * FROM items` over 4 shards (SCAN_ROWS in total) through a fresh
+#      pgfleet process, read by psql -At into wc -l, sampling pgfleet's RSS. Target: peak < 100 MiB.
+# Prints everything (with the command and the machine) and writes it to
+# bench/results/<date>-sharding.md (-sharding-quick.md with --quick). Everything started is
+# stopped and removed on exit.
+#
+# Environment knobs (defaults; --quick defaults in brackets):
+#   BENCH_POINT_ROWS 1000000 [100000]   BENCH_POINT_CLIENTS "16 64"   BENCH_POINT_MODES "simple prepared"
+#   BENCH_POINT_SECONDS 10 [3]          BENCH_POINT_ROUNDS 6 [2]     (rounds alternate A B / B A)
+#   BENCH_TOPN_ROWS_PER_SHARD 1000000 [100000]   BENCH_TOPN_ROUNDS 5 [2]   BENCH_TOPN_REPS 10 [3]
+#   BENCH_SCAN_ROWS 10000000 [1000000]  BENCH_SCAN_ROUNDS 3 [1]
+#   BENCH_POOL 20 (pgfleet pool_size, per cluster)   BENCH_NOTE "" (a line added to the results)
+#   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary instead of building
+#   PG_BIN /usr/lib/postgresql/15/bin   RUST_LOG warn
+set -euo pipefail
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+q() { [[ $QUICK == 1 ]] && echo "$2" || echo "$1"; } # full-run default, --quick default
+
+# ---- sizes and rounds ---------------------------------------------------------------------------
+POINT_ROWS=${BENCH_POINT_ROWS:-$(q 1000000 100000)}         # items rows in total (unsharded: all; 2 shards: split)
+POINT_CLIENTS=${BENCH_POINT_CLIENTS:-"16 64"}
+POINT_MODES=${BENCH_POINT_MODES:-"simple prepared"}
+POINT_SECONDS=${BENCH_POINT_SECONDS:-$(q 10 3)}             # per pgbench run
+POINT_ROUNDS=${BENCH_POINT_ROUNDS:-$(q 6 2)}                # A/B pairs per cell
+TOPN_ROWS_PER_SHARD=${BENCH_TOPN_ROWS_PER_SHARD:-$(q 1000000 100000)}
+TOPN_ROUNDS=${BENCH_TOPN_ROUNDS:-$(q 5 2)}
+TOPN_REPS=${BENCH_TOPN_REPS:-$(q 10 3)}                     # executions per target per round
+SCAN_ROWS=${BENCH_SCAN_ROWS:-$(q 10000000 1000000)}         # in total over the 4 shards
+SCAN_ROUNDS=${BENCH_SCAN_ROUNDS:-$(q 3 1)}
+POOL=${BENCH_POOL:-20}
+NOTE=${BENCH_NOTE:-}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+export RUST_LOG=${RUST_LOG:-warn}
+# --------------------------------------------------------------------------------------------------
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+require_common_tools
+[[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install -y time)"
+make_workdir pgfleet-sharding
+
+PIDS=()
+DATA_DIRS=()
+cleanup() {
+    local rc=$?
+    set +e
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for d in "${DATA_DIRS[@]}"; do
+        "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
+    done
+    if [[ $rc != 0 ]]; then
+        for f in "$WORK"/*.log; do [[ -s $f ]] && { echo "---- $f ----" >&2; tail -n 15 "$f" >&2; }; done
+    fi
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+START_EPOCH=$(date +%s)
+START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+CMD=bench/sharding.sh
+SUFFIX=""
+if [[ $QUICK == 1 ]]; then CMD+=" --quick"; SUFFIX="-quick"; fi
+KNOBS="BENCH_POINT_ROWS=$POINT_ROWS BENCH_POINT_CLIENTS=\"$POINT_CLIENTS\" BENCH_POINT_MODES=\"$POINT_MODES\" BENCH_POINT_SECONDS=$POINT_SECONDS BENCH_POINT_ROUNDS=$POINT_ROUNDS BENCH_TOPN_ROWS_PER_SHARD=$TOPN_ROWS_PER_SHARD BENCH_TOPN_ROUNDS=$TOPN_ROUNDS BENCH_TOPN_REPS=$TOPN_REPS BENCH_SCAN_ROWS=$SCAN_ROWS BENCH_SCAN_ROUNDS=$SCAN_ROUNDS BENCH_POOL=$POOL"
+
+if [[ -n ${PGFLEET_BIN:-} ]]; then
+    [[ -x $PGFLEET_BIN ]] || die "PGFLEET_BIN=$PGFLEET_BIN is not an executable"
+    BUILD_NOTE="binary given by PGFLEET_BIN=$PGFLEET_BIN (built $(date -u -r "$PGFLEET_BIN" '+%Y-%m-%d %H:%M UTC'))"
+else
+    log "building pgfleet (cargo build --release -p pgfleet-cli)"
+    cargo build --release -p pgfleet-cli >&2
+    PGFLEET_BIN=$ROOT/target/release/pgfleet
+    BUILD_NOTE="release build"
+fi
+PGFLEET_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo " + uncommitted changes")"
+
+# ---- clusters -----------------------------------------------------------------------------------
+# One initdb, copied: solo (unsharded), shard0..shard3. Shards 0 and 1 also serve part 1's
+# 2-shard database (`point`); part 2 and 3 use database `fan` on all four.
+log "initdb ($STORAGE_NOTE)"
+"${RUN_AS[@]}" "$PG_BIN/initdb" -D "$WORK/solo" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+    -E UTF8 --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+CLUSTERS=(solo shard0 shard1 shard2 shard3)
+for c in "${CLUSTERS[@]:1}"; do cp -a "$WORK/solo" "$WORK/$c"; done
+declare -A PGPORT
+for c in "${CLUSTERS[@]}"; do
+    PGPORT[$c]=$(free_port)
+    cat >>"$WORK/$c/postgresql.conf" <<CONF
+port = ${PGPORT[$c]}
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK'
+max_connections = 100
+shared_buffers = 256MB
+fsync = off
+full_page_writes = off
+synchronous_commit = off
+# One core per query on every server (a shard's own time is a one-process time), and no JIT
+# compilation in the timed queries.
+max_parallel_workers_per_gather = 0
+jit = off
+CONF
+    "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/$c" -l "$WORK/$c.log" -w start >/dev/null ||
+        die "PostgreSQL $c did not start"
+    DATA_DIRS+=("$WORK/$c")
+done
+PG_VERSION=$(psql -h "$WORK" -p "${PGPORT[solo]}" -U postgres -d postgres -XAtc 'show server_version')
+sock() { psql -h "$WORK" -p "${PGPORT[$1]}" -U "${3:-bench}" -d "$2" -X -q -v ON_ERROR_STOP=1 "${@:4}"; }
+for c in "${CLUSTERS[@]}"; do
+    sock "$c" postgres postgres -c "CREATE ROLE bench LOGIN PASSWORD 'bench'"
+done
+for c in solo shard0 shard1; do sock "$c" postgres postgres -c "CREATE DATABASE point OWNER bench"; done
+for c in shard0 shard1 shard2 shard3; do sock "$c" postgres postgres -c "CREATE DATABASE fan OWNER bench"; done
+export PGPASSWORD=bench
+
+# ---- data ---------------------------------------------------------------------------------------
+# shard_filter MODULUS REMAINDER: the WHERE clause that keeps exactly the ids of hash shard REMAINDER
+# (pgfleet's hash is PostgreSQL's PARTITION BY HASH with modulus = number of shards).
+HELPER="CREATE TEMP TABLE pgfleet_bench_hash (id bigint) PARTITION BY HASH (id);"
+shard_filter() { echo "WHERE satisfies_hash_partition('pgfleet_bench_hash'::regclass, $1, $2, g)"; }
+ITEMS_V="(g * 7919) % 1000003"
+load_point() { # cluster filter
+    sock "$1" point bench -c "$HELPER
+        CREATE TABLE items (id bigint NOT NULL, v integer NOT NULL);
+        INSERT INTO items SELECT g, $ITEMS_V FROM generate_series(1::bigint, $POINT_ROWS) g $2;
+        ALTER TABLE items ADD PRIMARY KEY (id);" -c "VACUUM (FREEZE, ANALYZE) items"
+}
+load_fan() { # shard number
+    sock "shard$1" fan bench -c "$HELPER
+        CREATE TABLE events (id bigint NOT NULL, x bigint NOT NULL, y bigint NOT NULL);
+        INSERT INTO events SELECT g, (g * 2654435761) % 4294967291, (g * 40503) % 1000000007
+            FROM generate_series(1::bigint, $((4 * TOPN_ROWS_PER_SHARD))) g $(shard_filter 4 "$1");
+        ALTER TABLE events ADD PRIMARY KEY (id);
+        CREATE INDEX events_y ON events (y);
+        CREATE TABLE items (id bigint NOT NULL, v integer NOT NULL);
+        INSERT INTO items SELECT g, $ITEMS_V FROM generate_series(1::bigint, $SCAN_ROWS) g $(shard_filter 4 "$1");" \
+        -c "VACUUM (FREEZE, ANALYZE) events, items"
+}
+LOAD_START=$(date +%s)
+log "loading: items ($POINT_ROWS rows) on solo and split over shard0/1; events ($((4 * TOPN_ROWS_PER_SHARD)) rows) and items ($SCAN_ROWS rows) split over shard0-3"
+LOAD_PIDS=()
+load_point solo "" >"$WORK/load-solo.out" 2>&1 & LOAD_PIDS+=($!)
+load_point shard0 "$(shard_filter 2 0)" >"$WORK/load-point0.out" 2>&1 & LOAD_PIDS+=($!)
+load_point shard1 "$(shard_filter 2 1)" >"$WORK/load-point1.out" 2>&1 & LOAD_PIDS+=($!)
+for i in 0 1 2 3; do load_fan "$i" >"$WORK/load-fan$i.out" 2>&1 & LOAD_PIDS+=($!); done
+for p in "${LOAD_PIDS[@]}"; do wait "$p" || { cat "$WORK"/load-*.out >&2; die "loading failed"; }; done
+LOAD_SECONDS=$(( $(date +%s) - LOAD_START ))
+count() { sock "$1" "$2" bench -XAtc "SELECT count(*) FROM $3"; }
+P0=$(count shard0 point items); P1=$(count shard1 point items); PS=$(count solo point items)
+[[ $((P0 + P1)) == "$POINT_ROWS" && $PS == "$POINT_ROWS" ]] || die "items counts: solo $PS, shards $P0 + $P1, expected $POINT_ROWS"
+EV=(); IT=()
+for i in 0 1 2 3; do EV+=("$(count "shard$i" fan events)"); IT+=("$(count "shard$i" fan items)"); done
+[[ $((EV[0] + EV[1] + EV[2] + EV[3])) == $((4 * TOPN_ROWS_PER_SHARD)) ]] || die "events counts ${EV[*]}"
+[[ $((IT[0] + IT[1] + IT[2] + IT[3])) == "$SCAN_ROWS" ]] || die "scan items counts ${IT[*]}"
+log "loaded in ${LOAD_SECONDS}s: point items $P0 + $P1; events ${EV[*]}; scan items ${IT[*]}"
+
+# ---- pgfleet ------------------------------------------------------------------------------------
+server() { printf '[clusters.%s]\nservers = [{ host = "127.0.0.1", port = %s, role = "primary" }]\n' "$1" "${PGPORT[$1]}"; }
+write_config() { # file port with_point(0|1)
+    {
+        printf '[proxy]\nlisten = "127.0.0.1:%s"\n[pool]\npool_mode = "transaction"\npool_size = %s\ncheckout_timeout = "30s"\n' "$2" "$POOL"
+        for c in "${CLUSTERS[@]}"; do server "$c"; done
+        if [[ $3 == 1 ]]; then
+            cat <<CONF
+[databases.flat]
+cluster = "solo"
+server_database = "point"
+[databases.sharded2]
+shards = ["shard0", "shard1"]
+server_database = "point"
+[databases.sharded2.sharded_tables.items]
+column = "id"
+type = "bigint"
+CONF
+        fi
+        cat <<CONF
+[databases.sharded4]
+shards = ["shard0", "shard1", "shard2", "shard3"]
+server_database = "fan"
+[databases.sharded4.sharded_tables.events]
+column = "id"
+type = "bigint"
+[databases.sharded4.sharded_tables.items]
+column = "id"
+type = "bigint"
+[users.bench]
+password = "bench"
+CONF
+    } >"$1"
+}
+start_pgfleet() { # name port ; sets LAST_PID
+    "$PGFLEET_BIN" serve --config "$WORK/$1.toml" >"$WORK/pgfleet-$1.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    local err=""
+    for _ in $(seq 300); do
+        err=$(psql -h 127.0.0.1 -p "$2" -U bench -d sharded4 -XAtc 'select 1' 2>&1) && return 0
+        kill -0 "$LAST_PID" 2>/dev/null || die "pgfleet ($1) exited: $err"
+        sleep 0.1
+    done
+    die "pgfleet ($1) did not accept connections within 30 s: $err"
+}
+FLEET_PORT=$(free_port)
+write_config "$WORK/main.toml" "$FLEET_PORT" 1
+start_pgfleet main "$FLEET_PORT"
+log "pgfleet (parts 1 and 2) on 127.0.0.1:$FLEET_PORT"
+via() { psql -h 127.0.0.1 -p "$FLEET_PORT" -U bench -d "$1" -X -q -v ON_ERROR_STOP=1 "${@:2}"; }
+
+# Checks through pgfleet: every point query finds its row (a wrong shard would answer 0 rows).
+MISSING=0
+for id in $(seq 1 $((POINT_ROWS / 20)) "$POINT_ROWS") 1 2 3 "$POINT_ROWS"; do
+    got=$(via sharded2 -At -c "SELECT v FROM items WHERE id = $id")
+    [[ $got == $(( (id * 7919) % 1000003 )) ]] || MISSING=$((MISSING + 1))
+done
+[[ $MISSING == 0 ]] || die "$MISSING point queries through pgfleet (sharded2) did not find their row"
+[[ $(via sharded4 -At -c "SELECT count(*) FROM items") == "$SCAN_ROWS" ]] || die "count(*) through pgfleet differs"
+
+# ---- 1. point queries ---------------------------------------------------------------------------
+printf '\\set id random(1, %s)\nSELECT v FROM items WHERE id = :id;\n' "$POINT_ROWS" >"$WORK/point.sql"
+POINT_TSV=$WORK/point.tsv
+: >"$POINT_TSV"
+POINT_FAILURES=()
+run_point() { # round mode clients db
+    local out tps failed
+    log "part 1, round $1/$POINT_ROUNDS: $4 -M $2 -c $3 (${POINT_SECONDS}s)"
+    out=$(pgbench -n -h 127.0.0.1 -p "$FLEET_PORT" -U bench -c "$3" -j 2 -T "$POINT_SECONDS" -M "$2" \
+        -f "$WORK/point.sql" "$4" 2>&1) || { POINT_FAILURES+=("$4 -M $2 -c $3: $(grep -m1 -iE 'error|fatal|abort' <<<"$out")"); return 0; }
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n1)
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out" | head -n1)
+    [[ ${failed:-0} != 0 ]] && POINT_FAILURES+=("$4 -M $2 -c $3: $failed failed transactions")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$1" "$tps" >>"$POINT_TSV"
+}
+for round in $(seq "$POINT_ROUNDS"); do
+    # A B in odd rounds, B A in even ones: a drift of the machine's speed during the run does not
+    # favour either side.
+    if (( round % 2 )); then ORDER="flat sharded2"; else ORDER="sharded2 flat"; fi
+    for mode in $POINT_MODES; do
+        for c in $POINT_CLIENTS; do
+            for db in $ORDER; do run_point "$round" "$mode" "$c" "$db"; done
+        done
+    done
+done
+kill -0 "${PIDS[0]}" 2>/dev/null || die "pgfleet exited during part 1"
+
+AWK_MEDIAN='
+function median(list,    a, m, i, j, t) {
+    m = split(list, a, " ")
+    if (m == 0) return 0
+    for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+}'
+POINT_TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
+    { k = $1 SUBSEP $2; v[k SUBSEP $3] = v[k SUBSEP $3] " " sprintf("%.0f", $5); if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
+    END {
+        print "| mode | clients | unsharded TPS (median) | 2 shards TPS (median) | sharded / unsharded | target >= 0.9 | unsharded, per round | 2 shards, per round |"
+        print "|---|---:|---:|---:|---:|---|---|---|"
+        for (i = 0; i < n; i++) {
+            k = order[i]; split(k, kk, SUBSEP); a = median(v[k SUBSEP "flat"]); b = median(v[k SUBSEP "sharded2"])
+            r = (a > 0 ? b / a : 0)
+            printf "| %s | %s | %.0f | %.0f | %.2f | %s | %s | %s |\n", kk[1], kk[2], a, b, r, (r >= 0.9 ? "met" : "NOT met"), substr(v[k SUBSEP "flat"], 2), substr(v[k SUBSEP "sharded2"], 2)
+        }
+    }' "$POINT_TSV")
+
+# ---- 2. cross-shard ORDER BY … LIMIT 10 ---------------------------------------------------------
+TOPN_TARGETS=(pgfleet shard0 shard1 shard2 shard3)
+topn_once() { # target sqlfile reps logprefix
+    local port db
+    if [[ $1 == pgfleet ]]; then port=$FLEET_PORT; db=sharded4; else port=${PGPORT[$1]}; db=fan; fi
+    pgbench -n -h 127.0.0.1 -p "$port" -U bench -c 1 -j 1 -t "$3" -M simple -f "$2" ${4:+-l --log-prefix="$4"} "$db" \
+        >"$WORK/topn-last.out" 2>&1 || { cat "$WORK/topn-last.out" >&2; die "pgbench top-N against $1 failed"; }
+    grep -q '^number of failed transactions: 0' "$WORK/topn-last.out" || { cat "$WORK/topn-last.out" >&2; die "top-N against $1 had failed transactions"; }
+}
+TOPN_ROWS_MD=()
+for col in x y; do
+    query="SELECT id, $col FROM events ORDER BY $col LIMIT 10"
+    echo "$query;" >"$WORK/topn-$col.sql"
+    # The merged answer must be the 10 smallest values over all shards.
+    want=$(for i in 0 1 2 3; do sock "shard$i" fan bench -At -c "SELECT $col FROM events ORDER BY $col LIMIT 10"; done | sort -n | head -n 10 | tr '\n' ' ')
+    got=$(via sharded4 -At -F ' ' -c "$query" | awk '{ print $2 }' | tr '\n' ' ')
+    [[ $got == "$want" ]] || die "top-N ORDER BY $col through pgfleet: got [$got], want [$want]"
+    for t in "${TOPN_TARGETS[@]}"; do topn_once "$t" "$WORK/topn-$col.sql" 1 ""; done # warm-up
+    mkdir -p "$WORK/topn-$col"
+    for round in $(seq "$TOPN_ROUNDS"); do
+        log "part 2, round $round/$TOPN_ROUNDS: ORDER BY $col, $TOPN_REPS executions on each of ${TOPN_TARGETS[*]}"
+        for t in "${TOPN_TARGETS[@]}"; do topn_once "$t" "$WORK/topn-$col.sql" "$TOPN_REPS" "$WORK/topn-$col/$t-$round"; done
+    done
+    # pgbench -l: column 3 is the transaction's latency in microseconds.
+    declare -A MED=()
+    for t in "${TOPN_TARGETS[@]}"; do
+        MED[$t]=$(cat "$WORK/topn-$col/$t-"* | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) / 1000 }')
+    done
+    slowest=$(for i in 0 1 2 3; do echo "${MED[shard$i]}"; done | sort -n | tail -n1)
+    ratio=$(awk -v a="${MED[pgfleet]}" -v b="$slowest" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    met=$(awk -v r="$ratio" 'BEGIN { print (r < 2 ? "met" : "NOT met") }')
+    if [[ $col == x ]]; then what="x not indexed: each shard sorts its ~$TOPN_ROWS_PER_SHARD rows"; else what="y indexed: each shard reads 10 index entries"; fi
+    TOPN_ROWS_MD+=("| \`$query\` ($what) | ${MED[pgfleet]} | ${MED[shard0]} / ${MED[shard1]} / ${MED[shard2]} / ${MED[shard3]} | $slowest | $ratio | $met |")
+done
+kill -0 "${PIDS[0]}" 2>/dev/null || die "pgfleet exited during part 2"
+TOPN_TABLE=$(printf '%s\n' "| query | through pgfleet, median ms | each shard directly (0 / 1 / 2 / 3), median ms | slowest shard ms | pgfleet / slowest shard | target < 2 |" "|---|---:|---:|---:|---:|---|" "${TOPN_ROWS_MD[@]}")
+
+# ---- 3. cross-shard scan, pgfleet's memory ------------------------------------------------------
+kill -TERM "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=("${PIDS[@]:1}")
+SCAN_PORT=$(free_port)
+write_config "$WORK/scan.toml" "$SCAN_PORT" 0
+start_pgfleet scan "$SCAN_PORT"
+SCAN_PID=$LAST_PID
+proc_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
+SCAN_BASE_KB=$(proc_kb "$SCAN_PID" VmRSS)
+SCAN_LINES=()
+SCAN_TIMES=""
+for round in $(seq "$SCAN_ROUNDS"); do
+    log "part 3, round $round/$SCAN_ROUNDS: SELECT * FROM items ($SCAN_ROWS rows over 4 shards) through pgfleet"
+    echo 0 >"$WORK/scan-max"
+    ( max=0; while kill -0 "$SCAN_PID" 2>/dev/null && [[ ! -e $WORK/scan-done ]]; do
+          r=$(proc_kb "$SCAN_PID" VmRSS); (( r > max )) && { max=$r; echo "$max" >"$WORK/scan-max"; }; sleep 0.05
+      done ) &
+    SAMPLER=$!
+    rows=$(/usr/bin/time -f '%e %M' -o "$WORK/scan-time" \
+        psql -h 127.0.0.1 -p "$SCAN_PORT" -U bench -d sharded4 -X -At -v ON_ERROR_STOP=1 -c 'SELECT * FROM items' | wc -l)
+    touch "$WORK/scan-done"; wait "$SAMPLER" || true; rm -f "$WORK/scan-done"
+    [[ $rows == "$SCAN_ROWS" ]] || die "scan through pgfleet returned $rows rows, expected $SCAN_ROWS"
+    read -r secs psql_kb <"$WORK/scan-time"
+    SCAN_TIMES+=" $secs"
+    SCAN_LINES+=("round $round: $rows rows in ${secs}s through pgfleet; pgfleet max sampled VmRSS $(mib "$(cat "$WORK/scan-max")") MiB; psql's own peak RSS $(mib "$psql_kb") MiB")
+    log "${SCAN_LINES[-1]}"
+done
+kill -0 "$SCAN_PID" 2>/dev/null || die "pgfleet exited during the scan"
+SCAN_HWM_KB=$(proc_kb "$SCAN_PID" VmHWM)
+SCAN_MEDIAN=$(awk "$AWK_MEDIAN"' BEGIN { printf "%.2f", median(ARGV[1]) }' "$SCAN_TIMES")
+# Reference: the same rows read directly, shard after shard, by the same consumer.
+DIRECT_START=$(date +%s.%N)
+direct_rows=0
+for i in 0 1 2 3; do
+    n=$(psql -h 127.0.0.1 -p "${PGPORT[shard$i]}" -U bench -d fan -X -At -c 'SELECT * FROM items' | wc -l)
+    direct_rows=$((direct_rows + n))
+done
+DIRECT_SECS=$(awk -v a="$DIRECT_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+SCAN_VERDICT=$([[ $SCAN_HWM_KB -lt $((100 * 1024)) ]] && echo met || echo "NOT met")
+SCAN_SUMMARY="pgfleet peak RSS (VmHWM of a fresh process, $SCAN_ROUNDS scan(s)): $(mib "$SCAN_HWM_KB") MiB (before the first scan: VmRSS $(mib "$SCAN_BASE_KB") MiB); target < 100 MiB: $SCAN_VERDICT. Scan time, median: ${SCAN_MEDIAN}s through pgfleet; the same $direct_rows rows read directly, shard after shard: ${DIRECT_SECS}s."
+
+# ---- report -------------------------------------------------------------------------------------
+ELAPSED=$(( $(date +%s) - START_EPOCH ))
+MACHINE="$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+report() {
+    echo "# Sharding (issue 4 targets) — $START_DATE"
+    echo
+    echo "- command: \`$KNOBS $CMD\` (took ${ELAPSED}s; loading ${LOAD_SECONDS}s)"
+    echo "- machine: $MACHINE"
+    echo "- PostgreSQL $PG_VERSION: 5 clusters ($STORAGE_NOTE; shared_buffers=256MB, fsync=off, max_parallel_workers_per_gather=0, jit=off); pgfleet $PGFLEET_REV ($BUILD_NOTE), transaction pooling, pool_size $POOL per cluster, SCRAM"
+    echo "- every server, pgfleet and the clients share this machine's cores"
+    [[ -n $NOTE ]] && echo "- note: $NOTE"
+    echo
+    echo "## 1. Point queries: 2 shards vs one unsharded cluster, both through pgfleet"
+    echo
+    echo "\`pgbench -n -h 127.0.0.1 -p PGFLEET -U bench -c C -j 2 -T $POINT_SECONDS -M MODE -f point.sql {flat|sharded2}\`, point.sql: \`\\set id random(1, $POINT_ROWS)\` / \`SELECT v FROM items WHERE id = :id;\`. items: $POINT_ROWS rows (id bigint primary key, v integer); the unsharded cluster holds all of them, the shards $P0 and $P1 (PostgreSQL's hash partitioning, modulus 2). $POINT_ROUNDS round(s), the two targets alternating (A B, then B A); medians."
+    echo
+    echo "$POINT_TABLE"
+    echo
+    if [[ ${#POINT_FAILURES[@]} -gt 0 ]]; then echo "Failures:"; printf -- '- %s\n' "${POINT_FAILURES[@]}"; else echo "Failures: none."; fi
+    echo
+    echo "## 2. Cross-shard ORDER BY … LIMIT 10 over 4 shards"
+    echo
+    echo "events: $((4 * TOPN_ROWS_PER_SHARD)) rows (${EV[*]} per shard; id bigint primary key, x bigint not indexed, y bigint indexed). Each query run by \`pgbench -n -c 1 -t $TOPN_REPS -M simple -l\` through pgfleet (database sharded4) and directly on each shard, interleaved, $TOPN_ROUNDS round(s) after one warm-up; median of the $((TOPN_ROUNDS * TOPN_REPS)) per-execution latencies of each target. pgfleet's merged answer was checked against the 10 smallest values over all shards."
+    echo
+    echo "$TOPN_TABLE"
+    echo
+    echo "With 4 shards on $(nproc) cores, the fan-out runs the 4 shards' queries on $(nproc) cores at once, while a shard's own time is measured alone: where the shards' work dominates (ORDER BY x) expect a ratio near 4/$(nproc) here at best. The target presumes a machine per shard."
+    echo
+    echo "## 3. Cross-shard scan: pgfleet's memory"
+    echo
+    echo "\`psql -X -At -c 'SELECT * FROM items' | wc -l\` through a freshly started pgfleet (database sharded4), items: $SCAN_ROWS rows (${IT[*]} per shard; id bigint, v integer). pgfleet's VmRSS sampled every 50 ms, VmHWM read after the scans; psql holds the whole result itself (it buffers without FETCH_COUNT, and FETCH_COUNT's cursor is refused across shards), which is the client's memory, not pgfleet's."
+    echo
+    printf -- '- %s\n' "${SCAN_LINES[@]}"
+    echo
+    echo "$SCAN_SUMMARY"
+}
+echo
+report | tee "$WORK/report.md"
+mkdir -p "$ROOT/bench/results"
+MD=$ROOT/bench/results/$(date -u +%Y-%m-%d)-sharding$SUFFIX.md
+cp "$WORK/report.md" "$MD"
+echo
+echo "markdown written to ${MD#"$ROOT"/}"

@@ -1,0 +1,572 @@
+//! What one SQL text could do to a session's tenant context, and whether a tenant session may run
+//! it. Pure: [`TenantGuard::facts`] analyzes a text once (cached by text) into [`TenantFacts`],
+//! independent of which tenant runs it; [`TenantFacts::check`] applies a session's
+//! [`TenantRules`] to them.
+//!
+//! pgfleet enforces a tenant's context (its schema on the search_path, or the row-level security
+//! setting) by setting it on the server before the client's statements. A tenant's statements can
+//! only escape that context by changing those settings (`SET`, `RESET`, `set_config`, `SET ROLE`),
+//! by naming another tenant's schema, or by running SQL pgfleet cannot see (`DO` blocks, function
+//! bodies, `query_to_xml`): those are refused here with SQLSTATE 42501.
+
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+use parking_lot::Mutex;
+use pg_query::protobuf::{a_const::Val, FuncCall, Token, VariableSetKind};
+use pg_query::{NodeEnum, NodeRef};
+
+use crate::children::push_children;
+use crate::hint::parse_hints;
+
+/// Functions that run SQL given as text, or dump whole schemas: what they read is invisible to
+/// the guard (PostgreSQL docs, "Mapping Tables to XML").
+const SQL_TEXT_FUNCTIONS: &[&str] = &[
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "database_to_xml",
+    "database_to_xmlschema",
+    "database_to_xml_and_xmlschema",
+    "schema_to_xml",
+    "schema_to_xmlschema",
+    "schema_to_xml_and_xmlschema",
+    "dblink",
+    "dblink_exec",
+    "dblink_open",
+    "dblink_send_query",
+];
+
+/// Catalog views that show column values of every table (most common values, histograms): with
+/// one server role for every tenant they would show other tenants' data.
+const VALUE_CATALOGS: &[&str] = &[
+    "pg_stats",
+    "pg_stats_ext",
+    "pg_stats_ext_exprs",
+    "pg_statistic",
+    "pg_statistic_ext_data",
+];
+
+/// How a statement touches one setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingChange {
+    /// `SET name …`, `SET LOCAL name …`, `set_config('name', …)`.
+    Set,
+    /// `RESET name`, `SET name TO DEFAULT`.
+    Reset,
+}
+
+/// What a text could do to a tenant context, independent of the tenant (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantFacts {
+    /// Settings the text sets or resets, lower-cased, in order (`SET ROLE` → `role`, `SET SCHEMA`
+    /// → `search_path`, `SET SESSION AUTHORIZATION` → `session_authorization`).
+    pub settings: Vec<(String, SettingChange)>,
+    /// A `set_config` whose setting name is not a constant.
+    pub dynamic_set_config: bool,
+    /// Code pgfleet cannot check: `DO`, `CREATE FUNCTION`/`PROCEDURE`, `ALTER FUNCTION`,
+    /// `ALTER ROLE … SET`, `ALTER DATABASE … SET`, `ALTER SYSTEM` (a short description).
+    pub opaque_code: Option<&'static str>,
+    /// A call of a function that runs SQL given as text (lower-cased name).
+    pub sql_text_call: Option<String>,
+    /// A catalog view that shows column values of all tables (lower-cased name).
+    pub value_catalog: Option<String>,
+    /// Schema names the text mentions that match the schema template, lower-cased, deduplicated:
+    /// as identifiers, in qualified names and in string constants (`'tenant_b.notes'::regclass`).
+    pub tenant_schemas: Vec<String>,
+    /// `CREATE SCHEMA`: tenants get their schema from `pgfleet tenant create`.
+    pub creates_schema: bool,
+    /// A `/* pgfleet: shard=… */` or `shard_key` hint.
+    pub shard_hint: bool,
+    /// Every statement is `SET`, `RESET` or `SHOW` (or there is none): the text touches no data,
+    /// so a session may run it before it has a tenant (e.g. `SET pgfleet.tenant = 'acme'`).
+    pub only_settings: bool,
+}
+
+/// A session's limits: what [`TenantFacts::check`] refuses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantRules {
+    /// The session's tenant (for messages); `None` for a session without one.
+    pub tenant: Option<String>,
+    /// Settings the client may not set or reset (lower-cased): the tenant context, `role`,
+    /// `session_authorization`.
+    pub protected: Vec<String>,
+    /// Schemas matching the template the session may name (its own); every other match is
+    /// another tenant's.
+    pub own_schemas: Vec<String>,
+    /// Why `SET pgfleet.tenant` is refused now (`None`: allowed).
+    pub tenant_switch_refused: Option<String>,
+    /// Refuse shard hints (the tenant lives on one shard).
+    pub pinned_shard: bool,
+}
+
+/// A refused statement: SQLSTATE and message for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// SQLSTATE (42501, insufficient privilege).
+    pub code: &'static str,
+    /// The message, starting with `pgfleet:`.
+    pub message: String,
+}
+
+/// The session setting that names the tenant.
+pub const TENANT_SETTING: &str = "pgfleet.tenant";
+
+fn violation(message: String) -> Violation {
+    Violation {
+        code: "42501",
+        message: format!("pgfleet: {message}"),
+    }
+}
+
+impl TenantFacts {
+    /// Whether a session under `rules` may run the text.
+    pub fn check(&self, rules: &TenantRules) -> Result<(), Violation> {
+        let who = match &rules.tenant {
+            Some(t) => format!("tenant `{t}`"),
+            None => "a session without a tenant".to_owned(),
+        };
+        for (name, change) in &self.settings {
+            if name == TENANT_SETTING {
+                if let Some(why) = &rules.tenant_switch_refused {
+                    return Err(violation(why.clone()));
+                }
+                continue;
+            }
+            if rules.protected.contains(name) {
+                let verb = match change {
+                    SettingChange::Set => "set",
+                    SettingChange::Reset => "reset",
+                };
+                return Err(violation(format!(
+                    "permission denied to {verb} {name}: pgfleet manages it for {who}"
+                )));
+            }
+        }
+        if self.dynamic_set_config {
+            return Err(violation(format!(
+                "permission denied for set_config with a computed setting name: {who} may only name settings literally"
+            )));
+        }
+        if let Some(what) = self.opaque_code {
+            return Err(violation(format!(
+                "permission denied for {what}: {who} may not run code pgfleet cannot check; use an admin role"
+            )));
+        }
+        if let Some(f) = &self.sql_text_call {
+            return Err(violation(format!(
+                "permission denied for function {f}: it runs SQL text pgfleet cannot check"
+            )));
+        }
+        if let Some(v) = &self.value_catalog {
+            return Err(violation(format!(
+                "permission denied for {v}: it shows column values of every tenant"
+            )));
+        }
+        if let Some(schema) = self
+            .tenant_schemas
+            .iter()
+            .find(|s| !rules.own_schemas.contains(s))
+        {
+            return Err(violation(format!(
+                "permission denied for schema {schema}: it belongs to another tenant, {who} may only use its own schema"
+            )));
+        }
+        if self.creates_schema && !rules.own_schemas.is_empty() {
+            return Err(violation(format!(
+                "permission denied to create a schema: {who} has its schema from `pgfleet tenant create`"
+            )));
+        }
+        if self.shard_hint && rules.pinned_shard {
+            return Err(violation(format!(
+                "permission denied for a shard hint: {who} lives on one shard"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Analyzes texts for tenant sessions of one database (its schema template), with a bounded LRU
+/// cache by exact text.
+pub struct TenantGuard {
+    /// The schema template's text before and after `{tenant}` (schema model), lower-case.
+    pattern: Option<(String, String)>,
+    cache: Mutex<LruCache<String, std::sync::Arc<TenantFacts>>>,
+}
+
+impl TenantGuard {
+    /// A guard for schema names `prefix{tenant}suffix` (`None`: no schema model), caching
+    /// `capacity` texts.
+    pub fn new(pattern: Option<(String, String)>, capacity: usize) -> TenantGuard {
+        TenantGuard {
+            pattern: pattern.map(|(p, s)| (p.to_ascii_lowercase(), s.to_ascii_lowercase())),
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
+    /// The template this guard matches schema names against.
+    pub fn pattern(&self) -> Option<&(String, String)> {
+        self.pattern.as_ref()
+    }
+
+    /// The facts of `sql` (cached).
+    pub fn facts(&self, sql: &str) -> std::sync::Arc<TenantFacts> {
+        if let Some(f) = self.cache.lock().get(sql) {
+            return f.clone();
+        }
+        let facts = std::sync::Arc::new(tenant_facts(sql, self.pattern.as_ref()));
+        self.cache.lock().put(sql.to_owned(), facts.clone());
+        facts
+    }
+}
+
+/// Whether `name` (lower-case) is `prefix` + a valid tenant name + `suffix`.
+fn matches_template(name: &str, pattern: &(String, String)) -> bool {
+    let Some(middle) = name
+        .strip_prefix(pattern.0.as_str())
+        .and_then(|rest| rest.strip_suffix(pattern.1.as_str()))
+    else {
+        return false;
+    };
+    !middle.is_empty()
+        && middle.len() <= 48
+        && middle.as_bytes()[0].is_ascii_lowercase()
+        && middle
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The facts of `sql` (uncached). A text that does not parse gets only its identifier scan: the
+/// server refuses it anyway.
+pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFacts {
+    let mut facts = TenantFacts::default();
+    let hints = parse_hints(sql);
+    facts.shard_hint = hints.shard.is_some() || hints.shard_key.is_some();
+    let note_schema = |facts: &mut TenantFacts, name: &str| {
+        let Some(p) = pattern else { return };
+        let name = name.to_ascii_lowercase();
+        if matches_template(&name, p) && !facts.tenant_schemas.contains(&name) {
+            facts.tenant_schemas.push(name);
+        }
+    };
+    // Identifiers as written in schema position, whatever statement holds them: a qualifier
+    // (`tenant_b.notes`, `tenant_b.f()`) or right after SCHEMA (`DROP SCHEMA tenant_b`, `GRANT …
+    // ON SCHEMA tenant_b`, `IN SCHEMA tenant_b`). A column that happens to look like a schema name
+    // (`tenant_id`) is not one.
+    if let Ok(scan) = pg_query::scan(sql) {
+        let tokens = &scan.tokens;
+        for (i, token) in tokens.iter().enumerate() {
+            if token.token != Token::Ident as i32 {
+                continue;
+            }
+            let qualifier = tokens
+                .get(i + 1)
+                .is_some_and(|n| n.token == Token::Ascii46 as i32);
+            let after_schema = i
+                .checked_sub(1)
+                .and_then(|p| tokens.get(p))
+                .is_some_and(|p| {
+                    p.token == Token::Schema as i32 || p.token == Token::Schemas as i32
+                });
+            if !qualifier && !after_schema {
+                continue;
+            }
+            let Some(text) = sql.get(token.start as usize..token.end as usize) else {
+                continue;
+            };
+            let ident = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None => text.to_owned(),
+            };
+            note_schema(&mut facts, &ident);
+        }
+    }
+    let Ok(parsed) = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) else {
+        return facts;
+    };
+    facts.only_settings = parsed.protobuf.stmts.iter().all(|raw| {
+        matches!(
+            raw.stmt.as_deref().and_then(|n| n.node.as_ref()),
+            Some(NodeEnum::VariableSetStmt(_) | NodeEnum::VariableShowStmt(_)) | None
+        )
+    });
+    for raw in &parsed.protobuf.stmts {
+        let Some(stmt) = raw.stmt.as_deref().and_then(|n| n.node.as_ref()) else {
+            continue;
+        };
+        let mut stack = vec![stmt.to_ref()];
+        while let Some(node) = stack.pop() {
+            match node {
+                NodeRef::VariableSetStmt(s) => {
+                    let change = match VariableSetKind::try_from(s.kind) {
+                        Ok(VariableSetKind::VarReset | VariableSetKind::VarSetDefault) => {
+                            Some(SettingChange::Reset)
+                        }
+                        Ok(VariableSetKind::VarSetValue | VariableSetKind::VarSetCurrent) => {
+                            Some(SettingChange::Set)
+                        }
+                        // RESET ALL is re-applied by the proxy; SET TRANSACTION changes no setting
+                        // a tenant context uses.
+                        _ => None,
+                    };
+                    if let Some(change) = change {
+                        facts.settings.push((s.name.to_ascii_lowercase(), change));
+                    }
+                }
+                NodeRef::FuncCall(call) => visit_call(call, &mut facts),
+                NodeRef::DoStmt(_) => {
+                    facts.opaque_code.get_or_insert("DO blocks");
+                }
+                NodeRef::CreateFunctionStmt(_) => {
+                    facts
+                        .opaque_code
+                        .get_or_insert("CREATE FUNCTION and CREATE PROCEDURE");
+                }
+                NodeRef::AlterFunctionStmt(_) => {
+                    facts
+                        .opaque_code
+                        .get_or_insert("ALTER FUNCTION and ALTER PROCEDURE");
+                }
+                NodeRef::AlterRoleSetStmt(_) => {
+                    facts.opaque_code.get_or_insert("ALTER ROLE … SET");
+                }
+                NodeRef::AlterDatabaseSetStmt(_) => {
+                    facts.opaque_code.get_or_insert("ALTER DATABASE … SET");
+                }
+                NodeRef::AlterSystemStmt(_) => {
+                    facts.opaque_code.get_or_insert("ALTER SYSTEM");
+                }
+                NodeRef::CreateSchemaStmt(s) => {
+                    facts.creates_schema = true;
+                    note_schema(&mut facts, &s.schemaname);
+                }
+                NodeRef::AlterObjectSchemaStmt(s) => note_schema(&mut facts, &s.newschema),
+                NodeRef::RenameStmt(s) => {
+                    note_schema(&mut facts, &s.newname);
+                    note_schema(&mut facts, &s.subname);
+                }
+                NodeRef::RangeVar(r) => {
+                    note_schema(&mut facts, &r.schemaname);
+                    let rel = r.relname.to_ascii_lowercase();
+                    if VALUE_CATALOGS.contains(&rel.as_str()) && facts.value_catalog.is_none() {
+                        facts.value_catalog = Some(rel);
+                    }
+                }
+                NodeRef::AConst(c) => {
+                    if let Some(Val::Sval(s)) = &c.val {
+                        // 'tenant_b.notes'::regclass, to_regclass('"tenant_b".notes'), …
+                        if let Some((first, _)) = s.sval.split_once('.') {
+                            note_schema(&mut facts, first.trim().trim_matches('"'));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            push_children(node, &mut stack);
+        }
+    }
+    facts
+}
+
+/// The last part of a function's name, lower-cased.
+fn call_name(call: &FuncCall) -> Option<String> {
+    match call.funcname.last()?.node.as_ref()? {
+        NodeEnum::String(s) => Some(s.sval.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+fn visit_call(call: &FuncCall, facts: &mut TenantFacts) {
+    let Some(name) = call_name(call) else { return };
+    if name == "set_config" {
+        // set_config(name, value, is_local): local or not, it changes the setting now.
+        match call.args.first().and_then(literal_str) {
+            Some(setting) => facts
+                .settings
+                .push((setting.to_ascii_lowercase(), SettingChange::Set)),
+            None => facts.dynamic_set_config = true,
+        }
+    } else if SQL_TEXT_FUNCTIONS.contains(&name.as_str())
+        || name.starts_with("table_to_xml")
+        || name.starts_with("cursor_to_xml")
+    {
+        facts.sql_text_call.get_or_insert(name);
+    }
+}
+
+/// A string constant, looking through casts (`'x'::text`).
+fn literal_str(node: &pg_query::Node) -> Option<&str> {
+    let mut node = node.node.as_ref()?;
+    for _ in 0..8 {
+        match node {
+            NodeEnum::AConst(c) if !c.isnull => {
+                return match c.val.as_ref()? {
+                    Val::Sval(s) => Some(s.sval.as_str()),
+                    _ => None,
+                }
+            }
+            NodeEnum::TypeCast(t) => node = t.arg.as_deref()?.node.as_ref()?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern() -> (String, String) {
+        ("tenant_".to_owned(), String::new())
+    }
+
+    fn schema_rules() -> TenantRules {
+        TenantRules {
+            tenant: Some("acme".into()),
+            protected: vec![
+                "search_path".into(),
+                "role".into(),
+                "session_authorization".into(),
+            ],
+            own_schemas: vec!["tenant_acme".into()],
+            tenant_switch_refused: None,
+            pinned_shard: false,
+        }
+    }
+
+    fn row_rules() -> TenantRules {
+        TenantRules {
+            tenant: Some("acme".into()),
+            protected: vec![
+                "app.current_tenant".into(),
+                "role".into(),
+                "session_authorization".into(),
+            ],
+            own_schemas: Vec::new(),
+            tenant_switch_refused: Some("tenant is fixed".into()),
+            pinned_shard: true,
+        }
+    }
+
+    fn check(sql: &str, rules: &TenantRules) -> Result<(), String> {
+        tenant_facts(sql, Some(&pattern()))
+            .check(rules)
+            .map_err(|v| v.message)
+    }
+
+    #[test]
+    fn schema_model_table() {
+        let r = schema_rules();
+        let allowed = [
+            "SELECT * FROM notes",
+            "SELECT * FROM tenant_acme.notes",
+            "SELECT * FROM public.plans JOIN notes USING (id)",
+            "INSERT INTO notes VALUES (1, 'tenant_x is just text')",
+            "SELECT tenant_id, n.tenant_x FROM notes n",
+            "SET work_mem = '8MB'",
+            "RESET ALL",
+            "DISCARD ALL",
+            "SHOW search_path",
+            "SELECT set_config('work_mem', '8MB', false)",
+            "COPY notes TO STDOUT",
+            "SELECT current_setting('search_path')",
+        ];
+        for sql in allowed {
+            assert_eq!(check(sql, &r), Ok(()), "{sql}");
+        }
+        let refused = [
+            ("SELECT * FROM tenant_globex.notes", "schema tenant_globex"),
+            ("SELECT * FROM \"tenant_globex\".notes", "schema tenant_globex"),
+            ("SELECT * FROM TENANT_GLOBEX.notes", "schema tenant_globex"),
+            ("SELECT 1; DELETE FROM tenant_globex.notes", "schema tenant_globex"),
+            ("COPY tenant_globex.notes TO STDOUT", "schema tenant_globex"),
+            ("COPY (SELECT * FROM tenant_globex.notes) TO STDOUT", "tenant_globex"),
+            ("SELECT tenant_globex.f()", "tenant_globex"),
+            ("SELECT 'tenant_globex.notes'::regclass", "tenant_globex"),
+            ("DROP SCHEMA tenant_globex CASCADE", "tenant_globex"),
+            ("GRANT USAGE ON SCHEMA tenant_globex TO x", "tenant_globex"),
+            ("ALTER SCHEMA tenant_acme RENAME TO tenant_globex", "tenant_globex"),
+            ("ALTER TABLE notes SET SCHEMA tenant_globex", "tenant_globex"),
+            ("SET search_path = tenant_globex", "search_path"),
+            ("SET LOCAL search_path = tenant_globex", "search_path"),
+            ("SET SCHEMA 'public'", "search_path"),
+            ("RESET search_path", "reset search_path"),
+            ("SELECT set_config('search_path', 'x', true)", "search_path"),
+            ("SELECT pg_catalog.set_config('SEARCH_PATH', 'x', false)", "search_path"),
+            ("SELECT set_config('search' || '_path', 'x', false)", "computed"),
+            ("SET ROLE postgres", "role"),
+            ("SET SESSION AUTHORIZATION postgres", "session_authorization"),
+            ("DO $$ BEGIN PERFORM 1; END $$", "DO blocks"),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select * from tenant_globex.notes'",
+                "CREATE FUNCTION",
+            ),
+            ("SELECT query_to_xml('select 1', true, false, '')", "query_to_xml"),
+            ("SELECT * FROM pg_stats", "pg_stats"),
+            ("CREATE SCHEMA mine", "create a schema"),
+            ("ALTER ROLE app SET work_mem = 1", "ALTER ROLE"),
+        ];
+        for (sql, needle) in refused {
+            let e = check(sql, &r).expect_err(sql);
+            assert!(e.contains(needle), "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn row_model_table() {
+        let r = row_rules();
+        assert_eq!(check("SELECT * FROM notes", &r), Ok(()));
+        // Without a schema model every schema name is fine.
+        assert_eq!(
+            tenant_facts("SELECT * FROM tenant_globex.notes", None).check(&r),
+            Ok(())
+        );
+        for (sql, needle) in [
+            ("SET app.current_tenant = 'globex'", "app.current_tenant"),
+            ("RESET app.current_tenant", "reset app.current_tenant"),
+            ("SET app.current_tenant TO DEFAULT", "reset"),
+            (
+                "SELECT set_config('app.current_tenant', 'globex', false)",
+                "app.current_tenant",
+            ),
+            ("SET pgfleet.tenant = 'globex'", "tenant is fixed"),
+            ("SET ROLE other", "role"),
+            ("/* pgfleet: shard=1 */ SELECT 1", "shard hint"),
+        ] {
+            let e = check(sql, &r).expect_err(sql);
+            assert!(e.contains(needle), "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn settings_only_texts() {
+        let only = |sql: &str| tenant_facts(sql, None).only_settings;
+        assert!(only("SET pgfleet.tenant = 'acme'"));
+        assert!(only(
+            "SET application_name = 'x'; SHOW work_mem; RESET work_mem"
+        ));
+        assert!(!only("SET pgfleet.tenant = 'acme'; SELECT * FROM notes"));
+        assert!(!only("SELECT set_config('pgfleet.tenant', 'acme', false)"));
+        assert!(!only("not sql"));
+    }
+
+    #[test]
+    fn template_matching() {
+        let p = ("t_".to_owned(), "_s".to_owned());
+        assert!(matches_template("t_acme_s", &p));
+        assert!(!matches_template("t__s", &p));
+        assert!(!matches_template("t_1x_s", &p));
+        assert!(!matches_template("public", &p));
+    }
+
+    #[test]
+    fn guard_caches_by_text() {
+        let g = TenantGuard::new(Some(pattern()), 4);
+        let a = g.facts("SELECT * FROM tenant_b.x");
+        let b = g.facts("SELECT * FROM tenant_b.x");
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(a.tenant_schemas, vec!["tenant_b".to_owned()]);
+    }
+}
