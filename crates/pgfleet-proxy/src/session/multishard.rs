@@ -94,7 +94,9 @@ impl Session<'_> {
             }
         };
         let held = self.shard.as_deref().and_then(|s| s.held.clone());
-        let (Place::Shard(target), Some(held)) = (place.clone(), held) else {
+        // Only between shards: recovery looks for in-doubt transactions on shards, not on
+        // placement clusters.
+        let (Place::Shard(target), Some(held @ Place::Shard(_))) = (place.clone(), held) else {
             // Not a shard this transaction can move to: refuse the statement instead.
             let e = crate::sharding::place_conflict(
                 &self
@@ -324,6 +326,9 @@ impl Session<'_> {
                 let mut leg = Leg::new(shard, legs.len(), guard);
                 leg.ready = true;
                 leg.status = TxStatus::InTransaction;
+                // A session pinned during the transaction (temporary table, LISTEN, …) must not
+                // hand its servers' session state to other clients: close them afterwards.
+                leg.broken = self.pinned.is_some();
                 shards.push(shard);
                 legs.push(leg);
             }
