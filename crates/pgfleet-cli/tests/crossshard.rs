@@ -623,11 +623,16 @@ async fn copy_splits_rows_by_shard_and_reads_every_shard() {
     let s = shards();
     let proxy = TestProxy::start(&config(&s, "127.0.0.1:0")).await;
     let dir = tempfile::tempdir().unwrap();
-    let psql = |args: Vec<String>| {
+    // psql -c COMMAND against the proxy (psql's \copy sends COPY … FROM STDIN / TO STDOUT).
+    let psql = |command: String| {
         let proxy = &proxy;
         async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            common::programs::run("psql", proxy, &args).await
+            common::programs::run(
+                "psql",
+                proxy,
+                &["-d", "app", "-v", "ON_ERROR_STOP=1", "-c", &command],
+            )
+            .await
         }
     };
 
@@ -643,15 +648,7 @@ async fn copy_splits_rows_by_shard_and_reads_every_shard() {
         data.push_str(&format!("{id}\tv\\t{id}\\\\x\t{n}\n"));
     }
     std::fs::write(&text, &data).unwrap();
-    let (ok, out) = psql(vec![
-        "-d".into(),
-        "app".into(),
-        "-v".into(),
-        "ON_ERROR_STOP=1".into(),
-        "-c".into(),
-        format!("\\copy items FROM '{}'", text.display()),
-    ])
-    .await;
+    let (ok, out) = psql(format!("\\copy items FROM '{}'", text.display())).await;
     assert!(ok, "{out}");
     assert!(out.contains("COPY 5000"), "{out}");
     let mut total = 0;
@@ -683,15 +680,10 @@ async fn copy_splits_rows_by_shard_and_reads_every_shard() {
         data.push_str(&format!("{},{id},\"line\nbreak, \"\"{id}\"\"\"\n", id % 10));
     }
     std::fs::write(&csv, &data).unwrap();
-    let (ok, out) = psql(vec![
-        "-d".into(),
-        "app".into(),
-        "-c".into(),
-        format!(
-            "\\copy items (n, id, v) FROM '{}' WITH (FORMAT csv, HEADER)",
-            csv.display()
-        ),
-    ])
+    let (ok, out) = psql(format!(
+        "\\copy items (n, id, v) FROM '{}' WITH (FORMAT csv, HEADER)",
+        csv.display()
+    ))
     .await;
     assert!(ok && out.contains("COPY 300"), "{out}");
     for shard in 0..3 {
@@ -708,22 +700,10 @@ async fn copy_splits_rows_by_shard_and_reads_every_shard() {
     // a key the key type cannot read is refused by pgfleet.
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "20001\ta\t1\n20002\tb\t2\n20003\tc\t3\n1\tdup\t4\n").unwrap();
-    let (ok, out) = psql(vec![
-        "-d".into(),
-        "app".into(),
-        "-c".into(),
-        format!("\\copy items FROM '{}'", bad.display()),
-    ])
-    .await;
+    let (ok, out) = psql(format!("\\copy items FROM '{}'", bad.display())).await;
     assert!(!ok && out.contains("duplicate key"), "{out}");
     std::fs::write(&bad, "20001\ta\t1\nnot-a-number\tb\t2\n").unwrap();
-    let (ok, out) = psql(vec![
-        "-d".into(),
-        "app".into(),
-        "-c".into(),
-        format!("\\copy items FROM '{}'", bad.display()),
-    ])
-    .await;
+    let (ok, out) = psql(format!("\\copy items FROM '{}'", bad.display())).await;
     assert!(
         !ok && out.contains("COPY row 2") && out.contains("not-a-number"),
         "{out}"
@@ -737,23 +717,11 @@ async fn copy_splits_rows_by_shard_and_reads_every_shard() {
     assert_eq!(prepared_xacts(&s), 0);
 
     // A reference table: every shard gets every row.
-    let (ok, out) = psql(vec![
-        "-d".into(),
-        "app".into(),
-        "-c".into(),
-        "COPY countries FROM STDIN".into(),
-    ])
-    .await;
+    let (ok, out) = psql("COPY countries FROM STDIN".to_owned()).await;
     assert!(!ok || out.contains("COPY 0"), "{out}");
     let refs = dir.path().join("countries.txt");
     std::fs::write(&refs, "it\tItalia\nes\tEspaña\n").unwrap();
-    let (ok, out) = psql(vec![
-        "-d".into(),
-        "app".into(),
-        "-c".into(),
-        format!("\\copy countries FROM '{}'", refs.display()),
-    ])
-    .await;
+    let (ok, out) = psql(format!("\\copy countries FROM '{}'", refs.display())).await;
     assert!(ok && out.contains("COPY 2"), "{out}");
     for sh in &s.shards {
         assert_eq!(
@@ -765,15 +733,10 @@ async fn copy_splits_rows_by_shard_and_reads_every_shard() {
 
     // COPY TO STDOUT returns every shard's rows (one CSV header).
     let dump = dir.path().join("dump.csv");
-    let (ok, out) = psql(vec![
-        "-d".into(),
-        "app".into(),
-        "-c".into(),
-        format!(
-            "\\copy items TO '{}' WITH (FORMAT csv, HEADER)",
-            dump.display()
-        ),
-    ])
+    let (ok, out) = psql(format!(
+        "\\copy items TO '{}' WITH (FORMAT csv, HEADER)",
+        dump.display()
+    ))
     .await;
     assert!(ok && out.contains("COPY 5300"), "{out}");
     let dumped = std::fs::read_to_string(&dump).unwrap();

@@ -86,6 +86,14 @@ impl Leg {
         server.read_frame().await
     }
 
+    /// The next message: a buffered one, else waits for the server.
+    pub(crate) async fn next_frame(&mut self) -> Result<Frame, ServerError> {
+        match self.buffered_frame()? {
+            Some(f) => Ok(f),
+            None => self.read_frame().await,
+        }
+    }
+
     /// Sorts out one server message: pgfleet's preamble answers are swallowed here (`None`);
     /// the request's own answers are returned for the caller, with the bookkeeping done.
     pub(crate) fn classify(&mut self, frame: Frame) -> Result<Option<Frame>, ServerError> {
@@ -148,10 +156,7 @@ impl Leg {
         mut f: impl FnMut(&mut Leg, &Frame),
     ) -> Result<(), ServerError> {
         while !self.ready {
-            let frame = match self.buffered_frame()? {
-                Some(frame) => frame,
-                None => self.read_frame().await?,
-            };
+            let frame = self.next_frame().await?;
             if let Some(frame) = self.classify(frame)? {
                 f(self, &frame);
             }
@@ -167,10 +172,7 @@ impl Leg {
             self.server().write_all(&pre).await?;
         }
         while self.preamble > 0 {
-            let frame = match self.buffered_frame()? {
-                Some(f) => f,
-                None => self.read_frame().await?,
-            };
+            let frame = self.next_frame().await?;
             self.classify(frame)?;
         }
         Ok(())

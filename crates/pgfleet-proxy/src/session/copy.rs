@@ -181,10 +181,7 @@ impl Session<'_> {
         let mut copy_in_response = None;
         for leg in legs.iter_mut() {
             loop {
-                let frame = match leg.buffered_frame().map_err(ProxyError::Server)? {
-                    Some(f) => f,
-                    None => leg.read_frame().await.map_err(ProxyError::Server)?,
-                };
+                let frame = leg.next_frame().await.map_err(ProxyError::Server)?;
                 if frame.tag() == b::COPY_IN_RESPONSE {
                     copy_in_response.get_or_insert(frame);
                     break;
@@ -365,10 +362,7 @@ impl Session<'_> {
             let mut first_row = true;
             let mut error = None;
             while !leg.ready {
-                let frame = match leg.buffered_frame().map_err(ProxyError::Server)? {
-                    Some(f) => f,
-                    None => leg.read_frame().await.map_err(ProxyError::Server)?,
-                };
+                let frame = leg.next_frame().await.map_err(ProxyError::Server)?;
                 let Some(frame) = leg.classify(frame).map_err(ProxyError::Server)? else {
                     continue;
                 };

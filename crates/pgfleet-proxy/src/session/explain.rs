@@ -100,7 +100,7 @@ impl Session<'_> {
             Kind::Extended(x) => (
                 x.params()?
                     .iter()
-                    .map(|p| p.value.map(|v| (p.binary, v.to_vec())))
+                    .map(super::fanout::owned_param)
                     .collect::<Vec<_>>(),
                 x.describe,
             ),
@@ -118,19 +118,8 @@ impl Session<'_> {
             match &req.kind {
                 Kind::Simple => encode_query(&mut msg, &wrapped),
                 Kind::Extended(_) => {
-                    let p: Vec<BindParam<'_>> = params
-                        .iter()
-                        .map(|p| match p {
-                            Some((binary, v)) => BindParam {
-                                binary: *binary,
-                                value: Some(v),
-                            },
-                            None => BindParam {
-                                binary: false,
-                                value: None,
-                            },
-                        })
-                        .collect();
+                    let p: Vec<BindParam<'_>> =
+                        params.iter().map(super::fanout::borrowed_param).collect();
                     encode_parse(&mut msg, "", &wrapped, &types);
                     encode_bind(&mut msg, "", "", &p, &[0]);
                     encode_execute(&mut msg, "", 0);

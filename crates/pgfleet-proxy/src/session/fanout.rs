@@ -96,17 +96,7 @@ impl Session<'_> {
         let mut frames = Vec::with_capacity(rest.len() + 1);
         frames.push(first.clone());
         frames.extend(rest);
-        let lookup = |name: &str| -> Option<(String, Vec<u32>)> {
-            if name.is_empty() {
-                self.unnamed
-                    .as_ref()
-                    .map(|u| (u.query().to_owned(), u.param_types().to_vec()))
-            } else {
-                self.statements
-                    .get(name)
-                    .map(|d| (d.query.clone(), d.param_types.clone()))
-            }
-        };
+        let lookup = |name: &str| self.statement_text(name);
         let Some(req) = request::read(&frames, &lookup)? else {
             return Ok(false);
         };
@@ -132,6 +122,20 @@ impl Session<'_> {
         pgfleet_wire::backend::encode_ready_for_query(&mut out, TxStatus::Idle);
         self.client.write_all(&out).await?;
         Ok(true)
+    }
+
+    /// The text and declared parameter types of the client's statement `name` (`""`: the
+    /// unnamed one).
+    pub(super) fn statement_text(&self, name: &str) -> Option<(String, Vec<u32>)> {
+        if name.is_empty() {
+            self.unnamed
+                .as_ref()
+                .map(|u| (u.query().to_owned(), u.param_types().to_vec()))
+        } else {
+            self.statements
+                .get(name)
+                .map(|d| (d.query.clone(), d.param_types.clone()))
+        }
     }
 
     /// The shards a request needs when it needs more than one; `None` otherwise.
@@ -835,14 +839,14 @@ fn per_shard_statements(req: &Request, targets: &Targets) -> Vec<(usize, ShardSt
     }
 }
 
-type OwnedParam = Option<(bool, Vec<u8>)>;
+pub(super) type OwnedParam = Option<(bool, Vec<u8>)>;
 
 /// A bind parameter as owned bytes (`None`: NULL; the format is kept for non-NULL values).
-fn owned_param(p: &BindParam<'_>) -> OwnedParam {
+pub(super) fn owned_param(p: &BindParam<'_>) -> OwnedParam {
     p.value.map(|v| (p.binary, v.to_vec()))
 }
 
-fn borrowed_param(p: &OwnedParam) -> BindParam<'_> {
+pub(super) fn borrowed_param(p: &OwnedParam) -> BindParam<'_> {
     match p {
         Some((binary, v)) => BindParam {
             binary: *binary,

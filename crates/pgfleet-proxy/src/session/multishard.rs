@@ -284,17 +284,7 @@ impl Session<'_> {
         };
         let mut frames = vec![first];
         frames.extend(rest);
-        let lookup = |name: &str| -> Option<(String, Vec<u32>)> {
-            if name.is_empty() {
-                self.unnamed
-                    .as_ref()
-                    .map(|u| (u.query().to_owned(), u.param_types().to_vec()))
-            } else {
-                self.statements
-                    .get(name)
-                    .map(|d| (d.query.clone(), d.param_types.clone()))
-            }
-        };
+        let lookup = |name: &str| self.statement_text(name);
         let req = request::read(&frames, &lookup)?;
         self.client.skip(offset);
         let (sql, kind) = match req {

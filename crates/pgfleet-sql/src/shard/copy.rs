@@ -3,6 +3,8 @@
 
 use pg_query::NodeEnum;
 
+use super::kind::{first_statement, option_value};
+
 /// COPY's data format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopyFormat {
@@ -44,13 +46,7 @@ pub struct CopySpec {
 pub fn copy_spec(sql: &str) -> Result<CopySpec, String> {
     let parsed =
         pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| e.to_string())?;
-    let Some(NodeEnum::CopyStmt(c)) = parsed
-        .protobuf
-        .stmts
-        .first()
-        .and_then(|s| s.stmt.as_ref())
-        .and_then(|n| n.node.as_ref())
-    else {
+    let Some(NodeEnum::CopyStmt(c)) = first_statement(&parsed) else {
         return Err("not a COPY statement".into());
     };
     let Some(rel) = c.relation.as_ref() else {
@@ -90,12 +86,7 @@ pub fn copy_spec(sql: &str) -> Result<CopySpec, String> {
         let Some(NodeEnum::DefElem(d)) = o.node.as_ref() else {
             continue;
         };
-        let value = d.arg.as_ref().and_then(|a| match a.node.as_ref() {
-            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
-            Some(NodeEnum::Boolean(b)) => Some(b.boolval.to_string()),
-            Some(NodeEnum::Integer(i)) => Some(i.ival.to_string()),
-            _ => None,
-        });
+        let value = option_value(d);
         let one_byte = |what: &str| -> Result<u8, String> {
             match value.as_deref().map(str::as_bytes) {
                 Some([b]) if b.is_ascii() => Ok(*b),

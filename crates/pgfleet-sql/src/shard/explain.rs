@@ -4,6 +4,8 @@
 use pg_query::protobuf::ExplainStmt;
 use pg_query::NodeEnum;
 
+use super::kind::{first_statement, option_value};
+
 /// One `EXPLAIN [ (options) ] statement`.
 #[derive(Clone, Debug)]
 pub struct Explain {
@@ -27,13 +29,7 @@ fn option_true(value: Option<&str>) -> bool {
 pub fn explain_parts(sql: &str) -> Result<Explain, String> {
     let parsed =
         pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| e.to_string())?;
-    let Some(NodeEnum::ExplainStmt(e)) = parsed
-        .protobuf
-        .stmts
-        .first()
-        .and_then(|s| s.stmt.as_ref())
-        .and_then(|n| n.node.as_ref())
-    else {
+    let Some(NodeEnum::ExplainStmt(e)) = first_statement(&parsed) else {
         return Err("not an EXPLAIN statement".into());
     };
     let inner = e
@@ -49,12 +45,7 @@ pub fn explain_parts(sql: &str) -> Result<Explain, String> {
         let Some(NodeEnum::DefElem(d)) = o.node.as_ref() else {
             continue;
         };
-        let value = d.arg.as_ref().and_then(|a| match a.node.as_ref() {
-            Some(NodeEnum::String(s)) => Some(s.sval.clone()),
-            Some(NodeEnum::Boolean(b)) => Some(b.boolval.to_string()),
-            Some(NodeEnum::Integer(i)) => Some(i.ival.to_string()),
-            _ => None,
-        });
+        let value = option_value(d);
         match d.defname.as_str() {
             "analyze" => analyze = option_true(value.as_deref()),
             "format" => {

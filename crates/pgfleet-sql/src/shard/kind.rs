@@ -27,13 +27,7 @@ pub fn cross_shard_kind(sql: &str) -> CrossShardKind {
     let Ok(parsed) = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) else {
         return CrossShardKind::Unsupported("a statement that does not parse");
     };
-    let Some(node) = parsed
-        .protobuf
-        .stmts
-        .first()
-        .and_then(|s| s.stmt.as_ref())
-        .and_then(|n| n.node.as_ref())
-    else {
+    let Some(node) = first_statement(&parsed) else {
         return CrossShardKind::Unsupported("an empty statement");
     };
     match node {
@@ -61,6 +55,26 @@ pub fn cross_shard_kind(sql: &str) -> CrossShardKind {
         NodeEnum::DeclareCursorStmt(_) => CrossShardKind::Unsupported("a cursor"),
         _ => CrossShardKind::Write,
     }
+}
+
+/// The first statement of a parse result.
+pub(crate) fn first_statement(parsed: &pg_query::ParseResult) -> Option<&NodeEnum> {
+    parsed
+        .protobuf
+        .stmts
+        .first()
+        .and_then(|s| s.stmt.as_ref())
+        .and_then(|n| n.node.as_ref())
+}
+
+/// An option's value (`DefElem` argument) as text: strings, booleans and integers.
+pub(crate) fn option_value(d: &pg_query::protobuf::DefElem) -> Option<String> {
+    d.arg.as_ref().and_then(|a| match a.node.as_ref() {
+        Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+        Some(NodeEnum::Boolean(b)) => Some(b.boolval.to_string()),
+        Some(NodeEnum::Integer(i)) => Some(i.ival.to_string()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
