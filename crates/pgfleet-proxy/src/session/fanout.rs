@@ -85,6 +85,12 @@ impl Session<'_> {
         {
             return Ok(false);
         }
+        let router = self.router()?;
+        // Fast path: a Bind of a statement whose route is one shard (the usual request) is
+        // judged alone, without copying the rest of the request.
+        if first.tag() == t::BIND && !self.bind_needs_several_shards(&router, first)? {
+            return Ok(false);
+        }
         let (rest, offset) = match first.tag() {
             t::QUERY => (Vec::new(), 0),
             t::PARSE | t::BIND => match self.client.peek_until(|tag| tag == t::SYNC)? {
@@ -100,7 +106,6 @@ impl Session<'_> {
         let Some(req) = request::read(&frames, &lookup)? else {
             return Ok(false);
         };
-        let router = self.router()?;
         let Some(targets) = self.cross_targets(&router, &req)? else {
             return Ok(false);
         };
@@ -136,6 +141,36 @@ impl Session<'_> {
                 .get(name)
                 .map(|d| (d.query.clone(), d.param_types.clone()))
         }
+    }
+
+    /// Whether the statement a Bind runs, with its parameters, needs more than one shard.
+    fn bind_needs_several_shards(
+        &self,
+        router: &ShardRouter,
+        bind: &Frame,
+    ) -> Result<bool, ProxyError> {
+        let b = pgfleet_wire::frontend::decode_bind(bind)?;
+        let Some((text, _)) = self.statement_text(b.statement) else {
+            return Ok(false);
+        };
+        let planned = router.plan(&text);
+        let Ok(plan) = planned.as_ref().as_ref() else {
+            return Ok(false);
+        };
+        let values = b.parameters()?;
+        let params = router_params(&values);
+        let route = plan.route(
+            router.topology(),
+            BindParams::Bound(&params),
+            &settings_of(&self.params),
+        );
+        Ok(matches!(
+            route,
+            Ok(ShardRoute::Several(_)
+                | ShardRoute::All
+                | ShardRoute::Split(_)
+                | ShardRoute::Reference(ReferenceAccess::Write))
+        ))
     }
 
     /// The shards a request needs when it needs more than one; `None` otherwise.

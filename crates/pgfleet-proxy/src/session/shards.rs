@@ -484,6 +484,22 @@ impl Session<'_> {
         first: &Frame,
     ) -> Result<(Place, bool), ProxyError> {
         let end = |tag| matches!(tag, t::SYNC | t::QUERY | t::FUNCTION_CALL);
+        // Fast path (a Bind of a prepared statement, the usual request): its own route decides,
+        // without copying the rest of the request.
+        if first.tag() == t::BIND {
+            let lookup = |name: &str| -> Option<String> {
+                if name.is_empty() {
+                    self.unnamed.as_ref().map(|u| u.query().to_owned())
+                } else {
+                    self.statements.get(name).map(|d| d.query.clone())
+                }
+            };
+            if let Some(Want::Exactly(place)) =
+                message_want(router, first, &lookup, &settings_of(&self.params))?
+            {
+                return Ok((place, false));
+            }
+        }
         let (rest, whole) = if end(first.tag()) {
             (Vec::new(), true)
         } else {
