@@ -1057,6 +1057,24 @@ async fn transactions_span_shards_and_commit_with_two_phase_commit() {
     c.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(rows_on_shards(&s, "id > 7400"), 0);
 
+    // Preparing COMMIT instead of running it is refused; the transaction fails everywhere and
+    // ROLLBACK ends it.
+    let (h1, h2) = two_shards(&s, 7601);
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({h1}, 'h')"))
+        .await
+        .unwrap();
+    c.batch_execute(&format!("INSERT INTO items(id, v) VALUES ({h2}, 'h')"))
+        .await
+        .unwrap();
+    let e = c.prepare("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000", "{}", message(&e));
+    let e = c.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(rows_on_shards(&s, "id > 7600"), 0);
+    assert_eq!(prepared_xacts(&s), 0);
+
     // A client that leaves in the middle: every shard rolls back, nothing stays prepared.
     let (g1, g2) = two_shards(&s, 7501);
     c.batch_execute("BEGIN").await.unwrap();

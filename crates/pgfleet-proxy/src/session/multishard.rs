@@ -294,7 +294,12 @@ impl Session<'_> {
                 _ => (String::new(), None),
             },
         };
-        let commit = matches!(self.rt.analyzer.classify(&sql).tx, TxControl::Commit)
+        // A request that prepares COMMIT/ROLLBACK without running it (or runs it in another
+        // shape): refused, and — as after any error in a transaction — the transaction is failed:
+        // every shard rolls back now, and the client must ROLLBACK.
+        let unusual = kind.is_none() && frames[0].tag() != t::QUERY;
+        let commit = !unusual
+            && matches!(self.rt.analyzer.classify(&sql).tx, TxControl::Commit)
             && self.tx == TxStatus::InTransaction;
         let chain = and_chain(&sql);
         // Every server of the transaction.
@@ -342,7 +347,18 @@ impl Session<'_> {
                 .map(|()| "COMMIT")
         } else {
             super::fanout::rollback_all(&mut legs).await;
-            Ok("ROLLBACK")
+            if unusual {
+                Err(ProxyError::Client {
+                    code: "0A000",
+                    message:
+                        "pgfleet: in a transaction that spans shards, send COMMIT or ROLLBACK \
+                              as a statement to run (simple Query, or Parse/Bind/Execute/Sync); \
+                              the transaction is rolled back"
+                            .into(),
+                })
+            } else {
+                Ok("ROLLBACK")
+            }
         };
         if result.is_err() {
             super::fanout::rollback_all(&mut legs).await;
@@ -365,7 +381,17 @@ impl Session<'_> {
                     self.tx = TxStatus::InTransaction;
                 }
             }
-            Err(e) => e.encode_for_client(&mut out),
+            Err(e) => {
+                e.encode_for_client(&mut out);
+                if unusual {
+                    // Like PostgreSQL after an error: the client's transaction is failed until
+                    // it says ROLLBACK (answered without a server).
+                    if let Some(sh) = self.shard.as_deref_mut() {
+                        sh.local = LocalTx::Failed(begin.clone());
+                    }
+                    self.tx = TxStatus::Failed;
+                }
+            }
         }
         pgfleet_wire::backend::encode_ready_for_query(&mut out, self.tx);
         self.client.write_all(&out).await

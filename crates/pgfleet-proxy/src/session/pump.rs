@@ -182,6 +182,20 @@ impl Session<'_> {
                         hold = true;
                         break;
                     }
+                    // COMMIT/ROLLBACK bound in the middle of a request would end the transaction on
+                    // one shard only.
+                    if sh.spans()
+                        && !x.no_client_request_open()
+                        && frame.tag() == pgfleet_wire::tag::frontend::BIND
+                        && super::multishard::ends_transaction(rt, &frame, statements, unnamed)?
+                    {
+                        let e = ProxyError::Client {
+                            code: "0A000",
+                            message: "pgfleet: a transaction that spans shards ends with a COMMIT or ROLLBACK request of its own".into(),
+                        };
+                        refuse(&e, &frame, server, x, to_server);
+                        continue;
+                    }
                     // In a failed transaction the server itself refuses all but ROLLBACK.
                     if !x.skip_until_sync && *tx != TxStatus::Failed {
                         let holder = if *tx != TxStatus::Idle {
