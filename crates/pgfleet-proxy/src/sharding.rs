@@ -103,7 +103,7 @@ pub enum Want {
 }
 
 /// What a route means for a single-cluster execution; `Err` when the statement needs several
-/// shards (not available yet).
+/// shards (such statements run only alone, outside transactions: `session/fanout.rs`).
 pub fn want_of(route: ShardRoute, db: &DatabaseTopology) -> Result<Want, ProxyError> {
     let all =
         || -> BTreeSet<usize> { (0..db.shards().map_or(0, |s| s.clusters().len())).collect() };
