@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use tokio::net::TcpListener;
 
 use crate::client::{handle_connection, ClientConn};
@@ -98,37 +99,57 @@ async fn maintain(rt: Arc<Runtime>) {
     let mut monitors = crate::replication::monitor::Monitors::default();
     // Two-phase recovery: shortly after start (servers may still be coming up), then every minute.
     let mut recovery_due = Instant::now() + Duration::from_secs(1);
+    let mut recovery = None;
     loop {
         tick.tick().await;
         // First: pool upkeep may wait on connects to a slow server, monitors must not.
         monitors.reconcile(&rt);
         rt.pools.maintain().await;
         rt.prepared.prune();
-        recover_in_doubt(&rt, &mut recovery_due).await;
+        recover_in_doubt(&rt, &mut recovery_due, &mut recovery);
     }
 }
 
 /// Finishes the in-doubt two-phase transactions of this instance when due (see
 /// `fanout::recover`).
-async fn recover_in_doubt(rt: &Runtime, due: &mut Instant) {
-    if Instant::now() < *due || rt.is_shutting_down() {
+fn recover_in_doubt(
+    rt: &Arc<Runtime>,
+    due: &mut Instant,
+    running: &mut Option<tokio::task::JoinHandle<Result<(), ()>>>,
+) {
+    // A pass in its own task: it may wait for servers, and pool upkeep must not wait with it;
+    // none while PAUSEd (its checkouts would wait) or while the previous pass runs.
+    if let Some(pass) = running.take() {
+        if !pass.is_finished() {
+            *running = Some(pass);
+            return;
+        }
+        if let Some(Ok(Err(()))) = pass.now_or_never() {
+            *due = Instant::now() + Duration::from_secs(5);
+        }
+    }
+    if Instant::now() < *due || rt.is_shutting_down() || rt.is_paused() {
         return;
     }
     *due = Instant::now() + RECOVERY_INTERVAL;
-    match crate::fanout::recover::recover(rt).await {
-        Ok(r) if r.committed + r.rolled_back > 0 => {
-            tracing::warn!(
-                committed = r.committed,
-                rolled_back = r.rolled_back,
-                "two-phase recovery finished in-doubt transactions"
-            );
+    let rt = rt.clone();
+    *running = Some(tokio::spawn(async move {
+        match crate::fanout::recover::recover(&rt).await {
+            Ok(r) if r.committed + r.rolled_back > 0 => {
+                tracing::warn!(
+                    committed = r.committed,
+                    rolled_back = r.rolled_back,
+                    "two-phase recovery finished in-doubt transactions"
+                );
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "two-phase recovery failed; retrying in 5s");
+                Err(())
+            }
         }
-        Ok(_) => {}
-        Err(e) => {
-            *due = Instant::now() + Duration::from_secs(5);
-            tracing::warn!(error = %e, "two-phase recovery failed; retrying in 5s");
-        }
-    }
+    }));
 }
 
 /// How often pgfleet looks for in-doubt two-phase transactions of its own.
