@@ -15,6 +15,7 @@ use pgfleet_wire::frontend::{
 use pgfleet_wire::rows::decode_data_row;
 use pgfleet_wire::tag::backend as b;
 
+use super::fanout::list;
 use super::Session;
 use crate::fanout::explain::merge_lines;
 use crate::fanout::request::{Kind, Request};
@@ -187,12 +188,4 @@ impl Session<'_> {
         encode_command_complete(out, "EXPLAIN");
         Ok(())
     }
-}
-
-fn list(shards: &[usize]) -> String {
-    shards
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

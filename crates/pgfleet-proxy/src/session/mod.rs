@@ -4,6 +4,7 @@
 
 mod checkout;
 mod cleanup;
+mod commit;
 mod copy;
 mod explain;
 mod fanout;
