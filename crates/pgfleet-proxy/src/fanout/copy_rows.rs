@@ -20,8 +20,7 @@ pub(crate) struct RowSplitter {
     buf: Vec<u8>,
     /// Where the scan for the current row's end continues in `buf`.
     scan: usize,
-    /// Text: the previous byte was an escaping backslash. CSV: inside quotes the previous byte
-    /// was the escape character.
+    /// CSV: inside quotes the previous byte was the escape character.
     escaped: bool,
     /// CSV: inside a quoted field.
     in_quotes: bool,
@@ -70,26 +69,19 @@ impl RowSplitter {
         let mut i = self.scan;
         while i < self.buf.len() {
             let b = self.buf[i];
-            match self.format {
-                CopyFormat::Csv => {
-                    if self.in_quotes {
-                        if self.escaped {
-                            self.escaped = false;
-                        } else if b == self.escape && self.escape != self.quote {
-                            self.escaped = true;
-                        } else if b == self.quote {
-                            self.in_quotes = false;
-                        }
-                    } else if b == self.quote {
-                        self.in_quotes = true;
-                    }
-                }
-                _ => {
+            // CSV tracks quotes; text escapes are counted back from a newline
+            // (`escaped_newline`).
+            if self.format == CopyFormat::Csv {
+                if self.in_quotes {
                     if self.escaped {
                         self.escaped = false;
-                    } else if b == b'\\' {
+                    } else if b == self.escape && self.escape != self.quote {
                         self.escaped = true;
+                    } else if b == self.quote {
+                        self.in_quotes = false;
                     }
+                } else if b == self.quote {
+                    self.in_quotes = true;
                 }
             }
             let row_end = b == b'\n'
@@ -114,9 +106,7 @@ impl RowSplitter {
 
     /// Text format: whether the newline at `i` is escaped by a backslash (an odd run of
     /// backslashes before it, within the current row).
-    fn escaped_newline(&mut self, i: usize, start: usize) -> bool {
-        // `escaped` was cleared by this very newline if the byte before was an escaping
-        // backslash: count the run instead.
+    fn escaped_newline(&self, i: usize, start: usize) -> bool {
         let run = self.buf[start..i]
             .iter()
             .rev()
