@@ -34,7 +34,8 @@ struct World {
 }
 
 impl World {
-    /// `tenancy` lines go after `[databases.app.tenancy]`, `pool` lines into `[pool]`.
+    /// `tenancy` lines go after `[databases.app.tenancy]` (`{id}` stands for the world's id),
+    /// `pool` lines into `[pool]`.
     async fn new(tenancy: &str, pool: &str) -> World {
         static N: AtomicUsize = AtomicUsize::new(0);
         let cluster = CLUSTER.get().expect("start cluster");
@@ -54,6 +55,7 @@ impl World {
         cluster
             .psql(&format!("CREATE DATABASE tmeta_{id}"))
             .unwrap();
+        let tenancy = tenancy.replace("{id}", &id);
         let config = format!(
             r#"
 [proxy]
@@ -149,6 +151,35 @@ admin = true
                  INSERT INTO tenant_{t}.notes VALUES (1, '{t}-1'), (2, '{t}-2');",
                 role = self.role
             ));
+        }
+    }
+
+    /// Database model (template `tapp_{id}_{tenant}`): a database per tenant, made by the
+    /// superuser and given to the role, with `notes(id, body)` rows `<tenant>-1`, `<tenant>-2`.
+    fn database_tenants(&self, tenants: &[&str]) {
+        for t in tenants {
+            let output = Command::new(env!("CARGO_BIN_EXE_pgfleet"))
+                .current_dir(self.dir.path())
+                .args(["tenant", "--user", "postgres", "create", t, "--owner"])
+                .arg(&self.role)
+                .output()
+                .expect("run pgfleet");
+            assert!(
+                output.status.success(),
+                "pgfleet tenant create {t}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            self.cluster
+                .psql_db(
+                    &format!("{}_{t}", self.db),
+                    &format!(
+                        "CREATE TABLE notes (id bigint PRIMARY KEY, body text);
+                         ALTER TABLE notes OWNER TO {role};
+                         INSERT INTO notes VALUES (1, '{t}-1'), (2, '{t}-2');",
+                        role = self.role
+                    ),
+                )
+                .unwrap();
         }
     }
 
@@ -782,4 +813,112 @@ password = "pw"
         .await;
     }
     proxy.stop().await;
+}
+
+/// Database model: each tenant's sessions run in the tenant's own database (pools of their own);
+/// another tenant's database cannot be named (PostgreSQL has no cross-database references);
+/// switching tenants moves the session's next transaction; a session that keeps its server cannot
+/// switch to another database; an admin without a tenant reaches the database's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_model_attacks() {
+    let w = World::new(
+        "model = \"database\"\ndatabase_template = \"tapp_{id}_{tenant}\"\nadmin_roles = [\"ops\"]",
+        "pool_size = 1",
+    )
+    .await;
+    w.database_tenants(&["acme", "globex"]);
+    w.sql("CREATE TABLE notes (id bigint, body text); INSERT INTO notes VALUES (1, 'home-1');");
+    w.sql(&format!("ALTER TABLE notes OWNER TO {}", w.role));
+    let a = w.tenant_client("acme").await;
+    let b = w.tenant_client("globex").await;
+    // Interleaved over pool_size 1 per tenant database: never the other's rows.
+    for _ in 0..5 {
+        own_rows(&a, "acme").await;
+        own_rows(&b, "globex").await;
+    }
+    let db: Vec<String> = a
+        .simple_query("SELECT current_database() AS body")
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get("body").map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(db, vec![format!("{}_acme", w.db)]);
+    // Another tenant's database by name: PostgreSQL refuses cross-database references.
+    let e = a
+        .simple_query(&format!("SELECT body FROM {}_globex.public.notes", w.db))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000", "{}", message(&e));
+    // Writes stay in the tenant's database.
+    a.simple_query("INSERT INTO notes VALUES (3, 'acme-3')")
+        .await
+        .unwrap();
+    assert_eq!(
+        w.cluster
+            .psql_db(&format!("{}_globex", w.db), "SELECT count(*) FROM notes")
+            .unwrap(),
+        "2"
+    );
+    a.simple_query("DELETE FROM notes WHERE id = 3")
+        .await
+        .unwrap();
+
+    // SET pgfleet.tenant moves the next transaction to the other tenant's database; prepared
+    // statements of the previous tenant are gone.
+    let c = w.connect(&w.role, "").await;
+    c.simple_query("SET pgfleet.tenant = 'acme'").await.unwrap();
+    own_rows(&c, "acme").await;
+    let st = c
+        .prepare("SELECT body FROM notes ORDER BY id")
+        .await
+        .unwrap();
+    c.simple_query("SET pgfleet.tenant = 'globex'")
+        .await
+        .unwrap();
+    own_rows(&c, "globex").await;
+    match c.query(&st, &[]).await {
+        Ok(rows) => {
+            let rows: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            only("globex", &rows, "prepared before the switch");
+        }
+        Err(e) => assert_eq!(sqlstate(&e), "26000", "{}", message(&e)),
+    }
+    // A pinned session (LISTEN keeps its server) cannot switch to another database.
+    c.simple_query("LISTEN pgfleet_test").await.unwrap();
+    // (Refused at the SET itself or at the next statement, depending on when the session
+    // enters its tenant again.)
+    let e = match c.simple_query("SET pgfleet.tenant = 'acme'").await {
+        Err(e) => e,
+        Ok(_) => c.simple_query("SELECT body FROM notes").await.unwrap_err(),
+    };
+    assert_eq!(sqlstate(&e), "0A000", "{}", message(&e));
+    assert!(
+        message(&e).contains("cannot switch this session to tenant `acme`"),
+        "{}",
+        message(&e)
+    );
+    c.simple_query("SET pgfleet.tenant = 'globex'")
+        .await
+        .unwrap();
+    own_rows(&c, "globex").await;
+    // (The pinned session held globex's only server connection.)
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // An admin role without a tenant reaches the database's own server database.
+    let ops = w.connect("ops", "").await;
+    assert_eq!(
+        bodies(&ops, "SELECT body FROM notes").await.unwrap(),
+        vec!["home-1".to_owned()]
+    );
+    // Suspension reaches the tenant's sessions.
+    w.tenant(&["suspend", "acme"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let e = a.simple_query("SELECT body FROM notes").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "57P03", "{}", message(&e));
+    own_rows(&b, "globex").await;
 }

@@ -1,5 +1,6 @@
 //! Pools per (user, database), created on first use from the config snapshot and reconciled on
-//! reload.
+//! reload. A tenant of a database with the `database` tenancy model gets pools of its own (same
+//! user and settings, the tenant's server database).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,11 +53,15 @@ impl PoolEntry {
     }
 }
 
+/// Where one [`DatabasePools`] connects: (user, database), the cluster, and the server database
+/// when it is not the database's own (a tenant's database).
+type PlaceKey = (PoolKey, String, Option<String>);
+
 /// All pools of the process.
 #[derive(Default)]
 pub struct Pools {
-    /// By ((user, database), cluster).
-    map: RwLock<HashMap<(PoolKey, String), Arc<DatabasePools>>>,
+    /// By ((user, database), cluster, tenant server database).
+    map: RwLock<HashMap<PlaceKey, Arc<DatabasePools>>>,
     /// Open server connections (SHOW SERVERS).
     pub servers: Arc<ServerRegistry>,
 }
@@ -110,6 +115,18 @@ pub fn targets_on(
     database: &str,
     cluster: &str,
 ) -> Option<Vec<ServerTarget>> {
+    targets_in(config, user, database, cluster, None)
+}
+
+/// As [`targets_on`], connecting to `server_database` instead of the database's own
+/// `server_database` when given (a tenant's database in the `database` tenancy model).
+pub fn targets_in(
+    config: &Config,
+    user: &str,
+    database: &str,
+    cluster: &str,
+    server_database: Option<&str>,
+) -> Option<Vec<ServerTarget>> {
     let db = config.databases.get(database)?;
     let u = config.users.get(user)?;
     if !serves(config, database, cluster) {
@@ -128,7 +145,7 @@ pub fn targets_on(
             .map(|server| ServerTarget {
                 host: server.host.clone(),
                 port: server.port,
-                database: db.server_database.clone(),
+                database: server_database.map_or_else(|| db.server_database.clone(), str::to_owned),
                 user: u.server_user.clone(),
                 password: password.clone(),
                 pool_user: user.to_owned(),
@@ -165,6 +182,8 @@ pub struct DatabasePools {
     pub key: PoolKey,
     /// The cluster's name.
     pub cluster: String,
+    /// The tenant database these pools connect to, when not the database's own.
+    pub tenant_database: Option<String>,
     /// One pool per server of the cluster, in the cluster's order.
     pub endpoints: Vec<Arc<PoolEntry>>,
     /// Index of the configured primary.
@@ -213,11 +232,29 @@ impl Pools {
         database: &str,
         cluster: &str,
     ) -> Result<Arc<DatabasePools>, ProxyError> {
-        let key = ((user.to_owned(), database.to_owned()), cluster.to_owned());
+        self.in_database(config, clusters, user, database, cluster, None)
+    }
+
+    /// The pools for (user, database) on `cluster` connecting to `tenant_database` (`None`: the
+    /// database's own server database), created on first use.
+    pub fn in_database(
+        &self,
+        config: &Config,
+        clusters: &Clusters,
+        user: &str,
+        database: &str,
+        cluster: &str,
+        tenant_database: Option<&str>,
+    ) -> Result<Arc<DatabasePools>, ProxyError> {
+        let key = (
+            (user.to_owned(), database.to_owned()),
+            cluster.to_owned(),
+            tenant_database.map(str::to_owned),
+        );
         if let Some(e) = self.map.read().get(&key) {
             return Ok(e.clone());
         }
-        let targets = targets_on(config, user, database, cluster)
+        let targets = targets_in(config, user, database, cluster, tenant_database)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ProxyError::Client {
                 code: "3D000",
@@ -250,6 +287,7 @@ impl Pools {
                 Arc::new(DatabasePools {
                     key: key.0.clone(),
                     cluster: cluster.to_owned(),
+                    tenant_database: key.2.clone(),
                     endpoints,
                     configured_primary: configured_primary(config, cluster),
                     state: clusters.get(config, cluster),
@@ -262,7 +300,9 @@ impl Pools {
     /// Every pool of every endpoint, sorted by (user, database), then endpoint order.
     pub fn list(&self) -> Vec<Arc<PoolEntry>> {
         let mut dbs: Vec<_> = self.map.read().values().cloned().collect();
-        dbs.sort_by(|a, b| (&a.key, &a.cluster).cmp(&(&b.key, &b.cluster)));
+        dbs.sort_by(|a, b| {
+            (&a.key, &a.cluster, &a.tenant_database).cmp(&(&b.key, &b.cluster, &b.tenant_database))
+        });
         dbs.iter()
             .flat_map(|d| d.endpoints.iter().cloned())
             .collect()
@@ -272,15 +312,16 @@ impl Pools {
     /// credentials) or a removed user/database closes the pools, to be re-created on next use.
     pub fn reconcile(&self, config: &Config) {
         let mut map = self.map.write();
-        map.retain(|((user, database), cluster), db| {
-            let same = targets_on(config, user, database, cluster).is_some_and(|targets| {
-                targets.len() == db.endpoints.len()
-                    && targets
-                        .iter()
-                        .zip(&db.endpoints)
-                        .all(|(t, e)| *t == e.pool.manager().target)
-                    && configured_primary(config, cluster) == db.configured_primary
-            });
+        map.retain(|((user, database), cluster, tenant_db), db| {
+            let same = targets_in(config, user, database, cluster, tenant_db.as_deref())
+                .is_some_and(|targets| {
+                    targets.len() == db.endpoints.len()
+                        && targets
+                            .iter()
+                            .zip(&db.endpoints)
+                            .all(|(t, e)| *t == e.pool.manager().target)
+                        && configured_primary(config, cluster) == db.configured_primary
+                });
             if same {
                 let s = config.pool_settings(user, database);
                 for e in &db.endpoints {
@@ -296,11 +337,21 @@ impl Pools {
         });
     }
 
-    /// Runs pool maintenance (idle timeouts, lifetimes, min_idle) once over every pool.
+    /// Runs pool maintenance (idle timeouts, lifetimes, min_idle) once over every pool, then
+    /// forgets tenant-database pools that no session uses and that have no connection left (so
+    /// the map stays bounded by the tenants active within an `idle_timeout`).
     pub async fn maintain(&self) {
         for entry in self.list() {
             entry.pool.maintain().await;
         }
+        self.map.write().retain(|(_, _, tenant_db), db| {
+            tenant_db.is_none()
+                || Arc::strong_count(db) > 1
+                || db.endpoints.iter().any(|e| {
+                    let s = e.stats();
+                    s.open > 0 || s.waiting > 0 || Arc::strong_count(e) > 1
+                })
+        });
     }
 
     /// Checked-out connections per endpoint of `cluster`, summed over every (user, database).

@@ -115,6 +115,9 @@ pub(crate) struct Session<'a> {
     /// Sharded or placed database: where requests go, the deferred BEGIN. `None` for a database
     /// on one cluster, whose requests never look at tables.
     shard: Option<Box<shards::ShardSession>>,
+    /// The shard state while the session's tenant lives in a database of its own (`database`
+    /// tenancy model), to come back to without a tenant.
+    shard_aside: Option<Box<shards::ShardSession>>,
     /// Database with tenancy: the session's tenant, its context and limits.
     tenant: Option<Box<tenant::TenantSession>>,
     /// Output buffers, kept across transactions so the hot path does not allocate.
@@ -151,6 +154,7 @@ impl<'a> Session<'a> {
         Session {
             rt,
             shard,
+            shard_aside: None,
             tenant,
             client,
             info,
@@ -303,13 +307,14 @@ impl<'a> Session<'a> {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();
-                self.pools = if self.shard.is_some() {
-                    self.rt.pools.on_cluster(
+                self.pools = if self.shard.is_some() || self.pools.tenant_database.is_some() {
+                    self.rt.pools.in_database(
                         &config,
                         self.rt.clusters(),
                         &self.pools.key.0,
                         &self.pools.key.1,
                         &self.pools.cluster,
+                        self.pools.tenant_database.as_deref(),
                     )?
                 } else {
                     self.rt.pools.get(

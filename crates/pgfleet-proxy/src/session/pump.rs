@@ -124,7 +124,7 @@ impl Session<'_> {
                     let opens = sent_request && *tx == TxStatus::Idle && x.no_client_request_open();
                     let mut checked = Ok(false);
                     if opens {
-                        checked = ts.enter(rt, params, statements, unnamed).await;
+                        checked = ts.enter(rt, params, statements, unnamed, true).await;
                         if matches!(checked, Ok(true)) && synced {
                             super::tenant::resync(params, server, x, to_server);
                         }

@@ -46,9 +46,19 @@ pub(crate) struct TenantSession {
     missing: Option<String>,
     guard: Arc<TenantGuard>,
     stats: Option<Arc<TenantStats>>,
+    /// `database` model: where the current tenant's transactions run.
+    home: Option<TenantHome>,
     /// A place under the tenant's connection cap while a server is held.
     permit: Option<OwnedSemaphorePermit>,
     held_since: Option<Instant>,
+}
+
+/// Where a tenant of a `database`-model database lives: its own server database on its
+/// database's cluster, or on its shard's cluster in a sharded database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TenantHome {
+    pub(crate) cluster: String,
+    pub(crate) database: String,
 }
 
 fn client_error(code: &'static str, message: String) -> ProxyError {
@@ -80,6 +90,7 @@ impl TenantSession {
             missing: None,
             guard: rt.tenancy.guard(database, tenancy),
             stats: None,
+            home: None,
             permit: None,
             held_since: None,
         }))
@@ -99,15 +110,19 @@ impl TenantSession {
     /// Resolves the tenant for the transaction about to start and forces its context into
     /// `params`. Returns whether the forced settings changed (a held server needs a new sync).
     /// A new tenant drops the client's prepared statements: they were parsed in another tenant's
-    /// context.
+    /// context. `held`: the session keeps its server (session pooling, pinned), so a tenant in
+    /// another database ([`TenantHome`]) cannot be reached.
     pub(crate) async fn enter(
         &mut self,
         rt: &Arc<Runtime>,
         params: &mut SessionParams,
         statements: &mut HashMap<String, Arc<StatementDef>>,
         unnamed: &mut Option<Arc<UnnamedStatement>>,
+        held: bool,
     ) -> Result<bool, ProxyError> {
-        let result = self.enter_inner(rt, params, statements, unnamed).await;
+        let result = self
+            .enter_inner(rt, params, statements, unnamed, held)
+            .await;
         if result.is_err() {
             self.count_error();
         }
@@ -120,6 +135,7 @@ impl TenantSession {
         params: &mut SessionParams,
         statements: &mut HashMap<String, Arc<StatementDef>>,
         unnamed: &mut Option<Arc<UnnamedStatement>>,
+        held: bool,
     ) -> Result<bool, ProxyError> {
         let config = rt.config();
         let Some(tenancy) = config
@@ -128,6 +144,7 @@ impl TenantSession {
             .and_then(|d| d.tenancy.as_ref())
         else {
             // A reload took tenancy away: nothing to enforce any more.
+            self.leave_home(held, params)?;
             return Ok(self.apply(params, Vec::new()));
         };
         // Cheap (one map lookup); follows a reload that changed the schema template.
@@ -157,21 +174,12 @@ impl TenantSession {
                 self.admin,
                 switch_refused(tenancy, &self.database, None),
             );
+            self.leave_home(held, params)?;
             self.rules = c.rules;
             self.current = None;
             self.stats = None;
             return Ok(self.apply(params, c.forced));
         };
-        if tenancy.model == TenantModel::Database && !self.admin {
-            return Err(client_error(
-                "0A000",
-                format!(
-                    "pgfleet: database `{}` uses tenancy model \"database\", which the proxy does not route yet; tenant `{name}` lives in its own database `{}` (see docs/tenancy.md)",
-                    self.database,
-                    tenancy.database_for(&name)
-                ),
-            ));
-        }
         let row = rt
             .tenancy
             .directory
@@ -204,6 +212,16 @@ impl TenantSession {
             }
             TenantState::Active | TenantState::Moving => {}
         }
+        let home = match tenancy.model {
+            TenantModel::Database => Some(tenant_home(&config, &self.database, tenancy, &row)?),
+            TenantModel::Schema | TenantModel::Row => None,
+        };
+        if held && home != self.home {
+            // The switch does not happen: the session stays with its tenant.
+            self.keep_current(params);
+            return Err(other_database(&name, home.as_ref()));
+        }
+        self.home = home;
         let changed_tenant = self.current.as_ref().map(|(n, _)| n) != Some(&name);
         if changed_tenant && self.current.is_some() {
             statements.clear();
@@ -224,6 +242,32 @@ impl TenantSession {
         self.rules = c.rules;
         self.current = Some(current);
         Ok(self.apply(params, c.forced))
+    }
+
+    /// `database` model: where the current tenant's transactions run (`None`: the database's own
+    /// server database).
+    pub(crate) fn home(&self) -> Option<&TenantHome> {
+        self.home.as_ref()
+    }
+
+    /// The session has no tenant (any more): back to the database's own server database, which a
+    /// session that keeps its server connection cannot reach.
+    fn leave_home(&mut self, held: bool, params: &mut SessionParams) -> Result<(), ProxyError> {
+        if held && self.home.is_some() {
+            self.keep_current(params);
+            return Err(other_database("(none)", None));
+        }
+        self.home = None;
+        Ok(())
+    }
+
+    /// A tenant switch that cannot happen: `pgfleet.tenant` back to the current tenant (when the
+    /// session's own SET named it) so the session's next statements run as before.
+    fn keep_current(&self, params: &mut SessionParams) {
+        match &self.current {
+            Some((name, TenantSource::Set)) => params.learned(TENANT_SETTING, Some(name.clone())),
+            _ => params.reset(TENANT_SETTING),
+        }
     }
 
     /// Puts `forced` among the wanted settings (and drops settings the previous context forced
@@ -346,6 +390,74 @@ pub(super) fn resync(
     }
 }
 
+/// Where the tenant `row` of `database` (a `database`-model database) lives.
+fn tenant_home(
+    config: &pgfleet_config::Config,
+    database: &str,
+    t: &TenancyConfig,
+    row: &pgfleet_meta::Tenant,
+) -> Result<TenantHome, ProxyError> {
+    let misplaced = |why: String| {
+        client_error(
+            "55000",
+            format!(
+                "pgfleet: tenant `{}` {why}; fix its directory row or the config",
+                row.name
+            ),
+        )
+    };
+    let db = config.databases.get(database).ok_or_else(|| {
+        misplaced(format!(
+            "belongs to database `{database}`, which the config no longer has"
+        ))
+    })?;
+    let cluster = match (&db.sharding, row.shard) {
+        (None, None) => db.cluster.clone(),
+        (None, Some(s)) => {
+            return Err(misplaced(format!(
+                "is placed on shard {s} in the tenant directory, but database `{database}` has no shards"
+            )))
+        }
+        (Some(_), None) => {
+            return Err(misplaced(format!(
+                "has no shard in the tenant directory, but database `{database}` is sharded"
+            )))
+        }
+        (Some(sharding), Some(s)) => usize::try_from(s)
+            .ok()
+            .and_then(|i| sharding.shards.get(i))
+            .cloned()
+            .ok_or_else(|| {
+                misplaced(format!(
+                    "is placed on shard {s}, but database `{database}` has {} shard(s)",
+                    sharding.shards.len()
+                ))
+            })?,
+    };
+    Ok(TenantHome {
+        cluster,
+        database: row
+            .database_name
+            .clone()
+            .unwrap_or_else(|| t.database_for(&row.name)),
+    })
+}
+
+/// A session that keeps its server connection asked for a tenant whose transactions run in
+/// another server database.
+fn other_database(tenant: &str, home: Option<&TenantHome>) -> ProxyError {
+    let there = home.map_or_else(
+        || "the database's own server database".to_owned(),
+        |h| format!("database `{}`", h.database),
+    );
+    client_error(
+        "0A000",
+        format!(
+            "pgfleet: cannot switch this session to tenant `{tenant}`: its transactions run in {there}, and this session keeps its server connection to another database (session pooling or a pinned session), so it stays as it was; connect again as the tenant"
+        ),
+    )
+}
+
 fn required_message(t: &TenancyConfig, database: &str) -> String {
     let ways: Vec<&str> = t
         .identify
@@ -377,9 +489,54 @@ impl Session<'_> {
             &mut self.params,
             &mut self.statements,
             &mut self.unnamed,
+            false,
         )
         .await?;
-        ts.check(frame, false)
+        let home = ts.home().cloned();
+        self.follow_tenant_home(home.as_ref())?;
+        match self.tenant.as_deref() {
+            Some(ts) => ts.check(frame, false),
+            None => Ok(()),
+        }
+    }
+
+    /// `database` model: the session's pools follow its tenant to the tenant's own server
+    /// database (a sharded database's shard routing is set aside meanwhile: a tenant's
+    /// database is whole on one cluster), and come back without a tenant.
+    fn follow_tenant_home(&mut self, home: Option<&TenantHome>) -> Result<(), ProxyError> {
+        let here = self
+            .pools
+            .tenant_database
+            .as_deref()
+            .map(|d| (self.pools.cluster.as_str(), d));
+        let there = home.map(|h| (h.cluster.as_str(), h.database.as_str()));
+        if here == there {
+            return Ok(());
+        }
+        let config = self.rt.config();
+        let (user, database) = (self.pools.key.0.clone(), self.pools.key.1.clone());
+        self.pools = match there {
+            Some((cluster, db)) => self.rt.pools.in_database(
+                &config,
+                self.rt.clusters(),
+                &user,
+                &database,
+                cluster,
+                Some(db),
+            )?,
+            None => self
+                .rt
+                .pools
+                .get(&config, self.rt.clusters(), &user, &database)?,
+        };
+        if there.is_some() {
+            if let Some(shard) = self.shard.take() {
+                self.shard_aside = Some(shard);
+            }
+        } else if let Some(shard) = self.shard_aside.take() {
+            self.shard = Some(shard);
+        }
+        Ok(())
     }
 
     /// Whether the guard lets a Parse answered without a server through (the session's current

@@ -59,7 +59,10 @@ pub fn context(
             TenantModel::Row => forced.push((t.setting.to_ascii_lowercase(), p.tenant.to_owned())),
             TenantModel::Database => {}
         }
-        if let (true, Some(shard)) = (sharded, p.shard) {
+        // A `database`-model tenant's own database is whole on its shard's cluster: the
+        // session goes there directly instead of routing by shard.
+        let own_database = t.model == TenantModel::Database;
+        if let (true, Some(shard), false) = (sharded, p.shard, own_database) {
             forced.push(("pgfleet.shard".to_owned(), shard.to_string()));
         }
         if let Some(d) = t.statement_timeout {
