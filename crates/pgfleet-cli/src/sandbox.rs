@@ -1,6 +1,7 @@
-//! `pgfleet sandbox [--dir DIR] [--port PORT] [--replicas M] [--shards N]`: a primary, M
-//! streaming replicas and the proxy in front of them, on this machine, in one command; with
-//! `--shards N`, N such clusters as the shards of a sharded database with demo data.
+//! `pgfleet sandbox [--dir DIR] [--port PORT] [--replicas M] [--shards N] [--tenants]`: a
+//! primary, M streaming replicas and the proxy in front of them, on this machine, in one command;
+//! with `--shards N`, N such clusters as the shards of a sharded database with demo data; with
+//! `--tenants`, demo tenants in each isolation model.
 //!
 //! First run: initdb `DIR/primary`, role and database `app`, `pg_basebackup` replicas
 //! `DIR/replica1..M`, server ports after PORT saved in `DIR/ports`. A rerun reuses all of it (and
@@ -14,17 +15,23 @@
 //! config; and on each shard primary that has none of them yet, the demo tables of
 //! `demo` with that shard's rows (placed by pgfleet's own shard map).
 //!
+//! With `--tenants`: the metadata database `pgfleet_meta` on the first cluster (if `--shards`
+//! has not made it), databases `saas_schema`, `saas_row` and `saas_db` with tenancy in the
+//! config, and tenants `acme` and `globex` in each, provisioned with `pgfleet-tenant` (see
+//! `tenants`). After the ready line, the tenants' URLs.
+//!
 //! The servers are our children in their own process group, so a terminal Ctrl-C reaches only us
 //! and the shutdown happens in order: proxy, replicas, primary.
 //!
 //! Modules: `ports` (the port map), `config_file` (the generated pgfleet.toml), `shards` (the
 //! shard count of a directory, filling the shards), `demo` (demo schema and rows per shard,
-//! pure).
+//! pure), `tenants` (the multi-tenancy demo).
 
 mod config_file;
 mod demo;
 mod ports;
 mod shards;
+mod tenants;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -62,12 +69,18 @@ pub struct Args {
     /// first run in DIR. Default: one cluster, no sharding.
     #[arg(long, value_parser = clap::value_parser!(u16).range(2..=32))]
     shards: Option<u16>,
+    /// Multi-tenancy demo: databases saas_schema, saas_row and saas_db (one per isolation
+    /// model, on the first cluster) with tenants acme and globex, reachable as users app.acme
+    /// and app.globex; a metadata database holds the tenant directory.
+    #[arg(long)]
+    tenants: bool,
 }
 
 /// The only client-facing names; the config and the ready line both use them.
 const APP: &str = "app";
 const PRIMARY: &str = "primary";
-/// The metadata database of a sharded sandbox, on shard0's cluster, owned by `app`.
+/// The metadata database of a sharded sandbox or one with tenants, on the first cluster, owned
+/// by `app`.
 const META_DB: &str = "pgfleet_meta";
 /// How long a start retries while leftovers of an earlier server still hold the directory.
 const BUSY_RETRY: Duration = Duration::from_secs(10);
@@ -145,7 +158,12 @@ async fn serve_until_stopped(
         "ready: postgres://{APP}:{APP}@127.0.0.1:{}/{APP}",
         listen.port()
     )
-    .and_then(|()| out.flush())
+    .and_then(|()| {
+        if fleet.tenants {
+            write!(out, "{}", tenants::hint(listen.port()))?;
+        }
+        out.flush()
+    })
     .context("writing the ready line to stdout")?;
     drop(out);
     tokio::select! {
@@ -169,6 +187,8 @@ async fn shut_down(fleet: Fleet) -> anyhow::Result<()> {
 struct Fleet {
     config_path: PathBuf,
     servers: Vec<Server>,
+    /// Whether the multi-tenancy demo is set up (`--tenants`).
+    tenants: bool,
 }
 
 /// One started server.
@@ -237,11 +257,14 @@ impl Fleet {
         let mut fleet = Fleet {
             config_path: dir.join("pgfleet.toml"),
             servers: Vec::new(),
+            tenants: args.tenants,
         };
         let (layout, primaries) = match args.shards {
             None => {
-                fleet.cluster(&env, &dir, &mut ports, args, &ClusterNames::single())?;
-                (Layout::Single, Vec::new())
+                let names = ClusterNames::single();
+                let port = fleet.cluster(&env, &dir, &mut ports, args, &names)?;
+                let primary_dir = dir.join(&names.primary);
+                (Layout::Single, vec![(names.primary, primary_dir, port)])
             }
             Some(n) => {
                 let mut primaries = Vec::new();
@@ -250,13 +273,23 @@ impl Fleet {
                     let port = fleet.cluster(&env, &dir, &mut ports, args, &names)?;
                     let primary_dir = dir.join(&names.primary);
                     if i == 0 {
-                        ensure_database(&env, &primary_dir, port, META_DB)?;
+                        ensure_database(&env, &primary_dir, port, META_DB, APP)?;
                     }
                     primaries.push((names.primary, primary_dir, port));
                 }
                 (Layout::Sharded, primaries)
             }
         };
+
+        // The tenants live on the first cluster, next to the metadata database.
+        let (_, first_dir, first_port) = primaries
+            .first()
+            .context("the sandbox has no cluster")?
+            .clone();
+        if args.tenants {
+            ensure_database(&env, &first_dir, first_port, META_DB, APP)?;
+            tenants::prepare(&env, &dir, &first_dir, first_port)?;
+        }
 
         let servers: Vec<ConfigServer<'_>> = fleet
             .servers
@@ -268,14 +301,19 @@ impl Fleet {
                 port: s.postmaster.port(),
             })
             .collect();
-        let text = config_text(layout, args.port, &dir, &servers);
+        let text = config_text(layout, args.tenants, args.port, &dir, &servers);
         std::fs::write(&fleet.config_path, &text)
             .with_context(|| format!("writing {}", fleet.config_path.display()))?;
-        if layout == Layout::Sharded {
+        if layout == Layout::Sharded || args.tenants {
             let config = Config::from_toml_str(&text).map_err(|e| {
                 anyhow::anyhow!("the generated {}:\n{e}", fleet.config_path.display())
             })?;
-            load_demo(&env, &config, &primaries)?;
+            if layout == Layout::Sharded {
+                load_demo(&env, &config, &primaries)?;
+            }
+            if args.tenants {
+                tenants::provision(&env, &config, &dir, &first_dir, first_port)?;
+            }
         }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -494,11 +532,17 @@ fn ensure_app(env: &PgEnv, primary_dir: &Path, port: u16) -> anyhow::Result<()> 
         ),
     )
     .context("creating role app")?;
-    ensure_database(env, primary_dir, port, APP)
+    ensure_database(env, primary_dir, port, APP, APP)
 }
 
-/// Creates database `name` owned by `app`, unless it exists.
-fn ensure_database(env: &PgEnv, primary_dir: &Path, port: u16, name: &str) -> anyhow::Result<()> {
+/// Creates database `name` owned by role `owner`, unless it exists.
+fn ensure_database(
+    env: &PgEnv,
+    primary_dir: &Path,
+    port: u16,
+    name: &str,
+    owner: &str,
+) -> anyhow::Result<()> {
     let exists = primary_psql(
         env,
         primary_dir,
@@ -514,7 +558,7 @@ fn ensure_database(env: &PgEnv, primary_dir: &Path, port: u16, name: &str) -> an
             primary_dir,
             port,
             "postgres",
-            &format!("CREATE DATABASE {name} OWNER {APP}"),
+            &format!("CREATE DATABASE {name} OWNER {owner}"),
         )
         .with_context(|| format!("creating database {name}"))?;
     }

@@ -1,5 +1,7 @@
 //! `pgfleet sandbox` end to end: the built binary, real servers, a real client.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,8 @@ fn temp_dir(tag: &str) -> PathBuf {
 struct Sandbox {
     child: Child,
     stderr_log: PathBuf,
+    /// Its stdout lines after the ready line.
+    stdout: mpsc::Receiver<String>,
 }
 
 impl Sandbox {
@@ -80,8 +84,12 @@ impl Sandbox {
                 }
             }
         });
-        let sandbox = Sandbox { child, stderr_log };
-        let line = match rx.recv_timeout(READY_TIMEOUT) {
+        let sandbox = Sandbox {
+            child,
+            stderr_log,
+            stdout: rx,
+        };
+        let line = match sandbox.stdout.recv_timeout(READY_TIMEOUT) {
             Ok(line) => line,
             Err(e) => panic!("no ready line ({e}); stderr:\n{}", sandbox.stderr()),
         };
@@ -90,6 +98,13 @@ impl Sandbox {
 
     fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// The next line on stdout (printed with the ready line, so at most a second away).
+    fn next_line(&self) -> String {
+        self.stdout
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("no further stdout line ({e}); stderr:\n{}", self.stderr()))
     }
 
     /// SIGTERM, then the exit status must be 0 within 60 s.
@@ -694,6 +709,275 @@ async fn sandbox_shards_cross_shard_queries() {
     }
     assert_eq!(on_shards, 4);
     drop(client);
+    sandbox.terminate();
+    std::fs::remove_dir_all(&dir).expect("remove the sandbox directory");
+    let _ = std::fs::remove_file(data.with_extension("stderr"));
+}
+
+/// The demo tenants of `sandbox --tenants`.
+const TENANTS: [&str; 2] = ["acme", "globex"];
+
+/// The notes `tenant` starts with, in id order.
+fn demo_notes(tenant: &str) -> Vec<(i64, String)> {
+    ["first note", "second note", "third note"]
+        .iter()
+        .zip(1..)
+        .map(|(note, id)| (id, format!("{tenant}: {note}")))
+        .collect()
+}
+
+/// Every row of `notes` (id, body) as `client` sees it, in id order.
+async fn notes(client: &tokio_postgres::Client) -> Vec<(i64, String)> {
+    client
+        .query("SELECT id, body FROM notes ORDER BY id", &[])
+        .await
+        .expect("SELECT FROM notes")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// A client of `database` through the sandbox's proxy on `port`, as tenant `tenant`
+/// (user `app.<tenant>`).
+async fn tenant_client(port: u16, database: &str, tenant: &str) -> tokio_postgres::Client {
+    let url = format!("postgres://app.{tenant}:app@127.0.0.1:{port}/{database}");
+    common::try_connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
+
+/// `pgfleet tenant --config DIR/pgfleet.toml ARGS`: (success, stdout, stderr).
+fn pgfleet_tenant(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgfleet"))
+        .arg("tenant")
+        .arg("--config")
+        .arg(dir.join("pgfleet.toml"))
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run pgfleet tenant");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The tenant directory (database, name, model, created_at as text), read directly.
+async fn directory(primary: u16) -> Vec<(String, String, String, String)> {
+    let meta = connect(&format!(
+        "postgres://app:app@127.0.0.1:{primary}/pgfleet_meta"
+    ))
+    .await;
+    meta.query(
+        "SELECT database, name, model, created_at::text FROM pgfleet.tenants ORDER BY 1, 2",
+        &[],
+    )
+    .await
+    .expect("tenant directory")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
+/// `--tenants` (issue 5 §7): the schema and row models isolate the demo tenants through the
+/// proxy, the database model's tenant databases hold their tenant's notes (checked on the
+/// server; through the proxy in `sandbox_tenants_database_model_through_proxy`), the row
+/// model's policies are what `pgfleet tenant policies` wants, and a rerun reuses everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_tenants_isolate_schema_and_row_models() {
+    let dir = temp_dir("tenants");
+    let data = dir.join("sbx");
+    let port = free_port();
+
+    let (sandbox, line, took) = Sandbox::start_with(&data, port, 0, &["--tenants"]);
+    eprintln!("tenants first run ready after {took:?}");
+    assert_eq!(
+        line,
+        format!("ready: postgres://app:app@127.0.0.1:{port}/app")
+    );
+    let hint: Vec<String> = (0..4).map(|_| sandbox.next_line()).collect();
+    assert!(hint[0].starts_with("tenants acme, globex"), "{hint:?}");
+    for (line, db) in hint[1..].iter().zip(["saas_schema", "saas_row", "saas_db"]) {
+        assert!(
+            line.contains(&format!("postgres://app.acme:app@127.0.0.1:{port}/{db} ")),
+            "{hint:?}"
+        );
+    }
+    assert_check_config_ok(&data);
+    let config = Config::load(&data.join("pgfleet.toml")).expect("generated config");
+    for (db, model) in [
+        ("saas_schema", "schema"),
+        ("saas_row", "row"),
+        ("saas_db", "database"),
+    ] {
+        let tenancy = config.databases[db].tenancy.as_ref().expect("tenancy");
+        assert_eq!(tenancy.model.as_str(), model, "{db}");
+    }
+    let (primary, _) = server_ports(&data);
+
+    // Schema and row models through the proxy: each tenant sees its own notes only.
+    for db in ["saas_schema", "saas_row"] {
+        for tenant in TENANTS {
+            let c = tenant_client(port, db, tenant).await;
+            assert_eq!(notes(&c).await, demo_notes(tenant), "{db} as app.{tenant}");
+        }
+    }
+    let acme = tenant_client(port, "saas_schema", "acme").await;
+    let e = acme
+        .query("SELECT body FROM tenant_globex.notes", &[])
+        .await
+        .expect_err("another tenant's schema");
+    assert_eq!(common::sqlstate(&e), "42501", "{}", common::message(&e));
+    acme.execute(
+        "INSERT INTO notes (id, body) VALUES (4, 'acme: added through the proxy')",
+        &[],
+    )
+    .await
+    .expect("a tenant writes its own notes");
+    let acme = tenant_client(port, "saas_row", "acme").await;
+    let e = acme
+        .execute(
+            "INSERT INTO notes (tenant_id, id, body) VALUES ('globex', 9, 'not acme''s')",
+            &[],
+        )
+        .await
+        .expect_err("a row of another tenant");
+    assert_eq!(common::sqlstate(&e), "42501", "{}", common::message(&e));
+    drop(acme);
+
+    // Database model, directly on the server: one database per tenant, with its notes.
+    for tenant in TENANTS {
+        let c = connect(&format!(
+            "postgres://app:app@127.0.0.1:{primary}/saas_db_{tenant}"
+        ))
+        .await;
+        assert_eq!(notes(&c).await, demo_notes(tenant), "saas_db_{tenant}");
+    }
+
+    // The row model's table: owned by saas_owner, not by the proxy's role, with FORCE; the
+    // policies are the ones `pgfleet tenant policies` checks for.
+    let row = connect(&format!("postgres://app:app@127.0.0.1:{primary}/saas_row")).await;
+    let facts = row
+        .query_one(
+            "SELECT pg_get_userbyid(relowner)::text, relrowsecurity, relforcerowsecurity \
+             FROM pg_class WHERE oid = 'public.notes'::regclass",
+            &[],
+        )
+        .await
+        .expect("notes in saas_row");
+    assert_eq!(
+        (facts.get::<_, String>(0), facts.get(1), facts.get(2)),
+        ("saas_owner".to_string(), true, true)
+    );
+    drop(row);
+    let (ok, stdout, stderr) = pgfleet_tenant(&data, &["--database", "saas_row", "policies"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("1 table(s) ok, 0 need fixing"), "{stdout}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // The tenant directory: both tenants in every model.
+    let dir_rows = directory(primary).await;
+    let names: Vec<(&str, &str, &str)> = dir_rows
+        .iter()
+        .map(|(d, n, m, _)| (d.as_str(), n.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("saas_db", "acme", "database"),
+            ("saas_db", "globex", "database"),
+            ("saas_row", "acme", "row"),
+            ("saas_row", "globex", "row"),
+            ("saas_schema", "acme", "schema"),
+            ("saas_schema", "globex", "schema"),
+        ]
+    );
+    sandbox.terminate();
+
+    // Rerun: tenants, notes and policies reused; nothing created or seeded again.
+    let (sandbox, line, took) = Sandbox::start_with(&data, port, 0, &["--tenants"]);
+    eprintln!("tenants rerun ready after {took:?}");
+    assert_eq!(
+        line,
+        format!("ready: postgres://app:app@127.0.0.1:{port}/app")
+    );
+    assert!(
+        !sandbox.stderr().contains("created the tenant"),
+        "{}",
+        sandbox.stderr()
+    );
+    assert_eq!(
+        directory(primary).await,
+        dir_rows,
+        "the same directory entries"
+    );
+    let acme = tenant_client(port, "saas_schema", "acme").await;
+    let mut expected = demo_notes("acme");
+    expected.push((4, "acme: added through the proxy".into()));
+    assert_eq!(notes(&acme).await, expected);
+    drop(acme);
+    for tenant in TENANTS {
+        let c = tenant_client(port, "saas_row", tenant).await;
+        assert_eq!(
+            notes(&c).await,
+            demo_notes(tenant),
+            "saas_row as app.{tenant}"
+        );
+        let c = connect(&format!(
+            "postgres://app:app@127.0.0.1:{primary}/saas_db_{tenant}"
+        ))
+        .await;
+        assert_eq!(notes(&c).await, demo_notes(tenant), "saas_db_{tenant}");
+    }
+    sandbox.terminate();
+
+    std::fs::remove_dir_all(&dir).expect("remove the sandbox directory");
+    let _ = std::fs::remove_file(data.with_extension("stderr"));
+}
+
+/// The database model of `--tenants` through the proxy: app.acme and app.globex reach their own
+/// tenant database via `saas_db`. Needs the proxy's database-model routing.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_tenants_database_model_through_proxy() {
+    let dir = temp_dir("tenantdb");
+    let data = dir.join("sbx");
+    let port = free_port();
+    let (sandbox, line, _) = Sandbox::start_with(&data, port, 0, &["--tenants"]);
+    assert_eq!(
+        line,
+        format!("ready: postgres://app:app@127.0.0.1:{port}/app")
+    );
+    let (primary, _) = server_ports(&data);
+    for tenant in TENANTS {
+        let c = tenant_client(port, "saas_db", tenant).await;
+        assert_eq!(
+            notes(&c).await,
+            demo_notes(tenant),
+            "saas_db as app.{tenant}"
+        );
+        let db: String = c
+            .query_one("SELECT current_database()::text", &[])
+            .await
+            .expect("current_database")
+            .get(0);
+        assert_eq!(db, format!("saas_db_{tenant}"));
+        c.execute(
+            "INSERT INTO notes (id, body) VALUES (4, $1)",
+            &[&format!("{tenant}: through the proxy")],
+        )
+        .await
+        .expect("a tenant writes to its database");
+    }
+    // Each write landed in its tenant's database.
+    for tenant in TENANTS {
+        let c = connect(&format!(
+            "postgres://app:app@127.0.0.1:{primary}/saas_db_{tenant}"
+        ))
+        .await;
+        let last = notes(&c).await.pop().expect("notes");
+        assert_eq!(last, (4, format!("{tenant}: through the proxy")));
+    }
     sandbox.terminate();
     std::fs::remove_dir_all(&dir).expect("remove the sandbox directory");
     let _ = std::fs::remove_file(data.with_extension("stderr"));

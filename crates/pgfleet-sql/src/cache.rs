@@ -9,8 +9,9 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::analyze::analyze_uncached;
-use crate::classify::{classify_uncached, Classification};
+use crate::classify::{classify_uncached, Classification, WriteReason};
 use crate::effect::Analysis;
+use crate::literals::normalize;
 use crate::prefilter::may_affect_session;
 
 /// Texts longer than this are analyzed every time instead of cached, so the cache's memory
@@ -66,16 +67,29 @@ impl Analyzer {
     /// The read/write classification of `sql`, cached by exact text. A hit costs one hash of
     /// the text, a short lock and an `Arc` clone; the lock is not held while parsing (two
     /// threads may classify the same new text once each; both results are equal).
+    ///
+    /// Texts that differ only in literals share one entry ([`crate::literals`]): the
+    /// classification is decided on the grammar, never on a literal's value. When the text with
+    /// placeholders does not parse (`SET x = 5`), the exact text is classified.
     pub fn classify(&self, sql: &str) -> Arc<Classification> {
         let cache = match &self.classes {
             Some(cache) if sql.len() <= MAX_CACHED_TEXT => cache,
             _ => return Arc::new(classify_uncached(sql)),
         };
-        if let Some(hit) = cache.lock().get(sql) {
-            return Arc::clone(hit);
+        let normalized = normalize(sql);
+        let key = normalized.as_ref().map_or(sql, |n| n.key.as_str());
+        let cached = cache.lock().get(key).cloned();
+        let class = match cached {
+            Some(hit) => hit,
+            None => {
+                let class = Arc::new(classify_uncached(key));
+                cache.lock().put(key.into(), Arc::clone(&class));
+                class
+            }
+        };
+        if normalized.is_some() && matches!(class.reason, Some(WriteReason::ParseError)) {
+            return Arc::new(classify_uncached(sql));
         }
-        let class = Arc::new(classify_uncached(sql));
-        cache.lock().put(sql.into(), Arc::clone(&class));
         class
     }
 

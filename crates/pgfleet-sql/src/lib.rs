@@ -32,6 +32,7 @@ mod children;
 pub mod classify;
 pub mod effect;
 pub mod hint;
+pub mod literals;
 pub mod merge_plan;
 pub mod prefilter;
 mod read_walk;

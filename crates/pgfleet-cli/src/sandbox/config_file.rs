@@ -5,6 +5,9 @@ use std::path::Path;
 
 use pgfleet_config::ServerRole;
 
+use super::tenants::{
+    DATABASE_DB, DATABASE_TEMPLATE, ROW_COLUMN, ROW_DB, ROW_SETTING, SCHEMA_DB, TENANTS,
+};
 use super::{APP, META_DB};
 
 /// One running server as the config names it.
@@ -27,9 +30,12 @@ pub(super) enum Layout {
     Sharded,
 }
 
-/// The config text for `servers` (in start order, each cluster's primary first).
+/// The config text for `servers` (in start order, each cluster's primary first); with
+/// `tenants`, the databases of the multi-tenancy demo on the first cluster and (unsharded)
+/// `[metadata]` there too.
 pub(super) fn config_text(
     layout: Layout,
+    tenants: bool,
     proxy_port: u16,
     dir: &Path,
     servers: &[ConfigServer<'_>],
@@ -70,6 +76,13 @@ pub(super) fn config_text(
         }
         Layout::Sharded => sharded_database(&mut text, &clusters),
     }
+    if tenants {
+        let first = clusters.first().copied().unwrap_or("main");
+        if layout == Layout::Single {
+            metadata(&mut text, first, "");
+        }
+        tenant_databases(&mut text, first);
+    }
     let _ = writeln!(
         text,
         "[users.{APP}]\npassword = \"{APP}\"   # also the server password of role {APP}\n"
@@ -108,14 +121,50 @@ fn sharded_database(text: &mut String, clusters: &[&str]) {
          method = \"hash\"   # hashes like customers.id: a customer's orders are on its shard\n"
     );
     let first = clusters.first().copied().unwrap_or("shard0");
+    metadata(text, first, ", on the first shard");
+}
+
+/// `[metadata]`: database `pgfleet_meta` on `cluster`, reached as `app`.
+fn metadata(text: &mut String, cluster: &str, where_: &str) {
     let _ = writeln!(
         text,
-        "# The metadata database (tenant directory, migration ledger), on the first shard.\n\
+        "# The metadata database (tenant directory, migration ledger){where_}.\n\
          [metadata]\n\
-         cluster = \"{first}\"\n\
+         cluster = \"{cluster}\"\n\
          database = \"{META_DB}\"\n\
          user = \"{APP}\"\n\
          password = \"{APP}\"\n"
+    );
+}
+
+/// The multi-tenancy demo (`--tenants`, see `super::tenants`): one database per isolation
+/// model on `cluster`, each with the same tenants.
+fn tenant_databases(text: &mut String, cluster: &str) {
+    let names: Vec<String> = TENANTS.iter().map(|t| format!("{APP}.{t}")).collect();
+    let _ = writeln!(
+        text,
+        "# Multi-tenancy demo (--tenants): tenants {tenants} in every isolation model, in the\n\
+         # tenant directory of [metadata]; connect as user {users} (password {APP}).\n\
+         # More tenants: pgfleet tenant --config pgfleet.toml --database {SCHEMA_DB} create NAME\n\
+         # (run in this directory: it gives new tenants the notes table of migrations/tenant/).\n\
+         # See docs/tenancy.md.\n\
+         [databases.{SCHEMA_DB}]\n\
+         cluster = \"{cluster}\"\n\n\
+         [databases.{SCHEMA_DB}.tenancy]\n\
+         model = \"schema\"   # a schema per tenant (tenant_acme), search_path set by pgfleet\n\n\
+         [databases.{ROW_DB}]\n\
+         cluster = \"{cluster}\"\n\n\
+         [databases.{ROW_DB}.tenancy]\n\
+         model = \"row\"   # shared tables; row-level security compares the column with the setting\n\
+         tenant_column = \"{ROW_COLUMN}\"\n\
+         setting = \"{ROW_SETTING}\"\n\n\
+         [databases.{DATABASE_DB}]\n\
+         cluster = \"{cluster}\"\n\n\
+         [databases.{DATABASE_DB}.tenancy]\n\
+         model = \"database\"   # a database per tenant\n\
+         database_template = \"{DATABASE_TEMPLATE}\"\n",
+        tenants = TENANTS.join(" and "),
+        users = names.join(" or "),
     );
 }
 
@@ -143,6 +192,7 @@ mod tests {
     fn single_cluster_config_is_unchanged() {
         let text = config_text(
             Layout::Single,
+            false,
             6432,
             Path::new("/sbx"),
             &[
@@ -184,6 +234,7 @@ admin = true
     fn sharded_config_validates() {
         let text = config_text(
             Layout::Sharded,
+            false,
             6432,
             Path::new("/sbx"),
             &[
@@ -209,5 +260,65 @@ admin = true
             ),
             ("shard0", "pgfleet_meta", "app")
         );
+    }
+
+    /// The three databases of the tenancy demo on `cluster`, one per model.
+    fn assert_tenant_databases(config: &Config, cluster: &str) {
+        use pgfleet_config::TenantModel;
+        for (db, model) in [
+            (SCHEMA_DB, TenantModel::Schema),
+            (ROW_DB, TenantModel::Row),
+            (DATABASE_DB, TenantModel::Database),
+        ] {
+            let d = &config.databases[db];
+            assert_eq!(d.server_database, db);
+            let tenancy = d.tenancy.as_ref().unwrap();
+            assert_eq!(tenancy.model, model, "{db}");
+            assert!(d.sharding.is_none(), "{db} is not sharded");
+        }
+        let row = config.databases[ROW_DB].tenancy.as_ref().unwrap();
+        assert_eq!(
+            (row.tenant_column.as_str(), row.setting.as_str()),
+            ("tenant_id", "app.current_tenant")
+        );
+        let db = config.databases[DATABASE_DB].tenancy.as_ref().unwrap();
+        assert_eq!(db.database_for("acme"), "saas_db_acme");
+        let meta = config.metadata.as_ref().unwrap();
+        assert_eq!(
+            (meta.cluster.as_str(), meta.database.as_str()),
+            (cluster, "pgfleet_meta")
+        );
+        for db in [SCHEMA_DB, ROW_DB, DATABASE_DB] {
+            assert_eq!(config.databases[db].cluster, cluster, "{db}");
+        }
+    }
+
+    #[test]
+    fn tenants_add_metadata_and_a_database_per_model() {
+        let text = config_text(
+            Layout::Single,
+            true,
+            6432,
+            Path::new("/sbx"),
+            &[server("main", "primary", true, 6433)],
+        );
+        let config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_tenant_databases(&config, "main");
+        assert!(config.databases["app"].tenancy.is_none());
+        assert_eq!(text.matches("\n[metadata]\n").count(), 1);
+
+        let text = config_text(
+            Layout::Sharded,
+            true,
+            6432,
+            Path::new("/sbx"),
+            &[
+                server("shard0", "shard0", true, 6433),
+                server("shard1", "shard1", true, 6435),
+            ],
+        );
+        let config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_tenant_databases(&config, "shard0");
+        assert_eq!(text.matches("\n[metadata]\n").count(), 1);
     }
 }

@@ -176,8 +176,8 @@ impl Session<'_> {
         router: &ShardRouter,
         req: &Request,
     ) -> Result<Option<Targets>, ProxyError> {
-        let planned = router.plan(&req.sql);
-        let Ok(plan) = planned.as_ref().as_ref() else {
+        let planned = router.plan_text(&req.sql);
+        let Ok(plan) = planned.plan() else {
             return Ok(None);
         };
         if plan.statement_count() != 1 {
@@ -185,11 +185,11 @@ impl Session<'_> {
         }
         let settings = settings_of(&self.params);
         let route = match &req.kind {
-            Kind::Simple => plan.route(router.topology(), BindParams::Bound(&[]), &settings),
+            Kind::Simple => router.route_text(&planned, BindParams::Bound(&[]), &settings),
             Kind::Extended(e) => {
                 let values = e.params()?;
                 let params = router_params(&values);
-                plan.route(router.topology(), BindParams::Bound(&params), &settings)
+                router.route_text(&planned, BindParams::Bound(&params), &settings)
             }
         };
         let shard_count = router.topology().shards().map_or(0, |s| s.clusters().len());

@@ -176,9 +176,8 @@ impl ShardSession {
                 if self.spans()
                     && frame.tag() == t::QUERY
                     && router
-                        .plan(text)
-                        .as_ref()
-                        .as_ref()
+                        .plan_text(text)
+                        .plan()
                         .is_ok_and(|p| p.statement_count() > 1)
                 {
                     return Ok(Some(Refusal {
@@ -300,16 +299,13 @@ fn text_want(
     settings: &ShardSettings,
     parse_only: bool,
 ) -> Result<Want, ProxyError> {
-    let planned = router.plan(sql);
-    let plan = planned
-        .as_ref()
-        .as_ref()
-        .map_err(|e| route_error(e.clone()))?;
+    let planned = router.plan_text(sql);
+    let plan = planned.plan().map_err(|e| route_error(e.clone()))?;
     if plan.names_no_table() && settings.shard.is_none() {
         return Ok(Want::Any);
     }
-    let route = plan
-        .route(router.topology(), params, settings)
+    let route = router
+        .route_text(&planned, params, settings)
         .map_err(route_error)?;
     match want_of(route, router.topology()) {
         Err(_) if parse_only => Ok(Want::Any),
@@ -370,9 +366,9 @@ impl Session<'_> {
         }
         let sql = decode_query(frame)?;
         let router = self.router()?;
-        let planned = router.plan(sql);
+        let planned = router.plan_text(sql);
         let single_neutral =
-            matches!(planned.as_ref(), Ok(p) if p.statement_count() == 1 && p.is_neutral());
+            matches!(planned.plan(), Ok(p) if p.statement_count() == 1 && p.is_neutral());
         if !single_neutral {
             return Ok(false);
         }

@@ -10,10 +10,13 @@ use parking_lot::Mutex;
 use pgfleet_catalog::DatabaseTopology;
 
 use super::error::ShardRouteError;
-use super::params::{BindParams, ShardSettings};
+use pgfleet_catalog::ValueFormat;
+
+use super::params::{BindParams, Param, ShardSettings};
 use super::plan::{plan, ShardPlan};
 use super::route::ShardRoute;
 use crate::cache::MAX_CACHED_TEXT;
+use crate::literals::normalize;
 
 /// A cached plan, or the parse error of its text.
 pub type CachedPlan = Arc<Result<ShardPlan, ShardRouteError>>;
@@ -56,22 +59,87 @@ impl ShardRouter {
         planned
     }
 
-    /// [`ShardRouter::plan`] then [`ShardPlan::route`].
+    /// The plan a statement text routes by: when the text has literals ([`normalize`]), the
+    /// plan of the text with parameters in their place, shared by every text that differs only
+    /// in literals (`… WHERE id = 42` and `… = 43` cost one parse between them), with this
+    /// text's literal values; else (or when that text does not parse) the exact text's plan.
+    pub fn plan_text<'a>(&self, sql: &'a str) -> TextPlan<'a> {
+        if let Some(n) = normalize(sql) {
+            let plan = self.plan(&n.key);
+            if plan.is_ok() {
+                return TextPlan {
+                    sql,
+                    plan,
+                    literals: Some(n.values),
+                };
+            }
+        }
+        TextPlan {
+            sql,
+            plan: self.plan(sql),
+            literals: None,
+        }
+    }
+
+    /// Where `text` goes. A plan shared across literals routes with the literals as text
+    /// parameters (`params` are not used: such a text has none of its own); a route that needs
+    /// the text itself (a split INSERT's per-shard texts), or that fails, is computed from the
+    /// exact text instead, so the answer is always the exact text's.
+    pub fn route_text(
+        &self,
+        text: &TextPlan<'_>,
+        params: BindParams<'_>,
+        settings: &ShardSettings,
+    ) -> Result<ShardRoute, ShardRouteError> {
+        let plan = text.plan().map_err(Clone::clone)?;
+        let Some(literals) = &text.literals else {
+            return plan.route(&self.topology, params, settings);
+        };
+        let bound: Vec<Param<'_>> = literals
+            .iter()
+            .map(|v| Param::Value {
+                format: ValueFormat::Text,
+                bytes: v.as_bytes(),
+            })
+            .collect();
+        match plan.route(&self.topology, BindParams::Bound(&bound), settings) {
+            Ok(r) if !matches!(r, ShardRoute::Split(_) | ShardRoute::AtBind(_)) => Ok(r),
+            _ => match self.plan(text.sql).as_ref() {
+                Ok(p) => p.route(&self.topology, params, settings),
+                Err(e) => Err(e.clone()),
+            },
+        }
+    }
+
+    /// [`ShardRouter::plan_text`] then [`ShardRouter::route_text`].
     pub fn route(
         &self,
         sql: &str,
         params: BindParams<'_>,
         settings: &ShardSettings,
     ) -> Result<ShardRoute, ShardRouteError> {
-        match self.plan(sql).as_ref() {
-            Ok(p) => p.route(&self.topology, params, settings),
-            Err(e) => Err(e.clone()),
-        }
+        self.route_text(&self.plan_text(sql), params, settings)
     }
 
     /// Number of cached texts.
     pub fn cache_len(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.lock().len())
+    }
+}
+
+/// The plan of one statement text ([`ShardRouter::plan_text`]).
+pub struct TextPlan<'a> {
+    sql: &'a str,
+    plan: CachedPlan,
+    /// The text's literal values when `plan` is the plan of the text with placeholders.
+    literals: Option<Vec<String>>,
+}
+
+impl TextPlan<'_> {
+    /// The plan, or the error of planning the text. Everything a plan says besides its route
+    /// (statement count, tables named, transaction control) is the same for every literal.
+    pub fn plan(&self) -> Result<&ShardPlan, &ShardRouteError> {
+        self.plan.as_ref().as_ref()
     }
 }
 
