@@ -342,6 +342,30 @@ async fn deallocate_and_close_of_protocol_statements() {
     proxy.stop().await;
 }
 
+/// `DISCARD ALL` in a multi-statement string fails on the server (it cannot run in a
+/// transaction block) and drops nothing; a `DEALLOCATE ALL` followed by an error in the same
+/// string did drop the server's statements. Either way the client's statements keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_discard_or_deallocate_keeps_statements_working() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 1")).await;
+    let c = proxy.connect().await;
+    let s = c.prepare("SELECT 7").await.unwrap();
+    assert_eq!(c.query_one(&s, &[]).await.unwrap().get::<_, i32>(0), 7);
+    for failing in ["DISCARD ALL; SELECT 1", "DEALLOCATE ALL; SELECT 1/0"] {
+        assert!(c.batch_execute(failing).await.is_err(), "{failing}");
+        assert_eq!(
+            c.query_one(&s, &[]).await.unwrap().get::<_, i32>(0),
+            7,
+            "after {failing}"
+        );
+        // A new statement of the same text is prepared on the server without 42P05.
+        let again = c.prepare("SELECT 7").await.unwrap();
+        assert_eq!(c.query_one(&again, &[]).await.unwrap().get::<_, i32>(0), 7);
+    }
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_text_different_search_path_never_shares_a_statement() {
     let cluster = app_cluster();

@@ -307,8 +307,18 @@ impl Session<'_> {
                 names.sort();
                 names.dedup();
                 if effects.statements_dropped {
-                    server.prepared.clear();
-                    statements.clear();
+                    if !x.error_in_request {
+                        server.prepared.clear();
+                        statements.clear();
+                    } else if pinned.is_none() {
+                        // The request failed, so whether its DISCARD ALL / DEALLOCATE ALL ran is
+                        // unknown (DISCARD ALL in a multi-statement string fails; a DEALLOCATE
+                        // ALL before a later error is not rolled back). The server's statements
+                        // go for certain; the client's stay (prepared again where used).
+                        encode_query(to_server, "DEALLOCATE ALL");
+                        x.push(Expect::Query(Origin::SettingsSync));
+                        server.prepared.clear();
+                    }
                 }
                 if names.is_empty() {
                     apply_effects(effects, params, !x.error_in_request);
