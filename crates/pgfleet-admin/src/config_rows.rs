@@ -50,6 +50,10 @@ pub fn config_rows(config: &Config) -> Vec<(String, String)> {
         p.metrics_listen
             .map_or_else(|| "none".to_owned(), |a| a.to_string()),
     );
+    put(
+        "proxy.metrics_top_tenants".into(),
+        p.metrics_top_tenants.to_string(),
+    );
     for (k, v) in pool_settings(&config.pool) {
         put(format!("pool.{k}"), v);
     }

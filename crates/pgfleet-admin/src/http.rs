@@ -21,6 +21,7 @@ pub fn metrics_text(rt: &Runtime) -> String {
         &stats,
         &snapshot::pools_of(rt),
         &snapshot::replication_of(rt),
+        &crate::tenants::metric_rows(rt),
     )
 }
 

@@ -1,14 +1,18 @@
-//! Prometheus metrics: the SHOW STATS counters, every pool's gauges and counters, and every
-//! cluster's replication view (roles, health, lag), rendered in the Prometheus text exposition
-//! format 0.0.4 from snapshots (pure), and served over HTTP by [`crate::http`].
+//! Prometheus metrics: the SHOW STATS counters, every pool's gauges and counters, every
+//! cluster's replication view (roles, health, lag) and the per-tenant counters, rendered in the
+//! Prometheus text exposition format 0.0.4 from snapshots (pure), and served over HTTP by
+//! [`crate::http`].
 //!
 //! Labels are bounded by the config (user, database, cluster, endpoint address, pin reason), never
-//! raw SQL. Every metric is listed in docs/admin.md.
+//! raw SQL; the `tenant` label only for the `proxy.metrics_top_tenants` busiest tenants plus one
+//! `_other` per database ([`crate::tenants::top_tenants`]). Every metric is listed in
+//! docs/admin.md.
 
 use std::fmt::Write;
 use std::time::Instant;
 
 use pgfleet_proxy::replication::ObservedRole;
+use pgfleet_proxy::tenancy::TenantStatsRow;
 
 use crate::show::lag_bytes;
 use crate::snapshot::{PoolSnapshot, ReplicationSnapshot};
@@ -51,16 +55,19 @@ fn escape(v: &str) -> String {
 }
 
 /// Renders every metric. `stats` are the SHOW STATS cells (name, value); `clients_connected` and
-/// `pinned_*` become their own families, the rest counters named `<cell>_total`.
+/// `pinned_*` become their own families, the rest counters named `<cell>_total`. `tenants` are
+/// the per-tenant rows already cut to the top N ([`crate::tenants::top_tenants`]).
 pub fn render(
     stats: &[(String, u64)],
     pools: &[PoolSnapshot],
     replication: &ReplicationSnapshot,
+    tenants: &[TenantStatsRow],
 ) -> String {
     let mut out = String::with_capacity(4096);
     render_stats(&mut out, stats);
     render_pools(&mut out, pools);
     render_replication(&mut out, replication);
+    render_tenants(&mut out, tenants);
     out
 }
 
@@ -289,6 +296,50 @@ fn render_replication(out: &mut String, snapshot: &ReplicationSnapshot) {
     }
 }
 
+/// The per-tenant families, labels `database` and `tenant`. Without rows (no database with
+/// tenancy, no tenant session yet) only their HELP and TYPE lines are written.
+fn render_tenants(out: &mut String, tenants: &[TenantStatsRow]) {
+    type Pick = fn(&TenantStatsRow) -> f64;
+    let families: [(&str, &str, &str, Pick); 5] = [
+        (
+            "tenant_transactions_total",
+            "counter",
+            "transactions (server checkouts) of the tenant's sessions",
+            |t| t.transactions as f64,
+        ),
+        (
+            "tenant_statements_total",
+            "counter",
+            "simple queries and Executes of the tenant's sessions",
+            |t| t.statements as f64,
+        ),
+        (
+            "tenant_errors_total",
+            "counter",
+            "statements pgfleet refused and transactions it could not start for the tenant",
+            |t| t.errors as f64,
+        ),
+        (
+            "tenant_server_seconds_total",
+            "counter",
+            "time the tenant's sessions held server connections",
+            |t| t.server_micros as f64 / 1e6,
+        ),
+        (
+            "tenant_server_connections",
+            "gauge",
+            "server connections the tenant's sessions hold now (databases with tenancy.max_server_connections)",
+            |t| t.connections as f64,
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        let mut f = Family::new(out, name, kind, help);
+        for t in tenants {
+            f.sample(&[("database", &t.database), ("tenant", &t.tenant)], pick(t));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +393,16 @@ mod tests {
                 }],
                 now: Instant::now(),
             },
+            &[TenantStatsRow {
+                database: "app".into(),
+                tenant: "acme".into(),
+                transactions: 7,
+                statements: 9,
+                errors: 1,
+                server_micros: 2_500_000,
+                connections: 2,
+                state: None,
+            }],
         );
         for line in [
             "# TYPE pgfleet_clients_connected gauge",
@@ -355,6 +416,12 @@ mod tests {
             "pgfleet_replication_lag_bytes{cluster=\"main\",endpoint=\"10.0.0.2:5432\"} 1000",
             "pgfleet_replication_lag_seconds{cluster=\"main\",endpoint=\"10.0.0.2:5432\"} 1.5",
             "pgfleet_endpoint_up{cluster=\"main\",endpoint=\"10.0.0.2:5432\"} 1",
+            "# TYPE pgfleet_tenant_statements_total counter",
+            "pgfleet_tenant_transactions_total{database=\"app\",tenant=\"acme\"} 7",
+            "pgfleet_tenant_statements_total{database=\"app\",tenant=\"acme\"} 9",
+            "pgfleet_tenant_errors_total{database=\"app\",tenant=\"acme\"} 1",
+            "pgfleet_tenant_server_seconds_total{database=\"app\",tenant=\"acme\"} 2.5",
+            "pgfleet_tenant_server_connections{database=\"app\",tenant=\"acme\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -37,6 +37,11 @@ impl World {
     /// `tenancy` lines go after `[databases.app.tenancy]` (`{id}` stands for the world's id),
     /// `pool` lines into `[pool]`.
     async fn new(tenancy: &str, pool: &str) -> World {
+        World::with_proxy(tenancy, pool, "").await
+    }
+
+    /// As [`World::new`], with `proxy` lines added to `[proxy]`.
+    async fn with_proxy(tenancy: &str, pool: &str, proxy: &str) -> World {
         static N: AtomicUsize = AtomicUsize::new(0);
         let cluster = CLUSTER.get().expect("start cluster");
         let id = format!(
@@ -61,6 +66,7 @@ impl World {
 [proxy]
 listen = "127.0.0.1:0"
 shutdown_timeout = "2s"
+{proxy}
 [pool]
 {pool}
 [clusters.main]
@@ -921,4 +927,148 @@ async fn database_model_attacks() {
     let e = a.simple_query("SELECT body FROM notes").await.unwrap_err();
     assert_eq!(sqlstate(&e), "57P03", "{}", message(&e));
     own_rows(&b, "globex").await;
+}
+
+/// `GET /metrics` of the proxy's runtime: the response.
+async fn scrape(proxy: &TestProxy) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(pgfleet_admin::http::serve_metrics(
+        proxy.rt.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    server.abort();
+    assert!(response.contains(" 200 "), "{response}");
+    response
+}
+
+/// The samples of one family in database `app`: (tenant label, value), in the endpoint's order.
+fn tenant_samples(text: &str, family: &str) -> Vec<(String, f64)> {
+    let prefix = format!("{family}{{database=\"app\",tenant=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (tenant, value) = rest.split_once("\"} ").unwrap();
+            (tenant.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Per-tenant Prometheus metrics: the `proxy.metrics_top_tenants` busiest tenants by name, the
+/// rest summed into `tenant="_other"`, agreeing with SHOW TENANTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_per_tenant_top_n_and_other() {
+    let w = World::with_proxy(
+        "model = \"row\"",
+        "pool_size = 3",
+        "metrics_top_tenants = 2",
+    )
+    .await;
+    let tenants = ["acme", "globex", "initech", "hooli", "umbrella"];
+    w.row_tenants(&tenants);
+    // Before any tenant session: the families are announced, without samples.
+    let text = scrape(w.proxy()).await;
+    assert!(
+        text.contains("# TYPE pgfleet_tenant_statements_total counter"),
+        "{text}"
+    );
+    assert!(tenant_samples(&text, "pgfleet_tenant_statements_total").is_empty());
+    // acme 6 statements, globex 5, initech 3, hooli 2, umbrella 1.
+    for (tenant, n) in tenants.iter().zip([6, 5, 3, 2, 1]) {
+        let c = w.tenant_client(tenant).await;
+        for _ in 0..n {
+            own_rows(&c, tenant).await;
+        }
+    }
+    // A statement of hooli refused by pgfleet (before the server sees it): an error.
+    let h = w.tenant_client("hooli").await;
+    refused(&h, "SET ROLE postgres", "role").await;
+
+    let text = scrape(w.proxy()).await;
+    let statements = tenant_samples(&text, "pgfleet_tenant_statements_total");
+    let names: Vec<&str> = statements.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["acme", "globex", "_other"], "{text}");
+    // _other: initech 3 + hooli 2 + umbrella 1.
+    assert_eq!(
+        statements.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        [6.0, 5.0, 6.0],
+        "{text}"
+    );
+    let errors = tenant_samples(&text, "pgfleet_tenant_errors_total");
+    let errors: Vec<f64> = errors.iter().map(|(_, n)| *n).collect();
+    assert_eq!(errors, [0.0, 0.0, 1.0], "{text}");
+    let transactions = tenant_samples(&text, "pgfleet_tenant_transactions_total");
+    assert_eq!(transactions.len(), 3, "{text}");
+    assert!(transactions[0].1 >= 6.0, "{text}");
+    for family in [
+        "pgfleet_tenant_server_seconds_total",
+        "pgfleet_tenant_server_connections",
+    ] {
+        assert_eq!(tenant_samples(&text, family).len(), 3, "{family}: {text}");
+    }
+    assert!(!text.contains("tenant=\"initech\""), "{text}");
+
+    // SHOW TENANTS lists every tenant; the top two and the sum of the rest agree.
+    let admin = w.connect("admin", "dbname=pgfleet password=admin").await;
+    let shown: Vec<(String, f64)> = admin
+        .simple_query("SHOW TENANTS")
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((
+                r.get("tenant").unwrap().to_owned(),
+                r.get("statements").unwrap().parse().unwrap(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown.len(), 5, "{shown:?}");
+    assert_eq!(shown[..2], statements[..2], "{shown:?}");
+    let rest: f64 = shown[2..].iter().map(|(_, n)| n).sum();
+    assert_eq!(rest, statements[2].1, "{shown:?}");
+}
+
+/// A tenant's transaction prefers an idle server already in its context (the one it used
+/// last) over the most recently used one, so two tenants alternating over two idle servers each
+/// keep theirs instead of re-syncing at every transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_keep_their_idle_server() {
+    let w = World::new("model = \"schema\"", "pool_size = 2").await;
+    w.schema_tenants(&["acme", "globex"]);
+    let a = w.tenant_client("acme").await;
+    let b = w.tenant_client("globex").await;
+    // Both servers open: one transaction of each at once.
+    a.simple_query("BEGIN").await.unwrap();
+    b.simple_query("BEGIN").await.unwrap();
+    own_rows(&a, "acme").await;
+    own_rows(&b, "globex").await;
+    a.simple_query("COMMIT").await.unwrap();
+    b.simple_query("COMMIT").await.unwrap();
+    let mut seen_a = std::collections::BTreeSet::new();
+    let mut seen_b = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        seen_a.insert(backend_pid(&a).await);
+        own_rows(&a, "acme").await;
+        seen_b.insert(backend_pid(&b).await);
+        own_rows(&b, "globex").await;
+    }
+    assert_eq!(seen_a.len(), 1, "acme moved between servers: {seen_a:?}");
+    assert_eq!(seen_b.len(), 1, "globex moved between servers: {seen_b:?}");
+    assert_ne!(seen_a, seen_b);
+}
+
+async fn backend_pid(c: &Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
 }

@@ -39,6 +39,7 @@ pub const KEYS: &[KeyDoc] = &[
     key("proxy.max_message_size", "size", "\"64MiB\"", "largest protocol message accepted, in bytes or with a unit (kB, MiB, GiB; 1 kB = 1024 bytes)"),
     key("proxy.shutdown_timeout", "duration", "\"30s\"", "how long a graceful shutdown waits for sessions to finish"),
     key("proxy.metrics_listen", "address", "none (not served)", "IP address and port where Prometheus metrics are served over HTTP (GET /metrics); changing it needs a restart"),
+    key("proxy.metrics_top_tenants", "integer", "20", "tenants (the busiest by statements) with their own tenant label in the per-tenant metrics; the rest are summed into tenant=\"_other\"; 0-1000"),
     key("proxy.analysis_cache_size", "integer", "10000", "entries in the SQL analysis LRU cache"),
     key("proxy.merge_memory_limit", "size", "256MiB", "bytes one cross-shard merge may hold (GROUP BY groups, DISTINCT keys, buffered rows)"),
     key("proxy.node_id", "integer", "0", "this instance's number 0-1023, unique among pgfleet instances sharing servers (two-phase commit names, ids)"),

@@ -51,7 +51,7 @@ pub use load::ADMIN_DATABASE;
 pub use model::{
     AuthMethod, ClusterConfig, Config, Consistency, DatabaseConfig, DefaultRole, LoadBalancing,
     PoolMode, PoolOverrides, PoolSettings, PrimaryReads, ProxyConfig, QuorumTimeoutAction,
-    ServerConfig, ServerRole, UserConfig, MAX_NODE_ID,
+    ServerConfig, ServerRole, UserConfig, MAX_METRICS_TOP_TENANTS, MAX_NODE_ID,
 };
 pub use placement::PlacementGroup;
 pub use problem::{ConfigErrors, Problem};

@@ -8,7 +8,8 @@ use std::path::Path;
 use crate::keys::edit_distance;
 use crate::model::{
     AuthMethod, ClusterConfig, Config, Consistency, DatabaseConfig, DefaultRole, PoolMode,
-    PoolOverrides, PoolSettings, ProxyConfig, ServerConfig, ServerRole, UserConfig, MAX_NODE_ID,
+    PoolOverrides, PoolSettings, ProxyConfig, ServerConfig, ServerRole, UserConfig,
+    MAX_METRICS_TOP_TENANTS, MAX_NODE_ID,
 };
 use crate::placement::read_placement;
 use crate::problem::{ConfigErrors, Problem};
@@ -167,6 +168,18 @@ fn build_proxy(r: &mut Reader, raw: &RawProxy) -> ProxyConfig {
     let d = ProxyConfig::default();
     let listen = socket_address(r, "proxy.listen", &raw.listen, 6432);
     let metrics_listen = socket_address(r, "proxy.metrics_listen", &raw.metrics_listen, 9930);
+    let top = r.usize("proxy.metrics_top_tenants", &raw.metrics_top_tenants, 0);
+    let metrics_top_tenants = match top {
+        Some(n) if n > MAX_METRICS_TOP_TENANTS => {
+            r.report(
+                "proxy.metrics_top_tenants",
+                format!("must be at most {MAX_METRICS_TOP_TENANTS} (per-tenant counters are kept for the {MAX_METRICS_TOP_TENANTS} tenants active most recently), got {n}"),
+            );
+            d.metrics_top_tenants
+        }
+        Some(n) => n,
+        None => d.metrics_top_tenants,
+    };
     ProxyConfig {
         metrics_listen,
         listen: listen.unwrap_or(d.listen),
@@ -186,6 +199,7 @@ fn build_proxy(r: &mut Reader, raw: &RawProxy) -> ProxyConfig {
         analysis_cache_size: r
             .usize("proxy.analysis_cache_size", &raw.analysis_cache_size, 0)
             .unwrap_or(d.analysis_cache_size),
+        metrics_top_tenants,
         merge_memory_limit: r
             .size("proxy.merge_memory_limit", &raw.merge_memory_limit)
             .unwrap_or(d.merge_memory_limit),

@@ -60,6 +60,10 @@ pub struct ProxyConfig {
     /// `proxy.metrics_listen`: where Prometheus metrics are served over HTTP (`GET /metrics`);
     /// `None` = not served. Changing it needs a restart.
     pub metrics_listen: Option<SocketAddr>,
+    /// `proxy.metrics_top_tenants`: the busiest tenants (by statements) that get their own
+    /// `tenant` label in the per-tenant metrics; the others are summed into `tenant="_other"`,
+    /// so the number of series stays bounded. At most [`MAX_METRICS_TOP_TENANTS`].
+    pub metrics_top_tenants: usize,
     /// `proxy.merge_memory_limit`: bytes one cross-shard merge may hold (groups, DISTINCT keys,
     /// buffered rows); beyond it the query fails with 53200.
     pub merge_memory_limit: usize,
@@ -67,6 +71,10 @@ pub struct ProxyConfig {
     /// front of the same servers: it names two-phase-commit transactions and goes into ids.
     pub node_id: u16,
 }
+
+/// The largest `proxy.metrics_top_tenants`: the proxy keeps per-tenant counters for at most
+/// this many tenants (`pgfleet_proxy::tenancy::STATS_ENTRIES`).
+pub const MAX_METRICS_TOP_TENANTS: usize = 1000;
 
 /// The largest `proxy.node_id`.
 pub const MAX_NODE_ID: usize = 1023;
@@ -80,6 +88,7 @@ impl Default for ProxyConfig {
             shutdown_timeout: Duration::from_secs(30),
             analysis_cache_size: 10_000,
             metrics_listen: None,
+            metrics_top_tenants: 20,
             merge_memory_limit: 256 << 20,
             node_id: 0,
         }

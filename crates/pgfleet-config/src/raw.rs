@@ -32,6 +32,7 @@ pub(crate) struct RawProxy {
     pub shutdown_timeout: Leaf,
     pub analysis_cache_size: Leaf,
     pub metrics_listen: Leaf,
+    pub metrics_top_tenants: Leaf,
     pub merge_memory_limit: Leaf,
     pub node_id: Leaf,
 }

@@ -41,6 +41,7 @@ fn defaults() {
     assert_eq!(c.proxy.max_message_size, 64 << 20);
     assert_eq!(c.proxy.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(c.proxy.analysis_cache_size, 10_000);
+    assert_eq!(c.proxy.metrics_top_tenants, 20);
     assert_eq!(c.pool.pool_mode, PoolMode::Transaction);
     assert_eq!(c.pool.pool_size, 20);
     assert_eq!(c.pool.idle_timeout, Duration::from_secs(600));
@@ -196,6 +197,8 @@ fn bad_configs_report_every_problem_with_its_path() {
         ("bare integer durations", "[pool]\nconnect_timeout = 5\nidle_timeout = \"ten minutes\"\n[proxy]\nshutdown_timeout = 30",
             &["proxy.shutdown_timeout", "pool.connect_timeout", "pool.idle_timeout"]),
         ("bad sizes", "[proxy]\nmax_message_size = \"64 parsecs\"", &["proxy.max_message_size"]),
+        ("metrics_top_tenants over the kept tenants", "[proxy]\nmetrics_top_tenants = 1001", &["proxy.metrics_top_tenants"]),
+        ("metrics_top_tenants negative", "[proxy]\nmetrics_top_tenants = -1", &["proxy.metrics_top_tenants"]),
         ("bad replication enums", "[clusters.c]\nservers = [{ host = \"a\" }]\nload_balancing = \"fastest\"\nprimary_reads = true\n[users.u]\nauth_method = \"trust\"\ndefault_role = \"standby\"\ndefault_consistency = \"quorum\"",
             &["clusters.c.load_balancing", "clusters.c.primary_reads", "users.u.default_role", "users.u.default_consistency"]),
         ("bad lag and intervals", "[clusters.c]\nservers = [{ host = \"a\" }]\nmax_lag_bytes = \"10 parsecs\"\nmax_lag_time = 10\nhealth_check_interval = \"0s\"\nlag_check_interval = \"0ms\"\nfailover_timeout = \"soon\"",

@@ -22,5 +22,5 @@ pub mod settings;
 pub use error::CheckoutError;
 pub use guard::Guard;
 pub use manager::Manager;
-pub use pool::{Pool, PoolStats};
+pub use pool::{Pool, PoolStats, Prefer};
 pub use settings::Settings;

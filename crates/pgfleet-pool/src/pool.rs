@@ -9,6 +9,12 @@ use tokio::sync::Semaphore;
 
 use crate::{CheckoutError, Guard, Manager, Settings};
 
+/// What [`Pool::get_preferring`] prefers: a test of an idle connection.
+pub type Prefer<'a, C> = &'a (dyn Fn(&C) -> bool + Sync);
+
+/// Idle connections [`Pool::get_preferring`] looks at, most recently used first.
+pub const AFFINITY_SCAN: usize = 8;
+
 pub(crate) struct Pooled<C> {
     pub(crate) conn: C,
     pub(crate) created: Instant,
@@ -109,6 +115,16 @@ impl<M: Manager> Pool<M> {
     /// Checks out a connection: an idle one if usable, else a new one, waiting up to the checkout
     /// timeout for a free slot.
     pub async fn get(&self) -> Result<Guard<M>, CheckoutError<M::Error>> {
+        self.get_preferring(None).await
+    }
+
+    /// As [`Pool::get`], taking among the [`AFFINITY_SCAN`] most recently used idle connections
+    /// the first one `prefer` accepts (one already in the caller's state, so that nothing needs
+    /// to be sent to bring it there), else the most recently used one.
+    pub async fn get_preferring(
+        &self,
+        prefer: Option<Prefer<'_, M::Conn>>,
+    ) -> Result<Guard<M>, CheckoutError<M::Error>> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(CheckoutError::Closed);
@@ -145,7 +161,7 @@ impl<M: Manager> Pool<M> {
                 }
             }
         };
-        while let Some(mut c) = inner.pop_idle() {
+        while let Some(mut c) = inner.pop_idle(prefer) {
             if inner.expired(&c, Instant::now()) || !inner.manager.is_usable(&mut c.conn) {
                 inner.on_discard();
                 continue;
@@ -269,8 +285,18 @@ impl<M: Manager> Pool<M> {
 }
 
 impl<M: Manager> Inner<M> {
-    fn pop_idle(&self) -> Option<Pooled<M::Conn>> {
-        self.idle.lock().pop()
+    fn pop_idle(&self, prefer: Option<Prefer<'_, M::Conn>>) -> Option<Pooled<M::Conn>> {
+        let mut idle = self.idle.lock();
+        if let Some(prefer) = prefer {
+            let n = idle.len();
+            if let Some(i) = (n.saturating_sub(AFFINITY_SCAN)..n)
+                .rev()
+                .find(|&i| prefer(&idle[i].conn))
+            {
+                return Some(idle.remove(i));
+            }
+        }
+        idle.pop()
     }
 
     fn expired(&self, c: &Pooled<M::Conn>, now: Instant) -> bool {

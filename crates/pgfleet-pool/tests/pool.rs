@@ -164,3 +164,32 @@ async fn resize_and_close() {
     pool.close();
     assert!(matches!(pool.get().await, Err(CheckoutError::Closed)));
 }
+
+#[tokio::test]
+async fn preferred_idle_connection_is_taken_first() {
+    let pool = Pool::new(M(Arc::default()), settings(4));
+    let held: Vec<_> = checkout_n(&pool, 3).await;
+    let ids: Vec<usize> = held.iter().map(|g| g.id).collect();
+    drop(held);
+    // LIFO without a preference: the last returned.
+    let last = *ids.last().unwrap();
+    assert_eq!(pool.get().await.unwrap().id, last);
+    // With one: the connection it accepts, wherever it is among the idle ones.
+    let want = ids[0];
+    let prefer = move |c: &Conn| c.id == want;
+    let g = pool.get_preferring(Some(&prefer)).await.unwrap();
+    assert_eq!(g.id, want);
+    // None acceptable: the most recently used.
+    let none = |_: &Conn| false;
+    let h = pool.get_preferring(Some(&none)).await.unwrap();
+    assert_eq!(h.id, last);
+    assert_eq!(pool.stats().idle, 1);
+}
+
+async fn checkout_n(pool: &Pool<M>, n: usize) -> Vec<pgfleet_pool::Guard<M>> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(pool.get().await.expect("checkout"));
+    }
+    v
+}

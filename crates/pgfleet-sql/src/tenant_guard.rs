@@ -18,6 +18,7 @@ use pg_query::{NodeEnum, NodeRef};
 
 use crate::children::push_children;
 use crate::hint::parse_hints;
+use crate::literals::normalize;
 
 /// Functions that run SQL given as text, or dump whole schemas: what they read is invisible to
 /// the guard (PostgreSQL docs, "Mapping Tables to XML").
@@ -81,6 +82,8 @@ pub struct TenantFacts {
     /// Every statement is `SET`, `RESET` or `SHOW` (or there is none): the text touches no data,
     /// so a session may run it before it has a tenant (e.g. `SET pgfleet.tenant = 'acme'`).
     pub only_settings: bool,
+    /// The text parsed (else only its identifiers were scanned).
+    pub parsed: bool,
 }
 
 /// A session's limits: what [`TenantFacts::check`] refuses.
@@ -211,14 +214,59 @@ impl TenantGuard {
         self.pattern.as_ref()
     }
 
-    /// The facts of `sql` (cached).
+    /// The facts of `sql` (cached). Texts that differ only in literals share one analysis
+    /// ([`crate::literals`]): the facts of the text with parameters in place of its literals,
+    /// plus the schema names its string literals mention (the only facts a literal's value
+    /// decides, see [`tenant_facts`]). When that text does not parse, or its `set_config` lost
+    /// its literal setting name, the exact text is analyzed.
     pub fn facts(&self, sql: &str) -> std::sync::Arc<TenantFacts> {
+        if let Some(n) = normalize(sql) {
+            let shared = self.cached(&n.key);
+            if shared.parsed && !shared.dynamic_set_config {
+                let mut extra = TenantFacts::default();
+                for v in &n.values {
+                    note_string_schema(&mut extra, v, self.pattern.as_ref());
+                }
+                let new: Vec<String> = extra
+                    .tenant_schemas
+                    .into_iter()
+                    .filter(|s| !shared.tenant_schemas.contains(s))
+                    .collect();
+                if new.is_empty() {
+                    return shared;
+                }
+                let mut facts = (*shared).clone();
+                facts.tenant_schemas.extend(new);
+                return std::sync::Arc::new(facts);
+            }
+        }
+        self.cached(sql)
+    }
+
+    fn cached(&self, sql: &str) -> std::sync::Arc<TenantFacts> {
         if let Some(f) = self.cache.lock().get(sql) {
             return f.clone();
         }
         let facts = std::sync::Arc::new(tenant_facts(sql, self.pattern.as_ref()));
         self.cache.lock().put(sql.to_owned(), facts.clone());
         facts
+    }
+}
+
+/// A schema name a template matches, as written: noted once, lower-cased.
+fn note_schema(facts: &mut TenantFacts, name: &str, pattern: Option<&(String, String)>) {
+    let Some(p) = pattern else { return };
+    let name = name.to_ascii_lowercase();
+    if matches_template(&name, p) && !facts.tenant_schemas.contains(&name) {
+        facts.tenant_schemas.push(name);
+    }
+}
+
+/// A string constant that names a qualified object (`'tenant_b.notes'::regclass`,
+/// `to_regclass('"tenant_b".notes')`): its schema part.
+fn note_string_schema(facts: &mut TenantFacts, value: &str, pattern: Option<&(String, String)>) {
+    if let Some((first, _)) = value.split_once('.') {
+        note_schema(facts, first.trim().trim_matches('"'), pattern);
     }
 }
 
@@ -244,13 +292,7 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
     let mut facts = TenantFacts::default();
     let hints = parse_hints(sql);
     facts.shard_hint = hints.shard.is_some() || hints.shard_key.is_some();
-    let note_schema = |facts: &mut TenantFacts, name: &str| {
-        let Some(p) = pattern else { return };
-        let name = name.to_ascii_lowercase();
-        if matches_template(&name, p) && !facts.tenant_schemas.contains(&name) {
-            facts.tenant_schemas.push(name);
-        }
-    };
+    let note_schema = |facts: &mut TenantFacts, name: &str| note_schema(facts, name, pattern);
     // Identifiers as written in schema position, whatever statement holds them: a qualifier
     // (`tenant_b.notes`, `tenant_b.f()`) or right after SCHEMA (`DROP SCHEMA tenant_b`, `GRANT …
     // ON SCHEMA tenant_b`, `IN SCHEMA tenant_b`). A column that happens to look like a schema name
@@ -286,6 +328,7 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
     let Ok(parsed) = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) else {
         return facts;
     };
+    facts.parsed = true;
     facts.only_settings = parsed.protobuf.stmts.iter().all(|raw| {
         matches!(
             raw.stmt.as_deref().and_then(|n| n.node.as_ref()),
@@ -357,9 +400,7 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
                 NodeRef::AConst(c) => {
                     if let Some(Val::Sval(s)) = &c.val {
                         // 'tenant_b.notes'::regclass, to_regclass('"tenant_b".notes'), …
-                        if let Some((first, _)) = s.sval.split_once('.') {
-                            note_schema(&mut facts, first.trim().trim_matches('"'));
-                        }
+                        note_string_schema(&mut facts, &s.sval, pattern);
                     }
                 }
                 _ => {}
@@ -559,6 +600,49 @@ mod tests {
         assert!(!matches_template("t__s", &p));
         assert!(!matches_template("t_1x_s", &p));
         assert!(!matches_template("public", &p));
+    }
+
+    #[test]
+    fn shared_analyses_check_like_the_exact_text() {
+        let texts = [
+            "SELECT * FROM notes WHERE id = 5",
+            "SELECT * FROM notes WHERE body = 'tenant_x is just text' LIMIT 3",
+            "SELECT * FROM tenant_acme.notes WHERE id = 7",
+            "SELECT * FROM tenant_globex.notes WHERE id = 7",
+            "SELECT 'tenant_globex.notes'::regclass",
+            "SELECT to_regclass('\"tenant_globex\".notes'), 1",
+            "SELECT * FROM notes WHERE body = 'tenant_globex.x'",
+            "SELECT * FROM notes WHERE body = 'tenant_acme.x'",
+            "SELECT set_config('search_path', 'x', true)",
+            "SELECT set_config('app.current_tenant', 'globex', false)",
+            "SELECT set_config('work_mem', '8MB', false)",
+            "SET search_path = 'tenant_globex'",
+            "SET app.current_tenant = 'globex'",
+            "SET work_mem = '8MB'",
+            "SET pgfleet.tenant = 'globex'",
+            "DO 'BEGIN PERFORM 1; END'",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'",
+            "SELECT query_to_xml('select 1', true, false, '')",
+            "/* pgfleet: shard=1 */ SELECT * FROM notes WHERE id = 3",
+            "SELECT * FROM pg_stats WHERE attname = 'x'",
+            "INSERT INTO notes VALUES (1, 'a'), (2, 'b'); SELECT 1",
+            "COPY (SELECT * FROM notes WHERE id = 1) TO STDOUT",
+            "SELECT * FROM notes WHERE id = 5 AND",
+        ];
+        let g = TenantGuard::new(Some(pattern()), 64);
+        for rules in [schema_rules(), row_rules()] {
+            for sql in texts {
+                let exact = tenant_facts(sql, Some(&pattern())).check(&rules);
+                // Twice: the second time from the cache.
+                for _ in 0..2 {
+                    assert_eq!(g.facts(sql).check(&rules), exact, "{sql}");
+                }
+            }
+        }
+        // Texts that differ only in literals share one analysis.
+        let a = g.facts("SELECT * FROM notes WHERE id = 1 AND body = 'x'");
+        let b = g.facts("SELECT * FROM notes WHERE id = 2 AND body = 'y'");
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use pgfleet_pool::{CheckoutError, Guard};
 
 use crate::pools::PoolEntry;
 use crate::runtime::Runtime;
-use crate::server::{ServerError, ServerManager};
+use crate::server::{ServerConn, ServerError, ServerManager};
 use crate::stats::Stats;
 use crate::ProxyError;
 
@@ -23,11 +23,21 @@ pub(crate) async fn checkout(
     rt: &Runtime,
     entry: &PoolEntry,
 ) -> Result<Guard<ServerManager>, ProxyError> {
+    checkout_preferring(rt, entry, None).await
+}
+
+/// As [`checkout`], preferring an idle connection `prefer` accepts (see
+/// [`pgfleet_pool::Pool::get_preferring`]).
+pub(crate) async fn checkout_preferring(
+    rt: &Runtime,
+    entry: &PoolEntry,
+    prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>>,
+) -> Result<Guard<ServerManager>, ProxyError> {
     rt.wait_unpaused().await;
     if rt.is_shutting_down() {
         return Err(ProxyError::ShuttingDown);
     }
-    entry.pool.get().await.map_err(|e| match e {
+    entry.pool.get_preferring(prefer).await.map_err(|e| match e {
         CheckoutError::Timeout { size, busy, waiting, .. } => {
             Stats::add(&rt.stats().checkout_timeouts, 1);
             ProxyError::PoolExhausted(format!(

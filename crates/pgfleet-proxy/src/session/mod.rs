@@ -29,6 +29,7 @@ use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 
 pub(crate) use checkout::checkout;
+use checkout::checkout_preferring;
 pub use params::{dollar_quote, parse_options, readback_sql, SessionParams};
 
 use crate::client::ClientConn;
@@ -303,7 +304,19 @@ impl<'a> Session<'a> {
     async fn acquire(&mut self, endpoint: usize) -> Result<(), ProxyError> {
         self.info.set_state(ClientState::Waiting);
         self.entry = self.pools.endpoint(endpoint).clone();
-        let result = match checkout(self.rt, &self.entry).await {
+        // A tenant session prefers a server already in its tenant's context: nothing to sync.
+        let forced = self.tenant.as_deref().map(|t| t.forced().to_vec());
+        let in_context = |server: &ServerConn| {
+            forced
+                .iter()
+                .flatten()
+                .all(|(name, value)| server.params.get(name) == Some(value))
+        };
+        let prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>> = match &forced {
+            Some(f) if !f.is_empty() => Some(&in_context),
+            _ => None,
+        };
+        let result = match checkout_preferring(self.rt, &self.entry, prefer).await {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();

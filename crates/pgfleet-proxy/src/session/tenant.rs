@@ -244,6 +244,11 @@ impl TenantSession {
         Ok(self.apply(params, c.forced))
     }
 
+    /// The settings the current context forces (name, value).
+    pub(crate) fn forced(&self) -> &[(String, String)] {
+        &self.forced
+    }
+
     /// `database` model: where the current tenant's transactions run (`None`: the database's own
     /// server database).
     pub(crate) fn home(&self) -> Option<&TenantHome> {

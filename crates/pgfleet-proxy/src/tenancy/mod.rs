@@ -139,9 +139,10 @@ impl Tenancy {
         s
     }
 
-    /// SHOW TENANTS: the tenants with statistics (at most [`STATS_ENTRIES`]), busiest first.
-    pub fn show(&self, max: &dyn Fn(&str) -> usize) -> Vec<TenantStatsRow> {
-        let cached = self.directory.cached();
+    /// The counters of every tenant with statistics (at most [`STATS_ENTRIES`]), busiest (most
+    /// statements) first, without the directory state: what the Prometheus metrics read.
+    /// `max` gives a database's connection cap.
+    pub fn counters(&self, max: &dyn Fn(&str) -> usize) -> Vec<TenantStatsRow> {
         let limits = self.limits.lock();
         let mut rows: Vec<TenantStatsRow> = self
             .stats
@@ -160,19 +161,33 @@ impl Tenancy {
                     connections: limits
                         .get(&key)
                         .map_or(0, |sem| cap.saturating_sub(sem.available_permits())),
-                    state: cached
-                        .iter()
-                        .find(|t| &t.database == db && &t.name == tenant)
-                        .map(|t| t.state.as_str()),
+                    state: None,
                 }
             })
             .collect();
+        drop(limits);
         rows.sort_by(|a, b| {
             b.statements
                 .cmp(&a.statements)
                 .then_with(|| a.database.cmp(&b.database))
                 .then_with(|| a.tenant.cmp(&b.tenant))
         });
+        rows
+    }
+
+    /// SHOW TENANTS: [`Tenancy::counters`] with each tenant's directory state as cached.
+    pub fn show(&self, max: &dyn Fn(&str) -> usize) -> Vec<TenantStatsRow> {
+        let cached = self.directory.cached();
+        let states: HashMap<(&str, &str), &'static str> = cached
+            .iter()
+            .map(|t| ((t.database.as_str(), t.name.as_str()), t.state.as_str()))
+            .collect();
+        let mut rows = self.counters(max);
+        for r in &mut rows {
+            r.state = states
+                .get(&(r.database.as_str(), r.tenant.as_str()))
+                .copied();
+        }
         rows
     }
 }
