@@ -912,3 +912,31 @@ fn literal_insensitive_plans_route_like_the_exact_text() {
     }
     assert_eq!(router.cache_len(), 1);
 }
+
+/// How a statement runs across shards (and a SELECT's merge plan) is cached by exact text.
+#[test]
+fn cross_shard_plans_are_cached_by_text() {
+    use pgfleet_sql::shard::CrossShardKind;
+    let router = ShardRouter::new(app(), 16);
+    let sql = "SELECT id FROM customers ORDER BY id LIMIT 5";
+    let a = router.cross_plan(sql);
+    let b = router.cross_plan(sql);
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(a.kind, CrossShardKind::Read);
+    assert!(
+        matches!(&a.select, Some(Ok(q)) if q.sql.contains("LIMIT")),
+        "{:?}",
+        a.select
+    );
+    let w = router.cross_plan("DELETE FROM customers");
+    assert_eq!(w.kind, CrossShardKind::Write);
+    assert!(w.select.is_none());
+    let refused = router.cross_plan("SELECT id, row_number() OVER () FROM customers");
+    assert!(
+        matches!(&refused.select, Some(Err(_))),
+        "{:?}",
+        refused.select
+    );
+    let uncached = ShardRouter::new(app(), 0);
+    assert_eq!(uncached.cross_plan(sql).kind, CrossShardKind::Read);
+}

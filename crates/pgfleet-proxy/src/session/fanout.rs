@@ -7,12 +7,10 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use pgfleet_catalog::TableLocation;
 use pgfleet_merge::{Limits, Merge, MergeOptions};
-use pgfleet_sql::merge_plan::{plan_select, MergeMode, ShardQuery};
+use pgfleet_sql::merge_plan::{MergeMode, ShardQuery};
 use pgfleet_sql::shard::{
-    cross_shard_kind, BindParams, CrossShardKind, InsertSplit, ReferenceAccess, ShardRoute,
-    ShardRouter,
+    BindParams, CrossShardKind, InsertSplit, ReferenceAccess, ShardRoute, ShardRouter,
 };
 use pgfleet_wire::backend::{encode_command_complete, encode_empty, encode_error, TxStatus};
 use pgfleet_wire::frontend::{
@@ -232,14 +230,22 @@ impl Session<'_> {
         out: &mut BytesMut,
     ) -> Result<(), ProxyError> {
         let shards = targets.shards();
-        match cross_shard_kind(&req.sql) {
+        let cross = router.cross_plan(&req.sql);
+        match &cross.kind {
             CrossShardKind::Read => {
-                let topology = router.topology();
-                let scope = |_: Option<&str>, table: &str| {
-                    matches!(topology.table_location(table), TableLocation::Reference)
+                let q = match &cross.select {
+                    Some(Ok(q)) => q,
+                    Some(Err(e)) => {
+                        return Err(client_error(e.sqlstate(), format!("pgfleet: {e}")))
+                    }
+                    None => {
+                        return Err(client_error(
+                            "XX000",
+                            "pgfleet: internal error: a cross-shard read without a merge plan"
+                                .to_owned(),
+                        ))
+                    }
                 };
-                let q = plan_select(&req.sql, &scope)
-                    .map_err(|e| client_error(e.sqlstate(), format!("pgfleet: {e}")))?;
                 self.merged_select(router, req, q, &shards, out).await
             }
             CrossShardKind::Write => {
@@ -389,7 +395,7 @@ impl Session<'_> {
         &mut self,
         router: &ShardRouter,
         req: &Request,
-        q: ShardQuery,
+        q: &ShardQuery,
         shards: &[usize],
         out: &mut BytesMut,
     ) -> Result<(), ProxyError> {
@@ -398,7 +404,7 @@ impl Session<'_> {
             Kind::Extended(e) => (
                 e.params()?.iter().map(owned_param).collect::<Vec<_>>(),
                 e.describe,
-                shard_result_formats(&q, &e.result_formats()?)?,
+                shard_result_formats(q, &e.result_formats()?)?,
             ),
         };
         let limits = Limits::resolve(&q.plan, |n| {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use lru::LruCache;
 use parking_lot::Mutex;
-use pgfleet_catalog::DatabaseTopology;
+use pgfleet_catalog::{DatabaseTopology, TableLocation, ValueFormat};
 
 use super::error::ShardRouteError;
-use pgfleet_catalog::ValueFormat;
+use super::kind::{cross_shard_kind, CrossShardKind};
+use crate::merge_plan::{plan_select, MergePlanError, ShardQuery};
 
 use super::params::{BindParams, Param, ShardSettings};
 use super::plan::{plan, ShardPlan};
@@ -28,6 +29,8 @@ pub struct ShardRouter {
     topology: DatabaseTopology,
     /// `None` when created with capacity 0.
     cache: Option<Mutex<LruCache<Box<str>, CachedPlan>>>,
+    /// How texts run across shards, by exact text; `None` when created with capacity 0.
+    cross: Option<Mutex<LruCache<Box<str>, Arc<CrossShardPlan>>>>,
 }
 
 impl ShardRouter {
@@ -36,6 +39,7 @@ impl ShardRouter {
         ShardRouter {
             topology,
             cache: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            cross: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
         }
     }
 
@@ -111,6 +115,36 @@ impl ShardRouter {
         }
     }
 
+    /// How `sql` (one statement that needs several shards) runs across them, and for a SELECT
+    /// its merge plan, cached by exact text (a repeated text, such as a prepared statement's,
+    /// costs no parse).
+    pub fn cross_plan(&self, sql: &str) -> Arc<CrossShardPlan> {
+        let cache = match &self.cross {
+            Some(cache) if sql.len() <= MAX_CACHED_TEXT => cache,
+            _ => return Arc::new(self.cross_plan_uncached(sql)),
+        };
+        if let Some(hit) = cache.lock().get(sql) {
+            return Arc::clone(hit);
+        }
+        let planned = Arc::new(self.cross_plan_uncached(sql));
+        cache.lock().put(sql.into(), Arc::clone(&planned));
+        planned
+    }
+
+    fn cross_plan_uncached(&self, sql: &str) -> CrossShardPlan {
+        let kind = cross_shard_kind(sql);
+        let select = (kind == CrossShardKind::Read).then(|| {
+            let reference = |_: Option<&str>, table: &str| {
+                matches!(
+                    self.topology.table_location(table),
+                    TableLocation::Reference
+                )
+            };
+            plan_select(sql, &reference)
+        });
+        CrossShardPlan { kind, select }
+    }
+
     /// [`ShardRouter::plan_text`] then [`ShardRouter::route_text`].
     pub fn route(
         &self,
@@ -125,6 +159,15 @@ impl ShardRouter {
     pub fn cache_len(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.lock().len())
     }
+}
+
+/// How one statement runs across shards ([`ShardRouter::cross_plan`]).
+#[derive(Debug)]
+pub struct CrossShardPlan {
+    /// Its kind.
+    pub kind: CrossShardKind,
+    /// For [`CrossShardKind::Read`]: the per-shard SQL and merge plan, or why it cannot be merged.
+    pub select: Option<Result<ShardQuery, MergePlanError>>,
 }
 
 /// The plan of one statement text ([`ShardRouter::plan_text`]).

@@ -44,7 +44,7 @@ mod scope;
 mod split;
 mod utility;
 
-pub use cache::{CachedPlan, ShardRouter, TextPlan};
+pub use cache::{CachedPlan, CrossShardPlan, ShardRouter, TextPlan};
 pub use copy::{copy_spec, CopyFormat, CopySpec};
 pub use error::ShardRouteError;
 pub use explain::{explain_parts, Explain};
