@@ -45,3 +45,28 @@ make_workdir() { # prefix
     chmod 755 "$WORK"
     if [[ ${#RUN_AS[@]} -gt 0 ]]; then chown postgres: "$WORK"; fi
 }
+
+# Processes to stop (PIDS) and clusters to stop (DATA_DIRS, pg_ctl -m immediate) when the script
+# exits, however it exits; then the scratch directory WORK is removed (kept with BENCH_KEEP=1) and,
+# after a failure, the tail of every log in it is shown.
+stop_everything_on_exit() {
+    PIDS=()
+    DATA_DIRS=()
+    trap cleanup_everything EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+cleanup_everything() {
+    local rc=$?
+    set +e
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for d in "${DATA_DIRS[@]}"; do
+        "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
+    done
+    if [[ $rc != 0 ]]; then
+        for f in "$WORK"/*.log; do [[ -s $f ]] && { echo "---- $f ----" >&2; tail -n 15 "$f" >&2; }; done
+    fi
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+    exit "$rc"
+}

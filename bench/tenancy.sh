@@ -76,24 +76,7 @@ command -v shuf >/dev/null || die "shuf not found (coreutils)"
 (( CLIENTS <= TENANTS )) || die "BENCH_CLIENTS ($CLIENTS) must not exceed BENCH_TENANTS ($TENANTS): one tenant per client"
 make_workdir pgfleet-tenancy
 
-PIDS=()
-DATA_DIRS=()
-cleanup() {
-    local rc=$?
-    set +e
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    for d in "${DATA_DIRS[@]}"; do
-        "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
-    done
-    if [[ $rc != 0 ]]; then
-        for f in "$WORK"/*.log; do [[ -s $f ]] && { echo "---- $f ----" >&2; tail -n 15 "$f" >&2; }; done
-    fi
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_everything_on_exit
 
 START_EPOCH=$(date +%s)
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')

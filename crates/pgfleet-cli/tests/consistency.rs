@@ -346,23 +346,7 @@ async fn prometheus_metrics_show_counters_pools_and_replication() {
     for _ in 0..5 {
         port_of(&c, "SELECT inet_server_port()").await;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(pgfleet_admin::http::serve_metrics(
-        proxy.rt.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    let response = {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.unwrap();
-        body
-    };
+    let response = scrape_metrics(&proxy).await;
     assert!(
         response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
         "{response}"
@@ -400,6 +384,5 @@ async fn prometheus_metrics_show_counters_pools_and_replication() {
         )) >= 5.0,
         "the reads went through the replica's pool"
     );
-    server.abort();
     proxy.stop().await;
 }

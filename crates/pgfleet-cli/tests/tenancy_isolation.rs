@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{message, sqlstate, try_connect, TestProxy};
+use common::{message, scrape_metrics, sqlstate, try_connect, TestProxy};
 use pgfleet_testkit::{Cluster, ClusterOptions, SharedCluster};
 use rand::{Rng, SeedableRng};
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -929,27 +929,6 @@ async fn database_model_attacks() {
     own_rows(&b, "globex").await;
 }
 
-/// `GET /metrics` of the proxy's runtime: the response.
-async fn scrape(proxy: &TestProxy) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(pgfleet_admin::http::serve_metrics(
-        proxy.rt.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).await.unwrap();
-    server.abort();
-    assert!(response.contains(" 200 "), "{response}");
-    response
-}
-
 /// The samples of one family in database `app`: (tenant label, value), in the endpoint's order.
 fn tenant_samples(text: &str, family: &str) -> Vec<(String, f64)> {
     let prefix = format!("{family}{{database=\"app\",tenant=\"");
@@ -975,7 +954,7 @@ async fn prometheus_metrics_per_tenant_top_n_and_other() {
     let tenants = ["acme", "globex", "initech", "hooli", "umbrella"];
     w.row_tenants(&tenants);
     // Before any tenant session: the families are announced, without samples.
-    let text = scrape(w.proxy()).await;
+    let text = scrape_metrics(w.proxy()).await;
     assert!(
         text.contains("# TYPE pgfleet_tenant_statements_total counter"),
         "{text}"
@@ -992,7 +971,7 @@ async fn prometheus_metrics_per_tenant_top_n_and_other() {
     let h = w.tenant_client("hooli").await;
     refused(&h, "SET ROLE postgres", "role").await;
 
-    let text = scrape(w.proxy()).await;
+    let text = scrape_metrics(w.proxy()).await;
     let statements = tenant_samples(&text, "pgfleet_tenant_statements_total");
     let names: Vec<&str> = statements.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(names, ["acme", "globex", "_other"], "{text}");

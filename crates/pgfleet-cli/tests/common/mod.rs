@@ -79,3 +79,25 @@ pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// `GET /metrics` of the proxy's runtime: the HTTP response (status line, headers, body), which
+/// must be a 200.
+pub async fn scrape_metrics(proxy: &TestProxy) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(pgfleet_admin::http::serve_metrics(
+        proxy.rt.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    server.abort();
+    assert!(response.contains(" 200 "), "{response}");
+    response
+}
