@@ -329,6 +329,19 @@ async fn a_reload_that_adds_replicas_starts_their_monitor() {
         if Instant::now() >= deadline {
             for s in proxy.rt.clusters().list() {
                 eprintln!("view of {}: {:?}", s.name, *s.view.read());
+                eprintln!(
+                    "catalog of {}: {} safe functions",
+                    s.name,
+                    s.catalog.load().safe.len()
+                );
+            }
+            for e in proxy.rt.pools().list() {
+                eprintln!(
+                    "pool {:?} -> {}:{}",
+                    e.key,
+                    e.target().host,
+                    e.target().port
+                );
             }
             panic!("reads never reached the replica added by the reload");
         }

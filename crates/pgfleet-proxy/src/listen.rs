@@ -104,6 +104,8 @@ async fn maintain(rt: Arc<Runtime>) {
         tick.tick().await;
         // First: pool upkeep may wait on connects to a slow server, monitors must not.
         monitors.reconcile(&rt);
+        // Pools created from a config snapshot older than the last reload go (see apply_config).
+        rt.pools.reconcile(&rt.config());
         rt.pools.maintain().await;
         rt.prepared.prune();
         recover_in_doubt(&rt, &mut recovery_due, &mut recovery);

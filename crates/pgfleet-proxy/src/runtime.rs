@@ -92,10 +92,14 @@ impl Runtime {
     /// once, pools whose server or credentials changed are closed (their busy connections finish
     /// their transaction first) and re-created on next use. Clients stay connected.
     pub fn apply_config(&self, new: Config) {
+        // The new config first: a pool created from here on is built from it. (One created from
+        // a snapshot taken before, by a session that was logging in, is reconciled by the
+        // maintenance task within a second.)
+        let new = Arc::new(new);
+        self.routers.store(Arc::new(routers_for(&new)));
+        self.config.store(new.clone());
         self.pools.reconcile(&new);
         self.clusters.reconcile(&new);
-        self.routers.store(Arc::new(routers_for(&new)));
-        self.config.store(Arc::new(new));
     }
 
     /// The shard router of `database`, if it has shards or placement groups.
