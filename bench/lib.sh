@@ -70,3 +70,18 @@ cleanup_everything() {
     if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
     exit "$rc"
 }
+
+# The pgfleet binary to measure: PGFLEET_BIN if given, else a release build of ROOT. Sets
+# PGFLEET_BIN, BUILD_NOTE and PGFLEET_REV (commit, "+ uncommitted changes" when the tree differs).
+pgfleet_binary() {
+    if [[ -n ${PGFLEET_BIN:-} ]]; then
+        [[ -x $PGFLEET_BIN ]] || die "PGFLEET_BIN=$PGFLEET_BIN is not an executable"
+        BUILD_NOTE="binary given by PGFLEET_BIN=$PGFLEET_BIN (built $(date -u -r "$PGFLEET_BIN" '+%Y-%m-%d %H:%M UTC'))"
+    else
+        log "building pgfleet (cargo build --release -p pgfleet-cli)"
+        cargo build --release -p pgfleet-cli >&2
+        PGFLEET_BIN=$ROOT/target/release/pgfleet
+        BUILD_NOTE="release build"
+    fi
+    PGFLEET_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo " + uncommitted changes")"
+}

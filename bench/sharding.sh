@@ -73,16 +73,7 @@ SUFFIX=""
 if [[ $QUICK == 1 ]]; then CMD+=" --quick"; SUFFIX="-quick"; fi
 KNOBS="BENCH_POINT_ROWS=$POINT_ROWS BENCH_POINT_CLIENTS=\"$POINT_CLIENTS\" BENCH_POINT_MODES=\"$POINT_MODES\" BENCH_POINT_SECONDS=$POINT_SECONDS BENCH_POINT_ROUNDS=$POINT_ROUNDS BENCH_TOPN_ROWS_PER_SHARD=$TOPN_ROWS_PER_SHARD BENCH_TOPN_ROUNDS=$TOPN_ROUNDS BENCH_TOPN_REPS=$TOPN_REPS BENCH_SCAN_ROWS=$SCAN_ROWS BENCH_SCAN_ROUNDS=$SCAN_ROUNDS BENCH_POOL=$POOL"
 
-if [[ -n ${PGFLEET_BIN:-} ]]; then
-    [[ -x $PGFLEET_BIN ]] || die "PGFLEET_BIN=$PGFLEET_BIN is not an executable"
-    BUILD_NOTE="binary given by PGFLEET_BIN=$PGFLEET_BIN (built $(date -u -r "$PGFLEET_BIN" '+%Y-%m-%d %H:%M UTC'))"
-else
-    log "building pgfleet (cargo build --release -p pgfleet-cli)"
-    cargo build --release -p pgfleet-cli >&2
-    PGFLEET_BIN=$ROOT/target/release/pgfleet
-    BUILD_NOTE="release build"
-fi
-PGFLEET_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo " + uncommitted changes")"
+pgfleet_binary
 
 # ---- clusters -----------------------------------------------------------------------------------
 # One initdb, copied: solo (unsharded), shard0..shard3. Shards 0 and 1 also serve part 1's

@@ -86,16 +86,7 @@ if [[ $QUICK == 1 ]]; then CMD+=" --quick"; SUFFIX="-quick"; fi
 if [[ $ONE_TENANT == 1 ]]; then SUFFIX+="-one-tenant"; fi
 KNOBS="BENCH_ONE_TENANT=$ONE_TENANT BENCH_TENANTS=$TENANTS BENCH_ROWS=$ROWS BENCH_CLIENTS=$CLIENTS BENCH_POOL=$POOL BENCH_SECONDS=$SECONDS_PER_RUN BENCH_ROUNDS=$ROUNDS BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_MODES=\"$MODES\""
 
-if [[ -n ${PGFLEET_BIN:-} ]]; then
-    [[ -x $PGFLEET_BIN ]] || die "PGFLEET_BIN=$PGFLEET_BIN is not an executable"
-    BUILD_NOTE="binary given by PGFLEET_BIN=$PGFLEET_BIN (built $(date -u -r "$PGFLEET_BIN" '+%Y-%m-%d %H:%M UTC'))"
-else
-    log "building pgfleet (cargo build --release -p pgfleet-cli)"
-    cargo build --release -p pgfleet-cli >&2
-    PGFLEET_BIN=$ROOT/target/release/pgfleet
-    BUILD_NOTE="release build"
-fi
-PGFLEET_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo " + uncommitted changes")"
+pgfleet_binary
 
 # ---- the cluster --------------------------------------------------------------------------------
 log "initdb ($STORAGE_NOTE)"

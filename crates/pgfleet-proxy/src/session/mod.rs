@@ -305,17 +305,14 @@ impl<'a> Session<'a> {
         self.info.set_state(ClientState::Waiting);
         self.entry = self.pools.endpoint(endpoint).clone();
         // A tenant session prefers a server already in its tenant's context: nothing to sync.
-        let forced = self.tenant.as_deref().map(|t| t.forced().to_vec());
+        let forced = self.tenant.as_deref().map_or(&[][..], |t| t.forced());
         let in_context = |server: &ServerConn| {
             forced
                 .iter()
-                .flatten()
                 .all(|(name, value)| server.params.get(name) == Some(value))
         };
-        let prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>> = match &forced {
-            Some(f) if !f.is_empty() => Some(&in_context),
-            _ => None,
-        };
+        let prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>> =
+            (!forced.is_empty()).then_some(&in_context);
         let result = match checkout_preferring(self.rt, &self.entry, prefer).await {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
