@@ -12,6 +12,8 @@
 # Environment knobs (defaults in brackets):
 #   BENCH_SECONDS   seconds per pgbench run            [10; 5 with --quick]
 #   BENCH_CLIENTS   client counts                      ["16 64 256"; "16 64" with --quick]
+#   BENCH_WORKLOADS pgbench workloads                  ["-S -N"]  (-S select-only, -N TPC-B-like without branch updates)
+#   BENCH_MODES     pgbench protocol modes             ["simple prepared"]
 #   BENCH_POOL      server connections per pool        [20]  (PgBouncer default_pool_size, pgfleet pool_size)
 #   BENCH_SCALE     pgbench -i scale factor            [10]
 #   BENCH_IDLE_CLIENTS  idle connections for the memory test [1000]
@@ -28,7 +30,7 @@ QUICK=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -42,6 +44,8 @@ else
     CLIENTS=${BENCH_CLIENTS:-"16 64 256"}
     ROUNDS=${BENCH_ROUNDS:-3}
 fi
+WORKLOADS=${BENCH_WORKLOADS:-"-S -N"}
+MODES=${BENCH_MODES:-"simple prepared"}
 POOL=${BENCH_POOL:-20}
 SCALE=${BENCH_SCALE:-10}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-1000}
@@ -298,8 +302,19 @@ run_one() { # target mode workload_flag clients
     reset_tables
     log "$target $mode $wl -c $c (${SECONDS_PER_RUN}s)"
     rc=0
+    local pid ticks0 ticks1 cpu=""
+    pid=$(proxy_pid "$target")
+    ticks0=$(cpu_ticks "$pid")
     pgbench -n -h 127.0.0.1 -p "${PORT[$target]}" -U bench -c "$c" -j 2 -T "$SECONDS_PER_RUN" -M "$mode" "$wl" bench \
         >"$out" 2>"$err" || rc=$?
+    ticks1=$(cpu_ticks "$pid")
+    local processed
+    processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n1)
+    if [[ -n $pid && -n $processed && $processed -gt 0 ]]; then
+        # The proxy's own CPU (user + system, all threads) per transaction, in microseconds: less
+        # noisy than TPS on this shared machine, and what a proxy's efficiency is.
+        cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+    fi
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | head -n1)
     lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out" | head -n1)
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out" | head -n1)
@@ -315,18 +330,37 @@ run_one() { # target mode workload_flag clients
         note=$(grep -m1 -iE 'error' "$err" || true)
         FAILURES+=("$target $mode $wl -c $c: $failed failed transactions ${note:+($note)}")
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$mode" "$c" "$target" "$status" "${tps:-}" "${lat:-}" "$failed" "$note" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$mode" "$c" "$target" "$status" "${tps:-}" "${lat:-}" "$failed" "$note" "$cpu" >>"$RESULTS"
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+proxy_pid() { # target -> the proxy's PID (empty for direct)
+    case $1 in
+        pgfleet) echo "$PGFLEET_PID" ;;
+        pgbouncer) cat "$WORK/pgbouncer.pid" 2>/dev/null || true ;;
+        *) ;;
+    esac
+}
+cpu_ticks() { # pid -> utime + stime in clock ticks (0 without a pid)
+    if [[ -n $1 && -r /proc/$1/stat ]]; then
+        awk '{ print $14 + $15 }' "/proc/$1/stat"
+    else
+        echo 0
+    fi
 }
 
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 # This machine is noisy (pgbench, PostgreSQL and the proxies share 2 cores): the targets of one cell
 # run back to back, and the whole matrix is repeated ROUNDS times; the table shows medians.
+# Odd rounds run the targets of a cell in one order, even rounds in the reverse one (ABBA), so a
+# drift of the machine within a cell does not favour one target.
 for round in $(seq "$ROUNDS"); do
     log "round $round of $ROUNDS"
-    for wl in -S -N; do
-        for mode in simple prepared; do
+    if (( round % 2 == 1 )); then order="direct pgbouncer pgfleet"; else order="pgfleet pgbouncer direct"; fi
+    for wl in $WORKLOADS; do
+        for mode in $MODES; do
             for c in $CLIENTS; do
-                for target in direct pgbouncer pgfleet; do
+                for target in $order; do
                     run_one "$target" "$mode" "$wl" "$c"
                 done
             done
@@ -361,22 +395,25 @@ TABLE_ROWS=$(awk -F'\t' '
         if (!(k in seen)) { seen[k] = 1; order[n++] = k }
         key = k SUBSEP $4
         if (st[key] != "failed") st[key] = $5
-        if ($5 == "ok") { tl[key] = tl[key] " " $6; ll[key] = ll[key] " " $7 }
+        if ($5 == "ok") { tl[key] = tl[key] " " $6; ll[key] = ll[key] " " $7; if ($10 != "") cl[key] = cl[key] " " $10 }
         fail[key] += $8
     }
     END {
         for (key in tl) { tps[key] = median(tl[key]); lat[key] = median(ll[key]) }
+        for (key in cl) cpu[key] = sprintf("%.1f", median(cl[key]))
         for (i = 0; i < n; i++) {
             split(order[i], p, SUBSEP)
             wl = (p[1] == "-S" ? "select-only (-S)" : "tpcb-like, no branch updates (-N)")
             k = order[i]
             print wl "\t" p[2] "\t" p[3] "\t" cell(k SUBSEP "direct") "\t" cell(k SUBSEP "pgbouncer") "\t" \
                 cell(k SUBSEP "pgfleet") "\t" ratio(k SUBSEP "pgfleet", k SUBSEP "pgbouncer") "\t" \
-                ratio(k SUBSEP "pgfleet", k SUBSEP "direct")
+                ratio(k SUBSEP "pgfleet", k SUBSEP "direct") "\t" \
+                (k SUBSEP "pgbouncer" in cpu ? cpu[k SUBSEP "pgbouncer"] : "-") "\t" \
+                (k SUBSEP "pgfleet" in cpu ? cpu[k SUBSEP "pgfleet"] : "-")
         }
     }' "$RESULTS")
 
-HEADER=$'workload\tmode\tclients\tdirect TPS\tdirect lat ms\tpgbouncer TPS\tpgbouncer lat ms\tpgfleet TPS\tpgfleet lat ms\tpgfleet/pgbouncer\tpgfleet/direct'
+HEADER=$'workload\tmode\tclients\tdirect TPS\tdirect lat ms\tpgbouncer TPS\tpgbouncer lat ms\tpgfleet TPS\tpgfleet lat ms\tpgfleet/pgbouncer\tpgfleet/direct\tpgbouncer CPU µs/tx\tpgfleet CPU µs/tx'
 
 markdown_table() {
     printf '%s\n' "$HEADER" | awk -F'\t' '{ s = "|"; for (i = 1; i <= NF; i++) s = s " " $i " |"; print s;
@@ -407,7 +444,7 @@ MD=$ROOT/bench/results/$(date -u +%Y-%m-%d)$SUFFIX.md
 {
     echo "# pgbench: direct vs PgBouncer vs pgfleet — $START_DATE"
     echo
-    echo "- command: \`$CMD\` (BENCH_ROUNDS=$ROUNDS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CLIENTS=\"$CLIENTS\" BENCH_POOL=$POOL BENCH_SCALE=$SCALE)"
+    echo "- command: \`$CMD\` (BENCH_ROUNDS=$ROUNDS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CLIENTS=\"$CLIENTS\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_MODES=\"$MODES\" BENCH_POOL=$POOL BENCH_SCALE=$SCALE; targets in ABBA order by round)"
     echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
     echo "- PostgreSQL $PG_VERSION ($STORAGE_NOTE; max_connections=400, shared_buffers=128MB, fsync=off), $BOUNCER_VERSION, pgfleet $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo " + uncommitted changes") (release build)"
     echo "- pgbench \`-h 127.0.0.1 -p PORT -U bench -c C -j 2 -T $SECONDS_PER_RUN -M MODE -n {-S|-N} bench\`; tables vacuumed and history truncated directly before each run"
@@ -416,6 +453,12 @@ MD=$ROOT/bench/results/$(date -u +%Y-%m-%d)$SUFFIX.md
     markdown_table
     echo
     echo "PgBouncer \"unsupported\": PgBouncer 1.18 does not support protocol-level prepared statements in transaction pooling (support arrived in 1.21 with max_prepared_statements); those cells were not run."
+    echo "CPU µs/tx: the proxy process's user + system CPU time during the run divided by the transactions pgbench processed (medians)."
+    echo
+    echo "## Every run (TPS in run order; the table shows their medians)"
+    echo
+    awk -F'\t' '$5 == "ok" { k = $1 " " $2 " -c " $3 " " $4; if (!(k in v)) o[n++] = k; v[k] = v[k] " " sprintf("%.0f", $6) }
+        END { for (i = 0; i < n; i++) print "- " o[i] ":" v[o[i]] }' "$RESULTS"
     echo
     echo "## Memory"
     echo

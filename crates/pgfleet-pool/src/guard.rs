@@ -12,7 +12,7 @@ use crate::Manager;
 /// A checked-out connection. Dropping it returns the connection to the pool, unless
 /// [`Guard::discard`] was called (the connection is then closed and its slot freed).
 pub struct Guard<M: Manager> {
-    pub(crate) conn: Option<Pooled<M::Conn>>,
+    pub(crate) conn: Option<Box<Pooled<M::Conn>>>,
     pub(crate) pool: Arc<Inner<M>>,
     pub(crate) _permit: OwnedSemaphorePermit,
 }

@@ -25,7 +25,8 @@ pub(crate) struct Inner<M: Manager> {
     manager: M,
     settings: Mutex<Settings>,
     /// LIFO: the most recently used connection is reused first, so the rest age out under low load.
-    idle: Mutex<Vec<Pooled<M::Conn>>>,
+    /// Boxed: a checkout and a return move a pointer, not the whole connection.
+    idle: Mutex<Vec<Box<Pooled<M::Conn>>>>,
     permits: Arc<Semaphore>,
     /// Open connections, idle or busy (connects in progress included).
     open: AtomicUsize,
@@ -133,10 +134,10 @@ impl<M: Manager> Pool<M> {
             let s = inner.settings.lock();
             (s.checkout_timeout, s.connect_timeout)
         };
-        let start = Instant::now();
         let permit = match inner.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
+                let start = Instant::now();
                 inner.waiting.fetch_add(1, Ordering::AcqRel);
                 let res =
                     tokio::time::timeout(timeout, inner.permits.clone().acquire_owned()).await;
@@ -285,7 +286,7 @@ impl<M: Manager> Pool<M> {
 }
 
 impl<M: Manager> Inner<M> {
-    fn pop_idle(&self, prefer: Option<Prefer<'_, M::Conn>>) -> Option<Pooled<M::Conn>> {
+    fn pop_idle(&self, prefer: Option<Prefer<'_, M::Conn>>) -> Option<Box<Pooled<M::Conn>>> {
         let mut idle = self.idle.lock();
         if let Some(prefer) = prefer {
             let n = idle.len();
@@ -307,18 +308,18 @@ impl<M: Manager> Inner<M> {
     async fn open_one(
         &self,
         connect_timeout: Duration,
-    ) -> Result<Pooled<M::Conn>, CheckoutError<M::Error>> {
+    ) -> Result<Box<Pooled<M::Conn>>, CheckoutError<M::Error>> {
         self.open.fetch_add(1, Ordering::AcqRel);
         let res = tokio::time::timeout(connect_timeout, self.manager.connect()).await;
         match res {
             Ok(Ok(conn)) => {
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
-                Ok(Pooled {
+                Ok(Box::new(Pooled {
                     conn,
                     created: now,
                     last_used: now,
-                })
+                }))
             }
             Ok(Err(e)) => {
                 self.open.fetch_sub(1, Ordering::AcqRel);
@@ -333,7 +334,7 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    pub(crate) fn give_back(&self, mut conn: Pooled<M::Conn>) {
+    pub(crate) fn give_back(&self, mut conn: Box<Pooled<M::Conn>>) {
         let now = Instant::now();
         if self.closed.load(Ordering::Acquire) || self.expired(&conn, now) {
             self.on_discard();

@@ -8,10 +8,6 @@
 //! missed; false positives only cost a parse. This keeps `UPDATE … SET …` with fresh literals (every
 //! simple-protocol write) away from the parser.
 
-use std::sync::LazyLock;
-
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-
 /// Words that give a statement a session effect only as its first keyword.
 pub const LEADERS: &[&str] = &[
     "set",        // SET, SET SESSION AUTHORIZATION/CHARACTERISTICS, SET ROLE …
@@ -30,34 +26,60 @@ pub const LEADERS: &[&str] = &[
 /// - `temp`: TEMP/TEMPORARY objects, `SELECT … INTO TEMP`, `pg_temp`;
 /// - `hold`: `WITH HOLD`;
 /// - `u&`: a Unicode-escaped identifier (`U&"pg_advisory\006cock"`) can spell any name.
+///
+/// No two needles start with the same letter: [`BYTE_CLASS`] maps a first byte to its needle.
 pub const ANYWHERE: &[&str] = &["set_config", "advisory", "temp", "hold", "u&"];
 
-/// Built once; immutable afterwards (a constant, not configuration).
-static AUTOMATON: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(ANYWHERE)
-        .ok()
-});
+/// What a byte may start: 0 nothing, 1 a `;` (a statement may follow), `2 + k` needle `k` of
+/// [`ANYWHERE`] (either letter case).
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    t[b';' as usize] = 1;
+    let mut k = 0;
+    while k < ANYWHERE.len() {
+        let needle = ANYWHERE[k].as_bytes();
+        // Needles are lowercase and at least two bytes long (the scan tests the second first).
+        assert!(needle.len() >= 2 && needle[1] == needle[1].to_ascii_lowercase());
+        let first = needle[0];
+        // Needles must not share a first letter (checked when the table is built).
+        assert!(t[first.to_ascii_lowercase() as usize] == 0);
+        t[first.to_ascii_lowercase() as usize] = 2 + k as u8;
+        t[first.to_ascii_uppercase() as usize] = 2 + k as u8;
+        k += 1;
+    }
+    t
+}
 
 /// Fast, allocation-free check: `false` means the text certainly contains no statement with a
-/// session effect (see the module docs).
+/// session effect (see the module docs). One pass over the bytes with a table lookup each: it
+/// runs on every simple query, so it costs a few instructions per byte.
 pub fn may_affect_session(sql: &str) -> bool {
-    let anywhere = match AUTOMATON.as_ref() {
-        Some(ac) => ac.is_match(sql),
-        // Building a fixed automaton cannot fail in practice; if it did, never skip the parser.
-        None => true,
-    };
-    if anywhere {
+    let b = sql.as_bytes();
+    if leader_at(b, 0) {
         return true;
     }
-    let b = sql.as_bytes();
-    leader_at(b, 0)
-        || b.iter()
-            .enumerate()
-            .any(|(i, &c)| c == b';' && leader_at(b, i + 1))
+    for (i, &c) in b.iter().enumerate() {
+        match BYTE_CLASS[c as usize] {
+            0 => {}
+            1 => {
+                if leader_at(b, i + 1) {
+                    return true;
+                }
+            }
+            k => {
+                // Most candidates already fail at their second byte: test it before the rest.
+                let needle = ANYWHERE[(k - 2) as usize].as_bytes();
+                if let Some(w) = b[i..].get(..needle.len()) {
+                    if w[1].to_ascii_lowercase() == needle[1] && w.eq_ignore_ascii_case(needle) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 /// Whether the first word at or after `i` (skipping whitespace and comments) is a leader.
@@ -124,5 +146,38 @@ mod tests {
         ));
         assert!(may_affect_session("CREATE TEMPORARY TABLE t(x int)"));
         assert!(may_affect_session("SELECT pg_advisory_lock(1)"));
+        assert!(may_affect_session("SELECT * FROM U&\"d\\0061ta\""));
+        assert!(may_affect_session(
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1"
+        ));
+        assert!(!may_affect_session("SELECT tem, hol, advisor, set_confi"));
+        assert!(!may_affect_session(""));
+        assert!(!may_affect_session(";"));
+    }
+
+    /// The needle scan against the obvious definition: any needle, case-insensitive, anywhere.
+    fn reference(sql: &str) -> bool {
+        let lower = sql.to_ascii_lowercase();
+        let b = sql.as_bytes();
+        ANYWHERE.iter().any(|n| lower.contains(n))
+            || leader_at(b, 0)
+            || b.iter()
+                .enumerate()
+                .any(|(i, &c)| c == b';' && leader_at(b, i + 1))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_reference(pieces in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "set_config", "SET_Config", "set_confi", "Temp", "tem", "HOLD", "hol", "u&", "U&",
+                "u", "advisory", "ADVISOR", "a", "t", "h", "s", ";", " ", "set", "Reset", "x",
+                "é", "/*", "*/", "--", "\n", "(", "'",
+            ]),
+            0..12,
+        )) {
+            let sql: String = pieces.concat();
+            proptest::prop_assert_eq!(may_affect_session(&sql), reference(&sql), "{:?}", sql);
+        }
     }
 }

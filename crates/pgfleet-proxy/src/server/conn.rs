@@ -1,6 +1,6 @@
 //! One open, authenticated server connection.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub struct ServerConn {
     /// ParameterStatus values the server reported at login.
     pub(crate) startup_params: Vec<(String, String)>,
     /// Session settings pgfleet knows this connection has, beyond its login defaults.
-    pub(crate) params: HashMap<String, String>,
+    pub(crate) params: BTreeMap<String, String>,
     /// Server-side names of statements prepared on this connection (bounded, least recently used
     /// first out).
     pub(crate) prepared: LruCache<String, ()>,
@@ -52,7 +52,7 @@ impl ServerConn {
             info,
             cancel,
             startup_params,
-            params: HashMap::new(),
+            params: BTreeMap::new(),
             prepared: LruCache::new(cap),
             unnamed: 0,
         }

@@ -210,7 +210,10 @@ impl<'a> Session<'a> {
                 let frame = if let Some(f) = self.client.next_frame()? {
                     f
                 } else {
+                    // Fixed order (no per-wait random draw): a kick only matters when no
+                    // request is there.
                     tokio::select! {
+                        biased;
                         f = self.client.read_frame() => match f? {
                             Some(f) => f,
                             None => return Ok(()),

@@ -1,7 +1,7 @@
 //! A client's session settings in transaction pooling: what it asked for at startup and with SET,
 //! and the SQL that makes any server connection match them. Pure: no I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Startup parameters that are not settings.
 const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
@@ -136,7 +136,7 @@ impl SessionParams {
     }
 
     /// Names of every setting the session or its server may have changed (for RESET ALL read-back).
-    pub fn all_names<'a>(&'a self, server: &'a HashMap<String, String>) -> Vec<String> {
+    pub fn all_names<'a>(&'a self, server: &'a BTreeMap<String, String>) -> Vec<String> {
         let mut v: Vec<String> = self.desired.keys().chain(server.keys()).cloned().collect();
         v.sort();
         v.dedup();
@@ -148,10 +148,15 @@ impl SessionParams {
     /// differs.
     pub fn sync_sql(
         &self,
-        server: &HashMap<String, String>,
+        server: &BTreeMap<String, String>,
         login: &[(String, String)],
-    ) -> Option<(String, HashMap<String, String>)> {
-        // Hot path (every transaction): most of the time nothing differs; decide that without
+    ) -> Option<(String, BTreeMap<String, String>)> {
+        // Hot path (every transaction): most of the time the server was last brought to the same
+        // settings (both ordered maps: a merge walk, no hashing).
+        if *server == self.desired {
+            return None;
+        }
+        // Next most common: nothing differs once login values count; decide that without
         // allocating.
         let current = |name: &str| {
             server.get(name).map(String::as_str).or_else(|| {
@@ -170,7 +175,7 @@ impl SessionParams {
             return None;
         }
         let mut sql = String::new();
-        let mut after = HashMap::new();
+        let mut after = BTreeMap::new();
         for (name, value) in &self.desired {
             let current = server.get(name).map(String::as_str).or_else(|| {
                 login
@@ -254,7 +259,8 @@ mod tests {
             ("DateStyle", "ISO, MDY"),
         ]));
         let login = p(&[("DateStyle", "ISO, MDY"), ("application_name", "")]);
-        let server: HashMap<String, String> = [("search_path".to_string(), "x".to_string())].into();
+        let server: BTreeMap<String, String> =
+            [("search_path".to_string(), "x".to_string())].into();
         let (sql, after) = s.sync_sql(&server, &login).unwrap();
         assert_eq!(
             sql,

@@ -378,7 +378,10 @@ impl Session<'_> {
             // 3. Wait for either side.
             let read_client = client.rbuf.len() < CLIENT_READ_AHEAD || x.accepts_client_messages();
             let idle_session = x.is_idle() && *tx == TxStatus::Idle;
+            // Fixed order, the server's answers first (no per-wait random draw): while they
+            // stream, the client's next messages wait in its socket, as PostgreSQL's would.
             tokio::select! {
+                biased;
                 r = server.fill() => {
                     if let Err(e) = r {
                         *server_broken = true;
