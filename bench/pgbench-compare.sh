@@ -6,7 +6,7 @@
 # Builds pgfleet (release), starts a scratch PostgreSQL 15 cluster, PgBouncer and pgfleet on free
 # loopback ports, runs pgbench for every (target, protocol mode, workload, client count), prints a
 # table with TPS, mean latency and the pgfleet/pgbouncer and pgfleet/direct TPS ratios, writes it as
-# markdown to bench/results/<date>.md, and measures pgfleet's memory with 1,000 idle authenticated
+# markdown to bench/results/<date>-<UTC hhmm>.md, and measures pgfleet's memory with 1,000 idle authenticated
 # client connections. Everything it starts is stopped and removed on exit (trap).
 #
 # Environment knobs (defaults in brackets):
@@ -440,7 +440,7 @@ SUFFIX=""
 [[ $QUICK == 1 ]] && SUFFIX="-quick"
 CMD="bench/pgbench-compare.sh"
 [[ $QUICK == 1 ]] && CMD+=" --quick"
-MD=$ROOT/bench/results/$(date -u +%Y-%m-%d)$SUFFIX.md
+MD=$ROOT/bench/results/$(date -u +%Y-%m-%d-%H%M)$SUFFIX.md
 {
     echo "# pgbench: direct vs PgBouncer vs pgfleet — $START_DATE"
     echo

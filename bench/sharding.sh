@@ -16,7 +16,7 @@
 #   3. cross-shard scan: `SELECT * FROM items` over 4 shards (SCAN_ROWS in total) through a fresh
 #      pgfleet process, read by psql -At into wc -l, sampling pgfleet's RSS. Target: peak < 100 MiB.
 # Prints everything (with the command and the machine) and writes it to
-# bench/results/<date>-sharding.md (-sharding-quick.md with --quick). Everything started is
+# bench/results/<date>-<UTC hhmm>-sharding.md (-sharding-quick.md with --quick). Everything started is
 # stopped and removed on exit.
 #
 # Environment knobs (defaults; --quick defaults in brackets):
@@ -378,7 +378,7 @@ report() {
 echo
 report | tee "$WORK/report.md"
 mkdir -p "$ROOT/bench/results"
-MD=$ROOT/bench/results/$(date -u +%Y-%m-%d)-sharding$SUFFIX.md
+MD=$ROOT/bench/results/$(date -u +%Y-%m-%d-%H%M)-sharding$SUFFIX.md
 cp "$WORK/report.md" "$MD"
 echo
 echo "markdown written to ${MD#"$ROOT"/}"

@@ -27,7 +27,7 @@
 # metadata database before and after all measured runs (with every tenant cached, they must not
 # grow with the client transactions).
 # Prints everything (with the command and the machine) and writes it to
-# bench/results/<date>-tenancy.md (-tenancy-quick.md with --quick). Everything started is
+# bench/results/<date>-<UTC hhmm>-tenancy.md (-tenancy-quick.md with --quick). Everything started is
 # stopped and removed on exit.
 #
 # Environment knobs (defaults; --quick defaults in brackets):
@@ -415,7 +415,7 @@ report() {
 echo
 report | tee "$WORK/report.md"
 mkdir -p "$ROOT/bench/results"
-MD=$ROOT/bench/results/$(date -u +%Y-%m-%d)-tenancy$SUFFIX.md
+MD=$ROOT/bench/results/$(date -u +%Y-%m-%d-%H%M)-tenancy$SUFFIX.md
 cp "$WORK/report.md" "$MD"
 echo
 echo "markdown written to ${MD#"$ROOT"/}"
