@@ -330,7 +330,7 @@ run_one() { # target mode workload_flag clients
         note=$(grep -m1 -iE 'error' "$err" || true)
         FAILURES+=("$target $mode $wl -c $c: $failed failed transactions ${note:+($note)}")
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$mode" "$c" "$target" "$status" "${tps:-}" "${lat:-}" "$failed" "$note" "$cpu" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$mode" "$c" "$target" "$status" "${tps:-}" "${lat:-}" "$failed" "$note" "$cpu" "$round" >>"$RESULTS"
 }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -395,12 +395,26 @@ TABLE_ROWS=$(awk -F'\t' '
         if (!(k in seen)) { seen[k] = 1; order[n++] = k }
         key = k SUBSEP $4
         if (st[key] != "failed") st[key] = $5
-        if ($5 == "ok") { tl[key] = tl[key] " " $6; ll[key] = ll[key] " " $7; if ($10 != "") cl[key] = cl[key] " " $10 }
+        if ($5 == "ok") { tl[key] = tl[key] " " $6; ll[key] = ll[key] " " $7; if ($10 != "") cl[key] = cl[key] " " $10; rt[key, $11] = $6; rounds[k] = rounds[k] " " $11 }
         fail[key] += $8
     }
     END {
         for (key in tl) { tps[key] = median(tl[key]); lat[key] = median(ll[key]) }
         for (key in cl) cpu[key] = sprintf("%.1f", median(cl[key]))
+        # pgfleet/PgBouncer of each round (the two ran back to back), then their median: less
+        # sensitive than the ratio of medians to the machine drifting between rounds.
+        for (k in rounds) {
+            m = split(rounds[k], rs, " "); list = ""
+            delete done
+            for (j = 1; j <= m; j++) {
+                r = rs[j]
+                if (r in done) continue
+                done[r] = 1
+                a = k SUBSEP "pgfleet"; b = k SUBSEP "pgbouncer"
+                if (((a, r) in rt) && ((b, r) in rt) && rt[b, r] > 0) list = list " " rt[a, r] / rt[b, r]
+            }
+            if (list != "") paired[k] = sprintf("%.2f", median(list))
+        }
         for (i = 0; i < n; i++) {
             split(order[i], p, SUBSEP)
             wl = (p[1] == "-S" ? "select-only (-S)" : "tpcb-like, no branch updates (-N)")
@@ -409,11 +423,12 @@ TABLE_ROWS=$(awk -F'\t' '
                 cell(k SUBSEP "pgfleet") "\t" ratio(k SUBSEP "pgfleet", k SUBSEP "pgbouncer") "\t" \
                 ratio(k SUBSEP "pgfleet", k SUBSEP "direct") "\t" \
                 (k SUBSEP "pgbouncer" in cpu ? cpu[k SUBSEP "pgbouncer"] : "-") "\t" \
-                (k SUBSEP "pgfleet" in cpu ? cpu[k SUBSEP "pgfleet"] : "-")
+                (k SUBSEP "pgfleet" in cpu ? cpu[k SUBSEP "pgfleet"] : "-") "\t" \
+                (k in paired ? paired[k] : "-")
         }
     }' "$RESULTS")
 
-HEADER=$'workload\tmode\tclients\tdirect TPS\tdirect lat ms\tpgbouncer TPS\tpgbouncer lat ms\tpgfleet TPS\tpgfleet lat ms\tpgfleet/pgbouncer\tpgfleet/direct\tpgbouncer CPU µs/tx\tpgfleet CPU µs/tx'
+HEADER=$'workload\tmode\tclients\tdirect TPS\tdirect lat ms\tpgbouncer TPS\tpgbouncer lat ms\tpgfleet TPS\tpgfleet lat ms\tpgfleet/pgbouncer\tpgfleet/direct\tpgbouncer CPU µs/tx\tpgfleet CPU µs/tx\tpgfleet/pgbouncer per round (median)'
 
 markdown_table() {
     printf '%s\n' "$HEADER" | awk -F'\t' '{ s = "|"; for (i = 1; i <= NF; i++) s = s " " $i " |"; print s;
@@ -454,6 +469,7 @@ MD=$ROOT/bench/results/$(date -u +%Y-%m-%d-%H%M)$SUFFIX.md
     echo
     echo "PgBouncer \"unsupported\": PgBouncer 1.18 does not support protocol-level prepared statements in transaction pooling (support arrived in 1.21 with max_prepared_statements); those cells were not run."
     echo "CPU µs/tx: the proxy process's user + system CPU time during the run divided by the transactions pgbench processed (medians)."
+    echo "Per round (median): the pgfleet/PgBouncer TPS ratio of each round (the two ran back to back), then the median of those ratios."
     echo
     echo "## Every run (TPS in run order; the table shows their medians)"
     echo
