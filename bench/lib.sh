@@ -1,5 +1,12 @@
 # bench/lib.sh — shared by the benchmark scripts (sourced, not run).
-# Logging, prerequisite checks, free ports, and running PostgreSQL as `postgres` when root.
+# The checkout and shared defaults, logging, prerequisite checks, free ports, and running PostgreSQL
+# as `postgres` when root.
+
+# The checkout (ROOT, also the working directory from here on) and the defaults every script shares.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+export RUST_LOG=${RUST_LOG:-warn}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

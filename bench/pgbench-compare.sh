@@ -19,6 +19,7 @@
 #   BENCH_IDLE_CLIENTS  idle connections for the memory test [1000]
 #   BENCH_ROUNDS    repeat the whole matrix this many times and report medians [3; 1 with --quick]
 #   BENCH_KEEP=1    keep the scratch directory (logs, configs) instead of deleting it
+#   PGFLEET_BIN     use this pgfleet binary instead of a release build
 #   PG_BIN          PostgreSQL binaries                [/usr/lib/postgresql/15/bin]
 #   RUST_LOG        pgfleet log filter                 [warn]  (per-connection info logs would cost TPS)
 #
@@ -26,14 +27,8 @@
 # ss (iproute2). PostgreSQL and PgBouncer refuse to run as root; as root they run as the `postgres` user.
 set -euo pipefail
 
-QUICK=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+# shellcheck source=bench/args.sh
+source "$(dirname "${BASH_SOURCE[0]}")/args.sh" "$@"
 
 if [[ $QUICK == 1 ]]; then
     SECONDS_PER_RUN=${BENCH_SECONDS:-5}
@@ -49,14 +44,9 @@ MODES=${BENCH_MODES:-"simple prepared"}
 POOL=${BENCH_POOL:-20}
 SCALE=${BENCH_SCALE:-10}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-1000}
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-export RUST_LOG=${RUST_LOG:-warn}
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites
@@ -130,10 +120,7 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # 1. Build pgfleet
 # ---------------------------------------------------------------------------------------------
-log "building pgfleet (cargo build --release -p pgfleet-cli)"
-cargo build --release -p pgfleet-cli >&2
-PGFLEET_BIN=$ROOT/target/release/pgfleet
-[[ -x $PGFLEET_BIN ]] || die "build finished but $PGFLEET_BIN is missing"
+pgfleet_binary
 
 # ---------------------------------------------------------------------------------------------
 # 2. Scratch PostgreSQL cluster
@@ -461,7 +448,7 @@ MD=$ROOT/bench/results/$(date -u +%Y-%m-%d-%H%M)$SUFFIX.md
     echo
     echo "- command: \`$CMD\` (BENCH_ROUNDS=$ROUNDS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CLIENTS=\"$CLIENTS\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_MODES=\"$MODES\" BENCH_POOL=$POOL BENCH_SCALE=$SCALE; targets in ABBA order by round)"
     echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
-    echo "- PostgreSQL $PG_VERSION ($STORAGE_NOTE; max_connections=400, shared_buffers=128MB, fsync=off), $BOUNCER_VERSION, pgfleet $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || echo " + uncommitted changes") (release build)"
+    echo "- PostgreSQL $PG_VERSION ($STORAGE_NOTE; max_connections=400, shared_buffers=128MB, fsync=off), $BOUNCER_VERSION, pgfleet $PGFLEET_REV ($BUILD_NOTE)"
     echo "- pgbench \`-h 127.0.0.1 -p PORT -U bench -c C -j 2 -T $SECONDS_PER_RUN -M MODE -n {-S|-N} bench\`; tables vacuumed and history truncated directly before each run"
     echo "- pool: PgBouncer default_pool_size=$POOL, pgfleet pool_size=$POOL, both transaction mode, SCRAM auth"
     echo

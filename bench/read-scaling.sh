@@ -15,51 +15,25 @@
 # Environment knobs (defaults in brackets):
 #   BENCH_SECONDS [10; 5 with --quick]  BENCH_CLIENTS ["16 64"]  BENCH_ROUNDS [3; 1 with --quick]
 #   BENCH_POOL [20]  BENCH_SCALE [10]  PG_BIN [/usr/lib/postgresql/15/bin]  RUST_LOG [warn]
+#   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary instead of building
 set -euo pipefail
 
-QUICK=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
-SECONDS_PER_RUN=${BENCH_SECONDS:-$([[ $QUICK == 1 ]] && echo 5 || echo 10)}
-ROUNDS=${BENCH_ROUNDS:-$([[ $QUICK == 1 ]] && echo 1 || echo 3)}
+# shellcheck source=bench/args.sh
+source "$(dirname "${BASH_SOURCE[0]}")/args.sh" "$@"
+SECONDS_PER_RUN=${BENCH_SECONDS:-$(q 10 5)}
+ROUNDS=${BENCH_ROUNDS:-$(q 3 1)}
 CLIENTS=${BENCH_CLIENTS:-"16 64"}
 POOL=${BENCH_POOL:-20}
 SCALE=${BENCH_SCALE:-10}
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-export RUST_LOG=${RUST_LOG:-warn}
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_common_tools
 make_workdir pgfleet-scaling
 
-PIDS=()
-DATA_DIRS=()
-cleanup() {
-    local rc=$?
-    set +e
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    for d in "${DATA_DIRS[@]}"; do
-        "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
-    done
-    [[ $rc != 0 ]] && for f in "$WORK"/*.log; do [[ -s $f ]] && { echo "---- $f ----" >&2; tail -n 15 "$f" >&2; }; done
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_everything_on_exit
 
-log "building pgfleet (cargo build --release -p pgfleet-cli)"
-cargo build --release -p pgfleet-cli >&2
-PGFLEET_BIN=$ROOT/target/release/pgfleet
+pgfleet_binary
 
 start_pg() { # dir port
     cat >>"$1/postgresql.conf" <<CONF

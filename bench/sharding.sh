@@ -29,15 +29,8 @@
 #   PG_BIN /usr/lib/postgresql/15/bin   RUST_LOG warn
 set -euo pipefail
 
-QUICK=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
-q() { [[ $QUICK == 1 ]] && echo "$2" || echo "$1"; } # full-run default, --quick default
+# shellcheck source=bench/args.sh
+source "$(dirname "${BASH_SOURCE[0]}")/args.sh" "$@"
 
 # ---- sizes and rounds ---------------------------------------------------------------------------
 POINT_ROWS=${BENCH_POINT_ROWS:-$(q 1000000 100000)}         # items rows in total (unsharded: all; 2 shards: split)
@@ -52,14 +45,10 @@ SCAN_ROWS=${BENCH_SCAN_ROWS:-$(q 10000000 1000000)}         # in total over the 
 SCAN_ROUNDS=${BENCH_SCAN_ROUNDS:-$(q 3 1)}
 POOL=${BENCH_POOL:-20}
 NOTE=${BENCH_NOTE:-}
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-export RUST_LOG=${RUST_LOG:-warn}
 # --------------------------------------------------------------------------------------------------
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_common_tools
 [[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install -y time)"
 make_workdir pgfleet-sharding

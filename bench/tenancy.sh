@@ -40,15 +40,8 @@
 #   instead of building   PG_BIN /usr/lib/postgresql/15/bin   RUST_LOG warn
 set -euo pipefail
 
-QUICK=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
-q() { [[ $QUICK == 1 ]] && echo "$2" || echo "$1"; } # full-run default, --quick default
+# shellcheck source=bench/args.sh
+source "$(dirname "${BASH_SOURCE[0]}")/args.sh" "$@"
 
 # ---- sizes and rounds ---------------------------------------------------------------------------
 TENANTS=${BENCH_TENANTS:-100}
@@ -61,14 +54,10 @@ WORKLOADS=${BENCH_WORKLOADS:-"select rw"}
 MODES=${BENCH_MODES:-"simple prepared"}
 ONE_TENANT=${BENCH_ONE_TENANT:-0}
 NOTE=${BENCH_NOTE:-}
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-export RUST_LOG=${RUST_LOG:-warn}
 # --------------------------------------------------------------------------------------------------
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_common_tools
 command -v shuf >/dev/null || die "shuf not found (coreutils)"
 [[ -f $PG_BIN/../lib/pg_stat_statements.so || -f $($PG_BIN/pg_config --pkglibdir 2>/dev/null || echo /nonexistent)/pg_stat_statements.so ]] ||
