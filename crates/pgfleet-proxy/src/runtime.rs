@@ -17,7 +17,7 @@ use crate::fanout::twophase::TwoPhase;
 use crate::pools::Pools;
 use crate::prepared::PreparedRegistry;
 use crate::replication::Clusters;
-use crate::sharding::{routers_for, ShardRouters};
+use crate::sharding::{routers_for, RouterMemo, ShardRouters};
 use crate::stats::Stats;
 
 /// Everything the data path shares.
@@ -105,6 +105,24 @@ impl Runtime {
     /// The shard router of `database`, if it has shards or placement groups.
     pub fn shard_router(&self, database: &str) -> Option<Arc<pgfleet_sql::shard::ShardRouter>> {
         self.routers.load().get(database).cloned()
+    }
+
+    /// As [`Runtime::shard_router`], answered from `memo` while the routers were not rebuilt
+    /// since it was filled: a pointer comparison instead of a lookup by name on every request.
+    pub fn shard_router_memo(
+        &self,
+        database: &str,
+        memo: &mut RouterMemo,
+    ) -> Option<Arc<pgfleet_sql::shard::ShardRouter>> {
+        let routers = self.routers.load();
+        if let Some((from, router)) = memo.as_ref() {
+            if Arc::ptr_eq(from, &routers) {
+                return router.clone();
+            }
+        }
+        let router = routers.get(database).cloned();
+        *memo = Some((Arc::clone(&routers), router.clone()));
+        router
     }
 
     /// Replication state per cluster (SHOW REPLICATION, the router, the monitor).

@@ -24,6 +24,10 @@ use crate::ProxyError;
 /// single-cluster databases have none: their sessions never analyse statements for placement.
 pub type ShardRouters = HashMap<String, Arc<ShardRouter>>;
 
+/// A session's copy of its database's router and the set of routers it came from
+/// ([`crate::runtime::Runtime::shard_router_memo`]): valid until a reload rebuilds the routers.
+pub type RouterMemo = Option<(Arc<ShardRouters>, Option<Arc<ShardRouter>>)>;
+
 /// Routers for `config` (each with an empty plan cache of `proxy.analysis_cache_size` texts).
 pub fn routers_for(config: &Config) -> ShardRouters {
     let catalog = match Catalog::from_config(config) {

@@ -45,4 +45,4 @@ pub use cache::Analyzer;
 pub use classify::{classify_uncached, Classification, Target, TxControl, WriteReason};
 pub use effect::{Analysis, PinReason, SessionEffect, TransactionOp};
 pub use hint::{parse_hints, Hints};
-pub use prefilter::may_affect_session;
+pub use prefilter::{may_affect_session, may_control_transaction};

@@ -82,8 +82,33 @@ pub fn may_affect_session(sql: &str) -> bool {
     false
 }
 
+/// Words a transaction-control statement (BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK,
+/// ABORT) starts with.
+pub const TRANSACTION_LEADERS: &[&str] = &["begin", "start", "commit", "end", "rollback", "abort"];
+
+/// Fast check: `false` means the text is certainly not one transaction-control statement (its
+/// first word, after whitespace and comments, is another word). A text that starts with no
+/// word (a `;`, a quote, …) may be one.
+pub fn may_control_transaction(sql: &str) -> bool {
+    let word = first_word_at(sql.as_bytes(), 0);
+    word.is_empty()
+        || TRANSACTION_LEADERS
+            .iter()
+            .any(|l| l.as_bytes().eq_ignore_ascii_case(word))
+}
+
 /// Whether the first word at or after `i` (skipping whitespace and comments) is a leader.
-fn leader_at(b: &[u8], mut i: usize) -> bool {
+fn leader_at(b: &[u8], i: usize) -> bool {
+    let word = first_word_at(b, i);
+    !word.is_empty()
+        && LEADERS
+            .iter()
+            .any(|l| l.as_bytes().eq_ignore_ascii_case(word))
+}
+
+/// The first word at or after `i`, skipping whitespace, `(` and comments (empty when something
+/// else comes first).
+fn first_word_at(b: &[u8], mut i: usize) -> &[u8] {
     loop {
         while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'(') {
             i += 1;
@@ -117,11 +142,7 @@ fn leader_at(b: &[u8], mut i: usize) -> bool {
     while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
         i += 1;
     }
-    let word = &b[start..i];
-    !word.is_empty()
-        && LEADERS
-            .iter()
-            .any(|l| l.as_bytes().eq_ignore_ascii_case(word))
+    &b[start..i]
 }
 
 #[cfg(test)]
@@ -155,6 +176,31 @@ mod tests {
         assert!(!may_affect_session(";"));
     }
 
+    #[test]
+    fn transaction_control_is_found_by_its_first_word() {
+        for sql in [
+            "BEGIN",
+            "  start transaction read only",
+            "/* pgfleet: shard=1 */ commit",
+            "-- x\nEnd",
+            "rollback and chain",
+            "ABORT;",
+            "; begin",
+            "'x'",
+        ] {
+            assert!(may_control_transaction(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "begins",
+            "UPDATE t SET x = 1",
+            "savepoint a",
+            "/* begin */ select",
+        ] {
+            assert!(!may_control_transaction(sql), "{sql}");
+        }
+    }
+
     /// The needle scan against the obvious definition: any needle, case-insensitive, anywhere.
     fn reference(sql: &str) -> bool {
         let lower = sql.to_ascii_lowercase();
@@ -167,6 +213,27 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// One statement behind any whitespace, comments and empty statements: whenever the
+        /// grammar calls it transaction control, the first-word check says it may be.
+        #[test]
+        fn never_misses_transaction_control(
+            prefix in proptest::collection::vec(
+                proptest::sample::select(vec![" ", "\t", "\n", ";", "/* c */", "/* a /* b */ */", "-- c\n"]),
+                0..5,
+            ),
+            statement in proptest::sample::select(vec![
+                "BEGIN", "begin work", "START TRANSACTION READ ONLY", "COMMIT", "end", "commit and chain",
+                "ROLLBACK", "abort", "rollback and no chain", "SELECT 1", "SAVEPOINT a", "ROLLBACK TO a",
+            ]),
+            suffix in proptest::sample::select(vec!["", ";", " ; ", " -- x"]),
+        ) {
+            let sql = format!("{}{statement}{suffix}", prefix.concat());
+            let control = crate::classify_uncached(&sql).tx;
+            if matches!(control, crate::TxControl::Begin { .. } | crate::TxControl::Commit | crate::TxControl::Rollback) {
+                proptest::prop_assert!(may_control_transaction(&sql), "{:?}", sql);
+            }
+        }
+
         #[test]
         fn agrees_with_the_reference(pieces in proptest::collection::vec(
             proptest::sample::select(vec![

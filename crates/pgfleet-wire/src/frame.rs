@@ -35,6 +35,13 @@ impl Frame {
         &self.raw
     }
 
+    /// Whether both are clones of one received message (the same bytes in memory, not merely
+    /// equal ones): a constant-time identity test. While one of them is alive its memory cannot
+    /// be reused, so a kept clone identifies exactly the message it was cloned from.
+    pub fn is_same_message(&self, other: &Frame) -> bool {
+        self.raw.as_ptr() == other.raw.as_ptr() && self.raw.len() == other.raw.len()
+    }
+
     /// Consumes the frame, returning the complete message bytes.
     pub fn into_raw(self) -> Bytes {
         self.raw
@@ -92,6 +99,16 @@ pub fn put_cstr(out: &mut BytesMut, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_is_the_received_message_not_its_content() {
+        let mut buf = BytesMut::from(&b"Q\0\0\0\x08abcdQ\0\0\0\x08abcd"[..]);
+        let first = split_frame(&mut buf, 1024).unwrap().unwrap();
+        let second = split_frame(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(first, second);
+        assert!(first.is_same_message(&first.clone()));
+        assert!(!first.is_same_message(&second));
+    }
 
     #[test]
     fn splits_whole_messages_and_waits_for_partial_ones() {

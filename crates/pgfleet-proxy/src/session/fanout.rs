@@ -81,8 +81,17 @@ impl Session<'_> {
             return Ok(false);
         }
         let router = self.router()?;
-        // Fast path: a Bind of a statement whose route is one shard (the usual request) is
-        // judged alone, without copying the rest of the request.
+        // Fast path: a Query or a Bind that runs on one cluster (the usual request) is judged
+        // alone, without copying the rest of the request; its route is remembered for the
+        // steps that follow. What fails here (a statement that needs several shards among
+        // others) is judged below.
+        if matches!(first.tag(), t::QUERY | t::BIND) {
+            match self.first_want(&router, first) {
+                Ok(Some(_)) => return Ok(false),
+                Ok(None) if first.tag() == t::BIND => return Ok(false),
+                _ => {}
+            }
+        }
         if first.tag() == t::BIND && !self.bind_needs_several_shards(&router, first)? {
             return Ok(false);
         }

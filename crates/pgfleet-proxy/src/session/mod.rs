@@ -258,6 +258,9 @@ impl<'a> Session<'a> {
                     Err(e) => Err(e),
                 };
                 if let Err(e) = acquired {
+                    if let Some(sh) = self.shard.as_deref_mut() {
+                        sh.forget_want();
+                    }
                     self.tenant_released();
                     self.local_transaction_failed();
                     self.fail_request(&frame, &e).await?;

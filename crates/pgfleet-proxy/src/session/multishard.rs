@@ -60,6 +60,9 @@ pub(super) fn ends_transaction(
 impl Session<'_> {
     /// The transaction ended on its one server: forget what it carried.
     pub(super) fn shard_transaction_over(&mut self) {
+        if let Some(sh) = self.shard.as_deref_mut() {
+            sh.forget_want();
+        }
         if self.tx != TxStatus::Idle {
             return;
         }

@@ -59,8 +59,8 @@ impl Session<'_> {
         let server: &mut ServerConn = guard;
         let session_mode = self.entry.mode() == PoolMode::Session;
         // Sharded databases: every statement is checked against the server's cluster.
-        let router = match shard {
-            Some(_) => rt.shard_router(&pools.key.1),
+        let router = match shard.as_deref_mut() {
+            Some(sh) => rt.shard_router_memo(&pools.key.1, &mut sh.router),
             None => None,
         };
         // Keep small buffers for the next transaction; give back ones a big COPY or result grew.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use pgfleet_sql::shard::{BindParams, ShardRouter, ShardSettings};
+use pgfleet_sql::shard::{BindParams, ShardRouter, ShardSettings, TextPlan};
 use pgfleet_sql::TxControl;
 use pgfleet_wire::backend::{
     encode_command_complete, encode_error, encode_ready_for_query, TxStatus,
@@ -25,7 +25,9 @@ use crate::execute::request::UnnamedStatement;
 use crate::pools::DatabasePools;
 use crate::prepared::StatementDef;
 use crate::server::ServerConn;
-use crate::sharding::{place_conflict, route_error, router_params, want_of, Holder, Place, Want};
+use crate::sharding::{
+    place_conflict, route_error, router_params, want_of, Holder, Place, RouterMemo, Want,
+};
 use crate::ProxyError;
 
 /// A statement that fails to parse on every PostgreSQL version: sent in place of a refused client
@@ -67,6 +69,11 @@ pub(crate) struct ShardSession {
     pub(super) savepoints: bool,
     /// A refusal for the next client message (a switch to another shard that failed).
     pub(super) pending_refusal: Option<ProxyError>,
+    /// What the request's first message needs, computed once per request: the cross-shard
+    /// check, the choice of cluster and the check before sending all ask (`Session::first_want`).
+    want_memo: Option<(Frame, Want)>,
+    /// The database's router (`Session::router`).
+    pub(super) router: RouterMemo,
 }
 
 /// A server of a transaction that spans shards, set aside while the session works on another.
@@ -95,7 +102,22 @@ impl ShardSession {
             parked: Vec::new(),
             savepoints: false,
             pending_refusal: None,
+            want_memo: None,
+            router: None,
         }
+    }
+
+    /// The want computed for this very message, if any (see `want_memo`).
+    fn remembered_want(&self, frame: &Frame) -> Option<Want> {
+        match &self.want_memo {
+            Some((f, want)) if f.is_same_message(frame) => Some(want.clone()),
+            _ => None,
+        }
+    }
+
+    /// Forgets the remembered want (the request went on without it, or used it up).
+    pub(super) fn forget_want(&mut self) {
+        self.want_memo = None;
     }
 
     /// Whether the transaction in progress holds servers on more than one shard.
@@ -152,13 +174,7 @@ impl ShardSession {
         params: &SessionParams,
         holder: Holder,
     ) -> Result<Option<Refusal>, ProxyError> {
-        let lookup = |name: &str| -> Option<String> {
-            if name.is_empty() {
-                unnamed.as_ref().map(|u| u.query().to_owned())
-            } else {
-                statements.get(name).map(|d| d.query.clone())
-            }
-        };
+        let lookup = |name: &str| query_of(statements, unnamed, name);
         if holder == Holder::Transaction {
             if let Some(text) = statement_text(frame)? {
                 if is_savepoint_command(text) {
@@ -190,7 +206,15 @@ impl ShardSession {
                 }
             }
         }
-        let want = match message_want(router, frame, &lookup, &settings_of(params)) {
+        let remembered = self.remembered_want(frame);
+        if remembered.is_some() {
+            self.forget_want();
+        }
+        let computed = match remembered {
+            Some(w) => Ok(Some(w)),
+            None => message_want(router, frame, &lookup, params),
+        };
+        let want = match computed {
             Ok(Some(w)) => w,
             Ok(None) => return Ok(None),
             Err(e) => {
@@ -252,31 +276,56 @@ pub(super) fn settings_of(params: &SessionParams) -> ShardSettings {
     }
 }
 
+/// The text of the client's statement `name` (`""`: the unnamed one).
+fn query_of(
+    statements: &HashMap<String, Arc<StatementDef>>,
+    unnamed: &Option<Arc<UnnamedStatement>>,
+    name: &str,
+) -> Option<String> {
+    if name.is_empty() {
+        unnamed.as_ref().map(|u| u.query().to_owned())
+    } else {
+        statements.get(name).map(|d| d.query.clone())
+    }
+}
+
 /// What one client message needs: `Ok(None)` for messages that run no statement text (Describe,
 /// Execute, Sync, …) or bind a statement that does not exist (the translation reports that).
 fn message_want(
     router: &ShardRouter,
     frame: &Frame,
     lookup: &dyn Fn(&str) -> Option<String>,
-    settings: &ShardSettings,
+    params: &SessionParams,
 ) -> Result<Option<Want>, ProxyError> {
+    if !matches!(frame.tag(), t::QUERY | t::PARSE | t::BIND) {
+        return Ok(None);
+    }
+    let settings = &settings_of(params);
     match frame.tag() {
-        t::QUERY => text_want(
-            router,
-            decode_query(frame)?,
-            BindParams::Bound(&[]),
-            settings,
-            false,
-        )
-        .map(Some),
-        t::PARSE => text_want(
-            router,
-            decode_parse(frame)?.query,
-            BindParams::Unknown,
-            settings,
-            true,
-        )
-        .map(Some),
+        t::QUERY => {
+            let sql = decode_query(frame)?;
+            text_want(
+                router,
+                router.plan_text(sql),
+                BindParams::Bound(&[]),
+                settings,
+                false,
+            )
+            .map(Some)
+        }
+        // A statement's text is planned as written: it runs many times, and with parameters
+        // it has no literals to share a plan over.
+        t::PARSE => {
+            let sql = decode_parse(frame)?.query;
+            text_want(
+                router,
+                router.plan_exact(sql),
+                BindParams::Unknown,
+                settings,
+                true,
+            )
+            .map(Some)
+        }
         t::BIND => {
             let bind = decode_bind(frame)?;
             let Some(text) = lookup(bind.statement) else {
@@ -284,7 +333,8 @@ fn message_want(
             };
             let values = bind.parameters()?;
             let params = router_params(&values);
-            text_want(router, &text, BindParams::Bound(&params), settings, false).map(Some)
+            let planned = router.plan_exact(&text);
+            text_want(router, planned, BindParams::Bound(&params), settings, false).map(Some)
         }
         _ => Ok(None),
     }
@@ -294,12 +344,11 @@ fn message_want(
 /// several shards is judged at its Bind.
 fn text_want(
     router: &ShardRouter,
-    sql: &str,
+    planned: TextPlan<'_>,
     params: BindParams<'_>,
     settings: &ShardSettings,
     parse_only: bool,
 ) -> Result<Want, ProxyError> {
-    let planned = router.plan_text(sql);
     let plan = planned.plan().map_err(|e| route_error(e.clone()))?;
     if plan.names_no_table() && settings.shard.is_none() {
         return Ok(Want::Any);
@@ -339,16 +388,19 @@ pub(super) fn refuse(
 
 impl Session<'_> {
     /// The router of this session's database; an error once a reload took its shards away.
-    pub(super) fn router(&self) -> Result<Arc<ShardRouter>, ProxyError> {
-        self.rt
-            .shard_router(&self.pools.key.1)
-            .ok_or_else(|| ProxyError::Client {
-                code: "08006",
-                message: format!(
-                    "pgfleet: database `{}` is no longer sharded in the config; reconnect",
-                    self.pools.key.1
-                ),
-            })
+    pub(super) fn router(&mut self) -> Result<Arc<ShardRouter>, ProxyError> {
+        let database = &self.pools.key.1;
+        match self.shard.as_deref_mut() {
+            Some(sh) => self.rt.shard_router_memo(database, &mut sh.router),
+            None => self.rt.shard_router(database),
+        }
+        .ok_or_else(|| ProxyError::Client {
+            code: "08006",
+            message: format!(
+                "pgfleet: database `{}` is no longer sharded in the config; reconnect",
+                self.pools.key.1
+            ),
+        })
     }
 
     /// Outside a transaction on a server: answers a lone `BEGIN` locally (sent later, ahead of the
@@ -358,14 +410,18 @@ impl Session<'_> {
         &mut self,
         frame: &Frame,
     ) -> Result<bool, ProxyError> {
-        let Some(shard) = self.shard.as_deref() else {
-            return Ok(false);
-        };
-        if frame.tag() != t::QUERY {
+        if self.shard.is_none() || frame.tag() != t::QUERY {
             return Ok(false);
         }
         let sql = decode_query(frame)?;
+        // Most texts start with another word: no plan to look up.
+        if !pgfleet_sql::may_control_transaction(sql) {
+            return Ok(false);
+        }
         let router = self.router()?;
+        let Some(shard) = self.shard.as_deref() else {
+            return Ok(false);
+        };
         let planned = router.plan_text(sql);
         let single_neutral =
             matches!(planned.plan(), Ok(p) if p.statement_count() == 1 && p.is_neutral());
@@ -429,18 +485,18 @@ impl Session<'_> {
 
     /// The session's pools on `cluster` (created on first use, then kept for the session).
     pub(super) fn pools_on(&mut self, cluster: &str) -> Result<Arc<DatabasePools>, ProxyError> {
-        let config = self.rt.config();
-        let (user, database) = (self.pools.key.0.clone(), self.pools.key.1.clone());
         let Some(shard) = self.shard.as_deref_mut() else {
             return Ok(self.pools.clone());
         };
         if let Some(p) = shard.pools.iter().find(|p| p.cluster == cluster) {
             return Ok(p.clone());
         }
+        let config = self.rt.config();
+        let (user, database) = (&self.pools.key.0, &self.pools.key.1);
         let p = self
             .rt
             .pools
-            .on_cluster(&config, self.rt.clusters(), &user, &database, cluster)?;
+            .on_cluster(&config, self.rt.clusters(), user, database, cluster)?;
         shard.pools.push(p.clone());
         Ok(p)
     }
@@ -475,26 +531,16 @@ impl Session<'_> {
     /// the request. A request of statements that fit anywhere goes to the default shard; the
     /// flag says whether it is whole and only prepares or describes (Parse, Describe, Close).
     pub(super) fn opening_place(
-        &self,
+        &mut self,
         router: &ShardRouter,
         first: &Frame,
     ) -> Result<(Place, bool), ProxyError> {
         let end = |tag| matches!(tag, t::SYNC | t::QUERY | t::FUNCTION_CALL);
-        // Fast path (a Bind of a prepared statement, the usual request): its own route decides,
-        // without copying the rest of the request.
-        if first.tag() == t::BIND {
-            let lookup = |name: &str| -> Option<String> {
-                if name.is_empty() {
-                    self.unnamed.as_ref().map(|u| u.query().to_owned())
-                } else {
-                    self.statements.get(name).map(|d| d.query.clone())
-                }
-            };
-            if let Some(Want::Exactly(place)) =
-                message_want(router, first, &lookup, &settings_of(&self.params))?
-            {
-                return Ok((place, false));
-            }
+        // The first message decides when it needs a cluster (a Query, or a Bind of a prepared
+        // statement: the usual request), without copying the rest of the request.
+        let first_want = self.first_want(router, first)?;
+        if let Some(Want::Exactly(place)) = first_want {
+            return Ok((place, false));
         }
         let (rest, whole) = if end(first.tag()) {
             (Vec::new(), true)
@@ -511,21 +557,20 @@ impl Session<'_> {
                     t::PARSE | t::DESCRIBE | t::CLOSE | t::SYNC | t::FLUSH
                 )
             });
-        let settings = settings_of(&self.params);
         // Statements this request parses before binding them: not in the session's tables yet.
         let mut parsed: Vec<(String, String)> = Vec::new();
-        for frame in std::iter::once(first).chain(rest.iter()) {
+        if first.tag() == t::PARSE {
+            let parse = decode_parse(first)?;
+            parsed.push((parse.name.to_owned(), parse.query.to_owned()));
+        }
+        for frame in rest.iter() {
             let lookup = |name: &str| -> Option<String> {
                 if let Some((_, text)) = parsed.iter().rev().find(|(n, _)| n == name) {
                     return Some(text.clone());
                 }
-                if name.is_empty() {
-                    self.unnamed.as_ref().map(|u| u.query().to_owned())
-                } else {
-                    self.statements.get(name).map(|d| d.query.clone())
-                }
+                query_of(&self.statements, &self.unnamed, name)
             };
-            let want = message_want(router, frame, &lookup, &settings)?;
+            let want = message_want(router, frame, &lookup, &self.params)?;
             if frame.tag() == t::PARSE {
                 let parse = decode_parse(frame)?;
                 parsed.push((parse.name.to_owned(), parse.query.to_owned()));
@@ -535,6 +580,25 @@ impl Session<'_> {
             }
         }
         Ok((Place::default_of(router.topology()), prepares_only))
+    }
+
+    /// What the request's first message needs ([`message_want`]), computed once per request and
+    /// remembered for the later steps that ask again (`run_across_shards`, `opening_place`,
+    /// `ShardSession::check`).
+    pub(super) fn first_want(
+        &mut self,
+        router: &ShardRouter,
+        first: &Frame,
+    ) -> Result<Option<Want>, ProxyError> {
+        if let Some(w) = self.shard.as_deref().and_then(|s| s.remembered_want(first)) {
+            return Ok(Some(w));
+        }
+        let lookup = |name: &str| query_of(&self.statements, &self.unnamed, name);
+        let want = message_want(router, first, &lookup, &self.params)?;
+        if let (Some(w), Some(shard)) = (&want, self.shard.as_deref_mut()) {
+            shard.want_memo = Some((first.clone(), w.clone()));
+        }
+        Ok(want)
     }
 
     /// The deferred `BEGIN`, for the read/write classification of the transaction it opens.

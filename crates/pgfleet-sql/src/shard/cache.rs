@@ -78,6 +78,13 @@ impl ShardRouter {
                 };
             }
         }
+        self.plan_exact(sql)
+    }
+
+    /// The plan of the exact text, for texts that are planned once and run many times (a
+    /// prepared statement's): routes exactly as [`ShardRouter::plan_text`]'s, without the scan
+    /// for literals. A statement with parameters (`$1`) is always planned this way.
+    pub fn plan_exact<'a>(&self, sql: &'a str) -> TextPlan<'a> {
         TextPlan {
             sql,
             plan: self.plan(sql),

@@ -9,6 +9,7 @@
 //! "Routing".
 //!
 //! Module map:
+//! - `shard_set`: [`shard_set::ShardSet`], the shards a restriction allows (a bit mask below 64);
 //! - `scope`: table mentions grouped by query level (subqueries, CTEs, set-operation branches),
 //!   with aliases, joins and CTE name visibility;
 //! - `keys`: key restrictions from WHERE/ON (`=`, `IN`, `= ANY`, `IS NULL`, AND/OR) as
@@ -19,6 +20,7 @@
 //! - `utility`: DDL, COPY and other utility statements;
 //! - `placement`: placement groups (vertical partitioning) and the default route;
 //! - `resolve`: [`ShardPlan::route`] — shard sets, combination, refusals;
+//! - `shard_set`: the shards a restriction allows (a bit mask for shards below 64);
 //! - `split`: routing INSERT rows, and the per-shard texts of a split INSERT;
 //! - `copy`: [`copy_spec`], a COPY statement's table, columns and data format options;
 //! - `explain`: [`explain_parts`], an EXPLAIN's options and statement, re-wrapped per shard;
@@ -41,6 +43,7 @@ mod query;
 mod resolve;
 pub mod route;
 mod scope;
+mod shard_set;
 mod split;
 mod utility;
 

@@ -5,8 +5,6 @@
 //! range sharding) restricts to no shard in WHERE — no row can match — and is an error for an
 //! inserted row, as PostgreSQL refuses a row that fits no partition.
 
-use std::collections::BTreeSet;
-
 use pgfleet_catalog::{parse_key, CatalogError, DatabaseTopology, ShardMap, ValueFormat};
 
 use super::array::{parse_binary_array, parse_text_array};
@@ -18,26 +16,28 @@ use super::placement::{default_route, placement};
 use super::plan::{Class, Query, ShardPlan, Stmt, Write};
 use super::route::{ReferenceAccess, ShardRoute};
 use super::scope::Place;
+use super::shard_set::ShardSet;
 
 /// Shards a restriction allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Set {
     All,
-    Some(BTreeSet<usize>),
+    Some(ShardSet),
 }
 
 impl Set {
     fn and(self, other: Set) -> Set {
         match (self, other) {
             (Set::All, s) | (s, Set::All) => s,
-            (Set::Some(a), Set::Some(b)) => Set::Some(a.intersection(&b).copied().collect()),
+            (Set::Some(a), Set::Some(b)) => Set::Some(a.intersection(&b)),
         }
     }
     fn or(self, other: Set) -> Set {
         match (self, other) {
             (Set::All, _) | (_, Set::All) => Set::All,
+            (Set::Some(a), b) if a.is_empty() => b,
             (Set::Some(mut a), Set::Some(b)) => {
-                a.extend(b);
+                a.union_with(b);
                 Set::Some(a)
             }
         }
@@ -276,7 +276,7 @@ impl Eval<'_> {
     /// where PostgreSQL places it) rather than a comparison that matches nothing.
     fn src(&self, table: &str, src: &Src, insert: bool) -> Result<Set, ShardRouteError> {
         let map = self.map(table)?;
-        let mut out = BTreeSet::new();
+        let mut out = ShardSet::default();
         let mut add = |r: Result<usize, CatalogError>| -> Result<(), ShardRouteError> {
             out.extend(Self::shard(map, r, insert)?);
             Ok(())
@@ -343,7 +343,7 @@ impl Eval<'_> {
             Pred::Any => Ok(Set::All),
             Pred::Atom(a) => {
                 let table = &q.mentions[a.table].name;
-                let mut set = Set::Some(BTreeSet::new());
+                let mut set = Set::Some(ShardSet::default());
                 for s in &a.srcs {
                     set = set.or(self.src(table, s, false)?);
                 }
@@ -352,16 +352,18 @@ impl Eval<'_> {
             Pred::And(ps) => ps
                 .iter()
                 .try_fold(Set::All, |acc, p| Ok(acc.and(self.pred(q, p)?))),
-            Pred::Or(ps) => ps.iter().try_fold(Set::Some(BTreeSet::new()), |acc, p| {
-                Ok(acc.or(self.pred(q, p)?))
-            }),
+            Pred::Or(ps) => ps
+                .iter()
+                .try_fold(Set::Some(ShardSet::default()), |acc, p| {
+                    Ok(acc.or(self.pred(q, p)?))
+                }),
         }
     }
 
     /// The one shard of an inserted or new key.
     pub(super) fn key_shard(&self, table: &str, src: &Src) -> Result<usize, ShardRouteError> {
         match self.src(table, src, true)? {
-            Set::Some(s) if s.len() == 1 => Ok(s.into_iter().next().unwrap_or(0)),
+            Set::Some(s) if s.len() == 1 => Ok(s.iter().next().unwrap_or(0)),
             // `insert` makes a value without a shard an error, so exactly one shard is left.
             _ => Err(ShardRouteError::NoShard(format!(
                 "{}: no single shard for the key",
@@ -392,7 +394,8 @@ impl Eval<'_> {
                 .collect();
             tables_text(&list)
         };
-        let sharded_names = names(&|p| *p == Place::Sharded);
+        // Only an error names them: built when one is returned.
+        let sharded_names = || names(&|p| *p == Place::Sharded);
         let has_default = q.mentions.iter().any(|m| m.place == Place::Default);
         let has_reference = q.mentions.iter().any(|m| m.place == Place::Reference);
         let cross = |construct: &str, tables: String| ShardRouteError::CrossShard {
@@ -418,14 +421,14 @@ impl Eval<'_> {
                 } else {
                     "a join of sharded tables that is not on equal shard keys"
                 },
-                sharded_names.clone(),
+                sharded_names(),
             )
         })?;
         // Tables that live only on the default shard: everything must happen there.
         let part = if has_default {
             match &part {
                 None => {}
-                Some(Set::Some(s)) if s.iter().all(|x| *x == default) => {}
+                Some(Set::Some(s)) if s.iter().all(|x| x == default) => {}
                 Some(_) => {
                     return Err(cross(
                         "a statement over sharded tables and tables that live only on the default shard",
@@ -433,7 +436,7 @@ impl Eval<'_> {
                     ))
                 }
             }
-            Some(Set::Some(BTreeSet::from([default])))
+            Some(Set::Some(ShardSet::one(default)))
         } else {
             part
         };
@@ -454,7 +457,7 @@ impl Eval<'_> {
         };
         if let Some(construct) = q.single_only {
             if matches!(route, ShardRoute::All | ShardRoute::Several(_)) {
-                return Err(cross(construct, sharded_names));
+                return Err(cross(construct, sharded_names()));
             }
         }
         Ok(route)
@@ -486,11 +489,11 @@ impl Eval<'_> {
             NewKey::Value(src) => {
                 let to = self.key_shard(table, src)?;
                 match part {
-                    Some(Set::Some(s)) if s.iter().all(|x| *x == to) => Ok(()),
+                    Some(Set::Some(s)) if s.iter().all(|x| x == to) => Ok(()),
                     Some(Set::Some(s)) => Err(refuse(format!(
                         "to a value on shard {to} for rows on shard(s) {}",
                         s.iter()
-                            .map(usize::to_string)
+                            .map(|x| x.to_string())
                             .collect::<Vec<_>>()
                             .join(", ")
                     ))),
@@ -519,10 +522,10 @@ fn combine_classes(classes: &[Class], sets: &[Set]) -> Option<Option<Set>> {
                     Set::Some(s) if s.len() > 1 => return None,
                     Set::Some(s) => {
                         if let Some(x) = s.iter().next() {
-                            if one.is_some_and(|o| o != *x) {
+                            if one.is_some_and(|o| o != x) {
                                 return None;
                             }
-                            one = Some(*x);
+                            one = Some(x);
                         }
                     }
                 }
@@ -538,8 +541,8 @@ fn set_route(set: Set, default: usize) -> ShardRoute {
         Set::Some(s) => match s.len() {
             // No row can match anywhere: one shard gives the (empty) answer.
             0 => ShardRoute::Single(default),
-            1 => ShardRoute::Single(s.into_iter().next().unwrap_or(default)),
-            _ => ShardRoute::Several(s),
+            1 => ShardRoute::Single(s.iter().next().unwrap_or(default)),
+            _ => ShardRoute::Several(s.into_btree()),
         },
     }
 }

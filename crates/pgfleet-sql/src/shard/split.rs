@@ -36,7 +36,7 @@ impl Eval<'_> {
                 let class = q.classes.iter().position(|c| c.members.contains(mention));
                 let set = class.and_then(|c| sets.get(c));
                 match set {
-                    Some(Set::Some(s)) if s.len() == 1 => row_shards.extend(s.iter().copied()),
+                    Some(Set::Some(s)) if s.len() == 1 => row_shards.extend(s.iter()),
                     // The SELECT matches no row anywhere: nothing is inserted.
                     Some(Set::Some(s)) if s.is_empty() => row_shards.push(default),
                     _ => {
@@ -58,7 +58,7 @@ impl Eval<'_> {
         let single = (distinct.len() == 1).then(|| distinct.iter().next().copied().unwrap_or(0));
         for set in sets {
             let fits = match (set, single) {
-                (Set::Some(s), Some(t)) => s.iter().all(|x| *x == t),
+                (Set::Some(s), Some(t)) => s.iter().all(|x| x == t),
                 (Set::Some(s), None) => s.is_empty(),
                 (Set::All, _) => false,
             };
