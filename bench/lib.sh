@@ -34,6 +34,22 @@ if [[ $(id -u) == 0 ]]; then
     RUN_AS=(runuser -u postgres --)
 fi
 
+# CPU time of processes, for per-transaction CPU columns: clock ticks of CLK_TCK per second.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # pid -> utime + stime in clock ticks (0 without a pid or once it is gone)
+    if [[ -n $1 && -r /proc/$1/stat ]]; then
+        awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+    else
+        echo 0
+    fi
+}
+cluster_ticks() { # data directory -> CPU ticks of its postmaster and every child (backends, …)
+    local pm p sum=0
+    pm=$(head -n1 "$1/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+    for p in "$pm" $(pgrep -P "$pm"); do sum=$((sum + $(cpu_ticks "$p"))); done
+    echo "$sum"
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

@@ -320,7 +320,6 @@ run_one() { # target mode workload_flag clients
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$mode" "$c" "$target" "$status" "${tps:-}" "${lat:-}" "$failed" "$note" "$cpu" "$round" >>"$RESULTS"
 }
 
-CLK_TCK=$(getconf CLK_TCK)
 proxy_pid() { # target -> the proxy's PID (empty for direct)
     case $1 in
         pgfleet) echo "$PGFLEET_PID" ;;
@@ -328,14 +327,6 @@ proxy_pid() { # target -> the proxy's PID (empty for direct)
         *) ;;
     esac
 }
-cpu_ticks() { # pid -> utime + stime in clock ticks (0 without a pid)
-    if [[ -n $1 && -r /proc/$1/stat ]]; then
-        awk '{ print $14 + $15 }' "/proc/$1/stat"
-    else
-        echo 0
-    fi
-}
-
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 # This machine is noisy (pgbench, PostgreSQL and the proxies share 2 cores): the targets of one cell
 # run back to back, and the whole matrix is repeated ROUNDS times; the table shows medians.

@@ -8,8 +8,10 @@
 # PostgreSQL's satisfies_hash_partition on a temporary PARTITION BY HASH helper table), and measures:
 #   1. point queries: pgbench custom script `\set id random(1, N)` / `SELECT v FROM items WHERE
 #      id = :id` through pgfleet, items split over 2 shards vs the same N rows on one unsharded
-#      cluster; -M simple and prepared, each client count, ABBA-interleaved rounds, medians.
-#      Target: sharded / unsharded TPS >= 0.9.
+#      cluster; -M simple and prepared, each client count, rounds in alternating order, medians.
+#      Target: sharded / unsharded TPS >= 0.9. Also measured: a sharded database whose one shard
+#      is the unsharded cluster (pgfleet's routing cost alone), and the CPU per transaction of
+#      pgfleet, the servers and pgbench.
 #   2. cross-shard top-N: `SELECT id, x FROM events ORDER BY x LIMIT 10` over 4 shards (x not
 #      indexed: each shard sorts its rows) and the same ORDER BY an indexed column y; median latency
 #      through pgfleet vs run directly on each shard. Target: pgfleet < 2x the slowest shard's own.
@@ -154,6 +156,12 @@ write_config() { # file port with_point(0|1)
 [databases.flat]
 cluster = "solo"
 server_database = "point"
+[databases.sharded1]
+shards = ["solo"]
+server_database = "point"
+[databases.sharded1.sharded_tables.items]
+column = "id"
+type = "bigint"
 [databases.sharded2]
 shards = ["shard0", "shard1"]
 server_database = "point"
@@ -192,16 +200,19 @@ start_pgfleet() { # name port ; sets LAST_PID
 FLEET_PORT=$(free_port)
 write_config "$WORK/main.toml" "$FLEET_PORT" 1
 start_pgfleet main "$FLEET_PORT"
+FLEET_PID=$LAST_PID
 log "pgfleet (parts 1 and 2) on 127.0.0.1:$FLEET_PORT"
 via() { psql -h 127.0.0.1 -p "$FLEET_PORT" -U bench -d "$1" -X -q -v ON_ERROR_STOP=1 "${@:2}"; }
 
 # Checks through pgfleet: every point query finds its row (a wrong shard would answer 0 rows).
 MISSING=0
 for id in $(seq 1 $((POINT_ROWS / 20)) "$POINT_ROWS") 1 2 3 "$POINT_ROWS"; do
-    got=$(via sharded2 -At -c "SELECT v FROM items WHERE id = $id")
-    [[ $got == $(( (id * 7919) % 1000003 )) ]] || MISSING=$((MISSING + 1))
+    for db in sharded1 sharded2; do
+        got=$(via "$db" -At -c "SELECT v FROM items WHERE id = $id")
+        [[ $got == $(( (id * 7919) % 1000003 )) ]] || MISSING=$((MISSING + 1))
+    done
 done
-[[ $MISSING == 0 ]] || die "$MISSING point queries through pgfleet (sharded2) did not find their row"
+[[ $MISSING == 0 ]] || die "$MISSING point queries through pgfleet (sharded1, sharded2) did not find their row"
 [[ $(via sharded4 -At -c "SELECT count(*) FROM items") == "$SCAN_ROWS" ]] || die "count(*) through pgfleet differs"
 
 # ---- 1. point queries ---------------------------------------------------------------------------
@@ -209,20 +220,32 @@ printf '\\set id random(1, %s)\nSELECT v FROM items WHERE id = :id;\n' "$POINT_R
 POINT_TSV=$WORK/point.tsv
 : >"$POINT_TSV"
 POINT_FAILURES=()
+POINT_TARGETS=(flat sharded1 sharded2)
 run_point() { # round mode clients db
-    local out tps failed
+    local out tps failed ticks0 ticks1 pg0 pg1 n c
     log "part 1, round $1/$POINT_ROUNDS: $4 -M $2 -c $3 (${POINT_SECONDS}s)"
-    out=$(pgbench -n -h 127.0.0.1 -p "$FLEET_PORT" -U bench -c "$3" -j 2 -T "$POINT_SECONDS" -M "$2" \
-        -f "$WORK/point.sql" "$4" 2>&1) || { POINT_FAILURES+=("$4 -M $2 -c $3: $(grep -m1 -iE 'error|fatal|abort' <<<"$out")"); return 0; }
+    ticks0=$(cpu_ticks "$FLEET_PID"); pg0=0
+    for c in solo shard0 shard1; do pg0=$((pg0 + $(cluster_ticks "$WORK/$c"))); done
+    out=$(/usr/bin/time -f 'pgbench-cpu %U %S' pgbench -n -h 127.0.0.1 -p "$FLEET_PORT" -U bench -c "$3" -j 2 \
+        -T "$POINT_SECONDS" -M "$2" -f "$WORK/point.sql" "$4" 2>&1) ||
+        { POINT_FAILURES+=("$4 -M $2 -c $3: $(grep -m1 -iE 'error|fatal|abort' <<<"$out")"); return 0; }
+    ticks1=$(cpu_ticks "$FLEET_PID"); pg1=0
+    for c in solo shard0 shard1; do pg1=$((pg1 + $(cluster_ticks "$WORK/$c"))); done
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n1)
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out" | head -n1)
     [[ ${failed:-0} != 0 ]] && POINT_FAILURES+=("$4 -M $2 -c $3: $failed failed transactions")
-    printf '%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$1" "$tps" >>"$POINT_TSV"
+    n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out" | head -n1)
+    # CPU microseconds per transaction: pgfleet, the PostgreSQL servers, pgbench itself.
+    read -r bench_cpu < <(awk '$1 == "pgbench-cpu" { print $2 + $3 }' <<<"$out")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$1" "$tps" \
+        "$(awk -v t=$((ticks1 - ticks0)) -v hz="$CLK_TCK" -v n="${n:-0}" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')" \
+        "$(awk -v t=$((pg1 - pg0)) -v hz="$CLK_TCK" -v n="${n:-0}" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')" \
+        "$(awk -v s="${bench_cpu:-0}" -v n="${n:-0}" 'BEGIN { printf "%.1f", n ? s * 1e6 / n : 0 }')" >>"$POINT_TSV"
 }
 for round in $(seq "$POINT_ROUNDS"); do
-    # A B in odd rounds, B A in even ones: a drift of the machine's speed during the run does not
-    # favour either side.
-    if (( round % 2 )); then ORDER="flat sharded2"; else ORDER="sharded2 flat"; fi
+    # Forward in odd rounds, backward in even ones: a drift of the machine's speed during the run
+    # favours no target.
+    if (( round % 2 )); then ORDER="flat sharded1 sharded2"; else ORDER="sharded2 sharded1 flat"; fi
     for mode in $POINT_MODES; do
         for c in $POINT_CLIENTS; do
             for db in $ORDER; do run_point "$round" "$mode" "$c" "$db"; done
@@ -241,12 +264,23 @@ function median(list,    a, m, i, j, t) {
 POINT_TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
     { k = $1 SUBSEP $2; v[k SUBSEP $3] = v[k SUBSEP $3] " " sprintf("%.0f", $5); if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
     END {
-        print "| mode | clients | unsharded TPS (median) | 2 shards TPS (median) | sharded / unsharded | target >= 0.9 | unsharded, per round | 2 shards, per round |"
-        print "|---|---:|---:|---:|---:|---|---|---|"
+        print "| mode | clients | unsharded TPS (median) | 1 shard TPS (median) | 2 shards TPS (median) | 1 shard / unsharded | 2 shards / unsharded | target >= 0.9 (2 shards) | unsharded, per round | 1 shard, per round | 2 shards, per round |"
+        print "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|"
         for (i = 0; i < n; i++) {
-            k = order[i]; split(k, kk, SUBSEP); a = median(v[k SUBSEP "flat"]); b = median(v[k SUBSEP "sharded2"])
-            r = (a > 0 ? b / a : 0)
-            printf "| %s | %s | %.0f | %.0f | %.2f | %s | %s | %s |\n", kk[1], kk[2], a, b, r, (r >= 0.9 ? "met" : "NOT met"), substr(v[k SUBSEP "flat"], 2), substr(v[k SUBSEP "sharded2"], 2)
+            k = order[i]; split(k, kk, SUBSEP)
+            a = median(v[k SUBSEP "flat"]); o = median(v[k SUBSEP "sharded1"]); b = median(v[k SUBSEP "sharded2"])
+            r1 = (a > 0 ? o / a : 0); r = (a > 0 ? b / a : 0)
+            printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s | %s | %s |\n", kk[1], kk[2], a, o, b, r1, r, (r >= 0.9 ? "met" : "NOT met"), substr(v[k SUBSEP "flat"], 2), substr(v[k SUBSEP "sharded1"], 2), substr(v[k SUBSEP "sharded2"], 2)
+        }
+    }' "$POINT_TSV")
+POINT_CPU_TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
+    { k = $1 SUBSEP $2; t = k SUBSEP $3; p[t] = p[t] " " $6; s[t] = s[t] " " $7; b[t] = b[t] " " $8; if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
+    END {
+        print "| mode | clients | pgfleet: unsharded / 1 shard / 2 shards | PostgreSQL servers: unsharded / 1 shard / 2 shards | pgbench: unsharded / 1 shard / 2 shards |"
+        print "|---|---:|---|---|---|"
+        for (i = 0; i < n; i++) {
+            k = order[i]; split(k, kk, SUBSEP); f = k SUBSEP "flat"; o = k SUBSEP "sharded1"; w = k SUBSEP "sharded2"
+            printf "| %s | %s | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f |\n", kk[1], kk[2], median(p[f]), median(p[o]), median(p[w]), median(s[f]), median(s[o]), median(s[w]), median(b[f]), median(b[o]), median(b[w])
         }
     }' "$POINT_TSV")
 
@@ -342,9 +376,13 @@ report() {
     echo
     echo "## 1. Point queries: 2 shards vs one unsharded cluster, both through pgfleet"
     echo
-    echo "\`pgbench -n -h 127.0.0.1 -p PGFLEET -U bench -c C -j 2 -T $POINT_SECONDS -M MODE -f point.sql {flat|sharded2}\`, point.sql: \`\\set id random(1, $POINT_ROWS)\` / \`SELECT v FROM items WHERE id = :id;\`. items: $POINT_ROWS rows (id bigint primary key, v integer); the unsharded cluster holds all of them, the shards $P0 and $P1 (PostgreSQL's hash partitioning, modulus 2). $POINT_ROUNDS round(s), the two targets alternating (A B, then B A); medians."
+    echo "\`pgbench -n -h 127.0.0.1 -p PGFLEET -U bench -c C -j 2 -T $POINT_SECONDS -M MODE -f point.sql {flat|sharded1|sharded2}\`, point.sql: \`\\set id random(1, $POINT_ROWS)\` / \`SELECT v FROM items WHERE id = :id;\`. items: $POINT_ROWS rows (id bigint primary key, v integer); the unsharded cluster holds all of them, the shards $P0 and $P1 (PostgreSQL's hash partitioning, modulus 2). A third target, \`sharded1\`, is a sharded database whose one shard is the unsharded cluster itself: the same server, data and pool as \`flat\`, but every statement takes the sharded path (routing by key), so its ratio is pgfleet's routing cost alone. $POINT_ROUNDS round(s), the targets in turn (forward, then backward); medians."
     echo
     echo "$POINT_TABLE"
+    echo
+    echo "CPU per transaction (µs, medians over the rounds; from /proc: pgfleet's process, every process of the three clusters, and pgbench's own user + system time). pgbench does the same work for every target: where its own CPU per transaction rises, the machine as a whole got slower (more server processes sharing $(nproc) cores), not the route."
+    echo
+    echo "$POINT_CPU_TABLE"
     echo
     if [[ ${#POINT_FAILURES[@]} -gt 0 ]]; then echo "Failures:"; printf -- '- %s\n' "${POINT_FAILURES[@]}"; else echo "Failures: none."; fi
     echo
