@@ -50,6 +50,16 @@ cluster_ticks() { # data directory -> CPU ticks of its postmaster and every chil
     echo "$sum"
 }
 
+# An awk function for result tables: median(list) of a space-separated list of numbers (0 when
+# empty). Use as awk "$AWK_MEDIAN"'program'.
+AWK_MEDIAN='
+function median(list,    a, m, i, j, t) {
+    m = split(list, a, " ")
+    if (m == 0) return 0
+    for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+}'
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

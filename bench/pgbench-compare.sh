@@ -352,7 +352,7 @@ HWM_AFTER_KB=$(proc_kb "$PGFLEET_PID" VmHWM 2>/dev/null || echo 0)
 # 5. Table (terminal + markdown)
 # ---------------------------------------------------------------------------------------------
 # Row per (workload, mode, clients): tps/latency per target, then the two ratios.
-TABLE_ROWS=$(awk -F'\t' '
+TABLE_ROWS=$(awk -F'\t' "$AWK_MEDIAN"'
     function cell(key) {
         if (!(key in st)) return "-\t-"
         if (st[key] == "unsupported") return "unsupported\t-"
@@ -362,11 +362,6 @@ TABLE_ROWS=$(awk -F'\t' '
     function ratio(a, b) {
         if (st[a] != "ok" || st[b] != "ok" || tps[b] == 0) return "-"
         return sprintf("%.2f", tps[a] / tps[b])
-    }
-    function median(list,    a, m, i, j, t) {
-        m = split(list, a, " ")
-        for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
     }
     {
         k = $1 SUBSEP $2 SUBSEP $3

@@ -126,12 +126,7 @@ done
 
 echo
 echo "pgbench -S, simple protocol, ${SECONDS_PER_RUN}s per run, -j 2, scale $SCALE, pool size $POOL per endpoint, median of $ROUNDS round(s)"
-awk -F'\t' '
-    function median(list,    a, m, i, j, t) {
-        m = split(list, a, " ")
-        for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
+awk -F'\t' "$AWK_MEDIAN"'
     { k = $1 SUBSEP $2; v[k] = v[k] " " $3; f[k] += $4; if (!($1 in seen)) { seen[$1] = 1; order[n++] = $1 } }
     END {
         print "| clients | direct primary TPS | pgfleet, primary alone TPS | pgfleet, primary + 2 replicas TPS | replicas / alone | failed |"

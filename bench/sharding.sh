@@ -27,6 +27,8 @@
 #   BENCH_TOPN_ROWS_PER_SHARD 1000000 [100000]   BENCH_TOPN_ROUNDS 5 [2]   BENCH_TOPN_REPS 10 [3]
 #   BENCH_SCAN_ROWS 10000000 [1000000]  BENCH_SCAN_ROUNDS 3 [1]
 #   BENCH_POOL 20 (pgfleet pool_size, per cluster)   BENCH_NOTE "" (a line added to the results)
+#   BENCH_SHARD_POOL $BENCH_POOL (pool_size of the 2-shard database in part 1, per shard: half of
+#     BENCH_POOL gives it as many server connections in total as the unsharded cluster has)
 #   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary instead of building
 #   PG_BIN /usr/lib/postgresql/15/bin   RUST_LOG warn
 set -euo pipefail
@@ -46,6 +48,7 @@ TOPN_REPS=${BENCH_TOPN_REPS:-$(q 10 3)}                     # executions per tar
 SCAN_ROWS=${BENCH_SCAN_ROWS:-$(q 10000000 1000000)}         # in total over the 4 shards
 SCAN_ROUNDS=${BENCH_SCAN_ROUNDS:-$(q 3 1)}
 POOL=${BENCH_POOL:-20}
+SHARD_POOL=${BENCH_SHARD_POOL:-$POOL}
 NOTE=${BENCH_NOTE:-}
 # --------------------------------------------------------------------------------------------------
 
@@ -62,7 +65,7 @@ START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 CMD=bench/sharding.sh
 SUFFIX=""
 if [[ $QUICK == 1 ]]; then CMD+=" --quick"; SUFFIX="-quick"; fi
-KNOBS="BENCH_POINT_ROWS=$POINT_ROWS BENCH_POINT_CLIENTS=\"$POINT_CLIENTS\" BENCH_POINT_MODES=\"$POINT_MODES\" BENCH_POINT_SECONDS=$POINT_SECONDS BENCH_POINT_ROUNDS=$POINT_ROUNDS BENCH_TOPN_ROWS_PER_SHARD=$TOPN_ROWS_PER_SHARD BENCH_TOPN_ROUNDS=$TOPN_ROUNDS BENCH_TOPN_REPS=$TOPN_REPS BENCH_SCAN_ROWS=$SCAN_ROWS BENCH_SCAN_ROUNDS=$SCAN_ROUNDS BENCH_POOL=$POOL"
+KNOBS="BENCH_POINT_ROWS=$POINT_ROWS BENCH_POINT_CLIENTS=\"$POINT_CLIENTS\" BENCH_POINT_MODES=\"$POINT_MODES\" BENCH_POINT_SECONDS=$POINT_SECONDS BENCH_POINT_ROUNDS=$POINT_ROUNDS BENCH_TOPN_ROWS_PER_SHARD=$TOPN_ROWS_PER_SHARD BENCH_TOPN_ROUNDS=$TOPN_ROUNDS BENCH_TOPN_REPS=$TOPN_REPS BENCH_SCAN_ROWS=$SCAN_ROWS BENCH_SCAN_ROUNDS=$SCAN_ROUNDS BENCH_POOL=$POOL BENCH_SHARD_POOL=$SHARD_POOL"
 
 pgfleet_binary
 
@@ -165,6 +168,8 @@ type = "bigint"
 [databases.sharded2]
 shards = ["shard0", "shard1"]
 server_database = "point"
+[databases.sharded2.pool]
+pool_size = $SHARD_POOL
 [databases.sharded2.sharded_tables.items]
 column = "id"
 type = "bigint"
@@ -254,13 +259,6 @@ for round in $(seq "$POINT_ROUNDS"); do
 done
 kill -0 "${PIDS[0]}" 2>/dev/null || die "pgfleet exited during part 1"
 
-AWK_MEDIAN='
-function median(list,    a, m, i, j, t) {
-    m = split(list, a, " ")
-    if (m == 0) return 0
-    for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-}'
 POINT_TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
     { k = $1 SUBSEP $2; v[k SUBSEP $3] = v[k SUBSEP $3] " " sprintf("%.0f", $5); if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
     END {
@@ -370,7 +368,7 @@ report() {
     echo
     echo "- command: \`$KNOBS $CMD\` (took ${ELAPSED}s; loading ${LOAD_SECONDS}s)"
     echo "- machine: $MACHINE"
-    echo "- PostgreSQL $PG_VERSION: 5 clusters ($STORAGE_NOTE; shared_buffers=256MB, fsync=off, max_parallel_workers_per_gather=0, jit=off); pgfleet $PGFLEET_REV ($BUILD_NOTE), transaction pooling, pool_size $POOL per cluster, SCRAM"
+    echo "- PostgreSQL $PG_VERSION: 5 clusters ($STORAGE_NOTE; shared_buffers=256MB, fsync=off, max_parallel_workers_per_gather=0, jit=off); pgfleet $PGFLEET_REV ($BUILD_NOTE), transaction pooling, pool_size $POOL per cluster (part 1's 2-shard database: $SHARD_POOL per shard), SCRAM"
     echo "- every server, pgfleet and the clients share this machine's cores"
     [[ -n $NOTE ]] && echo "- note: $NOTE"
     echo

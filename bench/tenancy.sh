@@ -316,13 +316,6 @@ TENANT_TX=$(awk -F'\t' '$3 != "plain" { s += $6 } END { print s + 0 }' "$RUN_TSV
 ALL_TX=$(awk -F'\t' '{ s += $6 } END { print s + 0 }' "$RUN_TSV")
 
 # ---- tables -------------------------------------------------------------------------------------
-AWK_MEDIAN='
-function median(list,    a, m, i, j, t) {
-    m = split(list, a, " ")
-    if (m == 0) return 0
-    for (i = 2; i <= m; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-}'
 TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
     { k = $1 SUBSEP $2; tps[k SUBSEP $3] = tps[k SUBSEP $3] " " sprintf("%.0f", $5); cpu[k SUBSEP $3] = cpu[k SUBSEP $3] " " $7
       syn[k SUBSEP $3] = syn[k SUBSEP $3] " " $8; rep[k SUBSEP $3] = rep[k SUBSEP $3] " " $9
