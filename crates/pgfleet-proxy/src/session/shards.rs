@@ -313,13 +313,11 @@ fn message_want(
             )
             .map(Some)
         }
-        // A statement's text is planned as written: it runs many times, and with parameters
-        // it has no literals to share a plan over.
         t::PARSE => {
             let sql = decode_parse(frame)?.query;
             text_want(
                 router,
-                router.plan_exact(sql),
+                router.plan_text(sql),
                 BindParams::Unknown,
                 settings,
                 true,
@@ -333,7 +331,7 @@ fn message_want(
             };
             let values = bind.parameters()?;
             let params = router_params(&values);
-            let planned = router.plan_exact(&text);
+            let planned = router.plan_text(&text);
             text_want(router, planned, BindParams::Bound(&params), settings, false).map(Some)
         }
         _ => Ok(None),

@@ -68,6 +68,11 @@ impl ShardRouter {
     /// in literals (`… WHERE id = 42` and `… = 43` cost one parse between them), with this
     /// text's literal values; else (or when that text does not parse) the exact text's plan.
     pub fn plan_text<'a>(&self, sql: &'a str) -> TextPlan<'a> {
+        // A `$` means parameters or dollar quotes, where the literal scan gives up (or, rarely, an
+        // identifier with a `$`, then planned as written): a prepared statement's text skips it.
+        if sql.contains('$') {
+            return self.plan_exact(sql);
+        }
         if let Some(n) = normalize(sql) {
             let plan = self.plan(&n.key);
             if plan.is_ok() {
@@ -81,10 +86,8 @@ impl ShardRouter {
         self.plan_exact(sql)
     }
 
-    /// The plan of the exact text, for texts that are planned once and run many times (a
-    /// prepared statement's): routes exactly as [`ShardRouter::plan_text`]'s, without the scan
-    /// for literals. A statement with parameters (`$1`) is always planned this way.
-    pub fn plan_exact<'a>(&self, sql: &'a str) -> TextPlan<'a> {
+    /// The plan of the exact text (no sharing across literals).
+    fn plan_exact<'a>(&self, sql: &'a str) -> TextPlan<'a> {
         TextPlan {
             sql,
             plan: self.plan(sql),
