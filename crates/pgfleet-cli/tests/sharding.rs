@@ -504,3 +504,64 @@ async fn transactions_stay_on_one_shard() {
     }
     proxy.stop().await;
 }
+
+/// A reload is followed by sessions already connected: a session keeps its database's router
+/// only until the routers are rebuilt, so a placement group moved by a reload is where the
+/// session's next statements go, in both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reroutes_connected_sessions() {
+    let s = shards();
+    s.shards[2]
+        .psql_db(
+            "app",
+            "CREATE TABLE audit_log(id int, what text); ALTER TABLE audit_log OWNER TO app",
+        )
+        .unwrap();
+    let before = config(&s);
+    let after = before.replace(r#"cluster = "audit""#, r#"cluster = "shard2""#);
+    assert_ne!(before, after);
+    let proxy = TestProxy::start(&before).await;
+    let c = proxy.connect().await;
+    let insert = "INSERT INTO audit_log VALUES (1, 'x') RETURNING inet_server_port()";
+    let simple_port = |msgs: Vec<tokio_postgres::SimpleQueryMessage>| -> i32 {
+        msgs.iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let p: i32 = c.query_one(insert, &[]).await.unwrap().get(0);
+        assert_eq!(p, s.audit.port() as i32);
+        assert_eq!(
+            simple_port(c.simple_query(insert).await.unwrap()),
+            s.audit.port() as i32
+        );
+    }
+    proxy
+        .rt
+        .apply_config(pgfleet_config::Config::from_toml_str(&after).unwrap());
+    for _ in 0..3 {
+        let p: i32 = c.query_one(insert, &[]).await.unwrap().get(0);
+        assert_eq!(p, port(&s, 2), "extended protocol after the reload");
+        assert_eq!(
+            simple_port(c.simple_query(insert).await.unwrap()),
+            port(&s, 2),
+            "simple protocol after the reload"
+        );
+    }
+    assert_eq!(
+        s.shards[2]
+            .psql_db("app", "SELECT count(*) FROM audit_log")
+            .unwrap(),
+        "6"
+    );
+    assert_eq!(
+        s.audit
+            .psql_db("app", "SELECT count(*) FROM audit_log")
+            .unwrap(),
+        "6"
+    );
+    proxy.stop().await;
+}
