@@ -91,19 +91,19 @@ pub const TRANSACTION_LEADERS: &[&str] = &["begin", "start", "commit", "end", "r
 /// word (a `;`, a quote, …) may be one.
 pub fn may_control_transaction(sql: &str) -> bool {
     let word = first_word_at(sql.as_bytes(), 0);
-    word.is_empty()
-        || TRANSACTION_LEADERS
-            .iter()
-            .any(|l| l.as_bytes().eq_ignore_ascii_case(word))
+    word.is_empty() || is_one_of(word, TRANSACTION_LEADERS)
 }
 
 /// Whether the first word at or after `i` (skipping whitespace and comments) is a leader.
 fn leader_at(b: &[u8], i: usize) -> bool {
-    let word = first_word_at(b, i);
-    !word.is_empty()
-        && LEADERS
-            .iter()
-            .any(|l| l.as_bytes().eq_ignore_ascii_case(word))
+    is_one_of(first_word_at(b, i), LEADERS)
+}
+
+/// Whether `word` is one of the (lowercase) `words`, in any letter case.
+fn is_one_of(word: &[u8], words: &[&str]) -> bool {
+    words
+        .iter()
+        .any(|w| w.as_bytes().eq_ignore_ascii_case(word))
 }
 
 /// The first word at or after `i`, skipping whitespace, `(` and comments (empty when something

@@ -83,17 +83,14 @@ impl Session<'_> {
         let router = self.router()?;
         // Fast path: a Query or a Bind that runs on one cluster (the usual request) is judged
         // alone, without copying the rest of the request; its route is remembered for the
-        // steps that follow. What fails here (a statement that needs several shards among
-        // others) is judged below.
+        // steps that follow. What fails here (a statement that needs several shards, or one
+        // that cannot be routed) is judged on the whole request below.
         if matches!(first.tag(), t::QUERY | t::BIND) {
             match self.first_want(&router, first) {
                 Ok(Some(_)) => return Ok(false),
                 Ok(None) if first.tag() == t::BIND => return Ok(false),
                 _ => {}
             }
-        }
-        if first.tag() == t::BIND && !self.bind_needs_several_shards(&router, first)? {
-            return Ok(false);
         }
         let (rest, offset) = match first.tag() {
             t::QUERY => (Vec::new(), 0),
@@ -145,36 +142,6 @@ impl Session<'_> {
                 .get(name)
                 .map(|d| (d.query.clone(), d.param_types.clone()))
         }
-    }
-
-    /// Whether the statement a Bind runs, with its parameters, needs more than one shard.
-    fn bind_needs_several_shards(
-        &self,
-        router: &ShardRouter,
-        bind: &Frame,
-    ) -> Result<bool, ProxyError> {
-        let b = pgfleet_wire::frontend::decode_bind(bind)?;
-        let Some((text, _)) = self.statement_text(b.statement) else {
-            return Ok(false);
-        };
-        let planned = router.plan(&text);
-        let Ok(plan) = planned.as_ref().as_ref() else {
-            return Ok(false);
-        };
-        let values = b.parameters()?;
-        let params = router_params(&values);
-        let route = plan.route(
-            router.topology(),
-            BindParams::Bound(&params),
-            &settings_of(&self.params),
-        );
-        Ok(matches!(
-            route,
-            Ok(ShardRoute::Several(_)
-                | ShardRoute::All
-                | ShardRoute::Split(_)
-                | ShardRoute::Reference(ReferenceAccess::Write))
-        ))
     }
 
     /// The shards a request needs when it needs more than one; `None` otherwise.

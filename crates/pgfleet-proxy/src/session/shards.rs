@@ -115,6 +115,13 @@ impl ShardSession {
         }
     }
 
+    /// As [`ShardSession::remembered_want`], used up: the message is being sent.
+    fn take_remembered_want(&mut self, frame: &Frame) -> Option<Want> {
+        self.want_memo
+            .take_if(|(f, _)| f.is_same_message(frame))
+            .map(|(_, want)| want)
+    }
+
     /// Forgets the remembered want (the request went on without it, or used it up).
     pub(super) fn forget_want(&mut self) {
         self.want_memo = None;
@@ -206,11 +213,7 @@ impl ShardSession {
                 }
             }
         }
-        let remembered = self.remembered_want(frame);
-        if remembered.is_some() {
-            self.forget_want();
-        }
-        let computed = match remembered {
+        let computed = match self.take_remembered_want(frame) {
             Some(w) => Ok(Some(w)),
             None => message_want(router, frame, &lookup, params),
         };
