@@ -22,7 +22,8 @@
 # (plain adds `tenant_id = 'tenant' || :tno AND` to both statements.) The three databases run
 # back to back in a rotating order per round (plain schema row / schema row plain / row plain
 # schema), ROUNDS rounds; TPS is the sum over the processes; medians. Target: schema / plain and
-# row / plain TPS >= 0.90. pgfleet's own CPU time per transaction is read from /proc per run.
+# row / plain TPS >= 0.90. pgfleet's own CPU time and PostgreSQL's (postmaster and every backend)
+# per transaction are read from /proc per run.
 # Directory round trips: pg_stat_statements calls and pg_stat_database transactions in the
 # metadata database before and after all measured runs (with every tenant cached, they must not
 # grow with the client transactions).
@@ -227,7 +228,6 @@ write_script() { # workload db file
 TARGETS=(plain schema_t row_t)
 for w in $WORKLOADS; do for db in "${TARGETS[@]}"; do write_script "$w" "$db" "$WORK/$w-$db.sql"; done; done
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$FLEET_PID/stat"; }
 # SHOW STATS counters: settings syncs pgfleet sent ahead of a transaction (the tenant context among
 # them) and statements it prepared again on a server connection that lacked them.
 fleet_counters() {
@@ -243,7 +243,8 @@ run_cell() {
     local round=$1 w=$2 mode=$3 db=$4; shift 4
     local dir=$WORK/out/$round-$w-$mode-$db pids=() t i=0 user extra
     mkdir -p "$dir"
-    local ticks0 syncs0 reps0; ticks0=$(cpu_ticks); read -r syncs0 reps0 <<<"$(fleet_counters)"
+    local ticks0 srv0 syncs0 reps0; ticks0=$(cpu_ticks "$FLEET_PID"); srv0=$(cluster_ticks "$WORK/pg")
+    read -r syncs0 reps0 <<<"$(fleet_counters)"
     for t in "$@"; do
         if [[ $db == plain ]]; then user=bench; extra=(-D "tno=$t"); else user="bench.tenant$t"; extra=(); fi
         pgbench -n -h 127.0.0.1 -p "$FLEET_PORT" -U "$user" -c 1 -j 1 -T "$SECONDS_PER_RUN" -M "$mode" \
@@ -252,7 +253,8 @@ run_cell() {
     done
     local failed=0
     for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
-    local ticks1 syncs1 reps1; ticks1=$(cpu_ticks); read -r syncs1 reps1 <<<"$(fleet_counters)"
+    local ticks1 srv1 syncs1 reps1; ticks1=$(cpu_ticks "$FLEET_PID"); srv1=$(cluster_ticks "$WORK/pg")
+    read -r syncs1 reps1 <<<"$(fleet_counters)"
     # Sum over the processes: TPS, transactions, failed transactions; mean latency weighted by TPS.
     local sums
     sums=$(awk '
@@ -264,12 +266,13 @@ run_cell() {
     if (( failed > 0 || bad > 0 )); then
         FAILURES+=("round $round $w -M $mode $db: $failed pgbench process(es) failed, $bad failed transactions: $(grep -h -m1 -iE 'error|fatal|abort' "$dir"/*.out | head -n1)")
     fi
-    local cpu_us
+    local cpu_us srv_us
     cpu_us=$(awk -v d=$((ticks1 - ticks0)) -v hz="$CLK_TCK" -v tx="$tx" 'BEGIN { printf "%.1f", (tx > 0 ? d / hz * 1e6 / tx : 0) }')
+    srv_us=$(awk -v d=$((srv1 - srv0)) -v hz="$CLK_TCK" -v tx="$tx" 'BEGIN { printf "%.1f", (tx > 0 ? d / hz * 1e6 / tx : 0) }')
     local per_tx
     per_tx=$(awk -v s=$((syncs1 - syncs0)) -v r=$((reps1 - reps0)) -v tx="$tx" 'BEGIN { printf "%.2f\t%.3f", (tx > 0 ? s / tx : 0), (tx > 0 ? r / tx : 0) }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$mode" "$db" "$round" "$tps" "$tx" "$cpu_us" "$per_tx" >>"$RUN_TSV"
-    log "  $db: $tps TPS ($tx transactions, pgfleet CPU ${cpu_us} µs/transaction, settings syncs and re-prepares per transaction: ${per_tx//$'\t'/, })"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$mode" "$db" "$round" "$tps" "$tx" "$cpu_us" "$per_tx" "$srv_us" >>"$RUN_TSV"
+    log "  $db: $tps TPS ($tx transactions, CPU µs/transaction: pgfleet ${cpu_us}, PostgreSQL ${srv_us}; settings syncs and re-prepares per transaction: ${per_tx//$'\t'/, })"
 }
 
 # CLIENTS tenant numbers: drawn at random without repeats, or tenant 1 for everyone.
@@ -318,18 +321,19 @@ ALL_TX=$(awk -F'\t' '{ s += $6 } END { print s + 0 }' "$RUN_TSV")
 # ---- tables -------------------------------------------------------------------------------------
 TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
     { k = $1 SUBSEP $2; tps[k SUBSEP $3] = tps[k SUBSEP $3] " " sprintf("%.0f", $5); cpu[k SUBSEP $3] = cpu[k SUBSEP $3] " " $7
-      syn[k SUBSEP $3] = syn[k SUBSEP $3] " " $8; rep[k SUBSEP $3] = rep[k SUBSEP $3] " " $9
+      syn[k SUBSEP $3] = syn[k SUBSEP $3] " " $8; rep[k SUBSEP $3] = rep[k SUBSEP $3] " " $9; srv[k SUBSEP $3] = srv[k SUBSEP $3] " " $10
       if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
     END {
-        print "| workload | mode | plain TPS (median) | schema TPS | row TPS | schema / plain | row / plain | target >= 0.90 | pgfleet CPU µs/tx plain / schema / row | settings syncs per tx plain / schema / row | re-prepares per tx plain / schema / row | plain, per round | schema, per round | row, per round |"
-        print "|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|"
+        print "| workload | mode | plain TPS (median) | schema TPS | row TPS | schema / plain | row / plain | target >= 0.90 | pgfleet CPU µs/tx plain / schema / row | PostgreSQL CPU µs/tx plain / schema / row | settings syncs per tx plain / schema / row | re-prepares per tx plain / schema / row | plain, per round | schema, per round | row, per round |"
+        print "|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|---|"
         for (i = 0; i < n; i++) {
             k = order[i]; split(k, kk, SUBSEP)
             p = median(tps[k SUBSEP "plain"]); s = median(tps[k SUBSEP "schema_t"]); r = median(tps[k SUBSEP "row_t"])
             rs = (p > 0 ? s / p : 0); rr = (p > 0 ? r / p : 0)
             met = (rs >= 0.9 && rr >= 0.9) ? "met" : (rs >= 0.9 ? "schema met, row NOT met" : (rr >= 0.9 ? "row met, schema NOT met" : "NOT met"))
-            printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %.3f / %.3f / %.3f | %s | %s | %s |\n", kk[1], kk[2], p, s, r, rs, rr, met,
+            printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f | %.3f / %.3f / %.3f | %s | %s | %s |\n", kk[1], kk[2], p, s, r, rs, rr, met,
                 median(cpu[k SUBSEP "plain"]), median(cpu[k SUBSEP "schema_t"]), median(cpu[k SUBSEP "row_t"]),
+                median(srv[k SUBSEP "plain"]), median(srv[k SUBSEP "schema_t"]), median(srv[k SUBSEP "row_t"]),
                 median(syn[k SUBSEP "plain"]), median(syn[k SUBSEP "schema_t"]), median(syn[k SUBSEP "row_t"]),
                 median(rep[k SUBSEP "plain"]), median(rep[k SUBSEP "schema_t"]), median(rep[k SUBSEP "row_t"]),
                 substr(tps[k SUBSEP "plain"], 2), substr(tps[k SUBSEP "schema_t"], 2), substr(tps[k SUBSEP "row_t"], 2)

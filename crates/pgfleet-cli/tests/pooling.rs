@@ -466,10 +466,17 @@ async fn raw_request(
 /// Logs in as app/app over a raw socket (SCRAM via the proxy's trust-free path is not needed:
 /// the test config's `open` user is trusted).
 async fn raw_login(proxy: &TestProxy) -> tokio::net::TcpStream {
+    raw_login_with(proxy, &[]).await
+}
+
+/// As [`raw_login`], with more startup parameters.
+async fn raw_login_with(proxy: &TestProxy, extra: &[(&str, &str)]) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     let mut b = bytes::BytesMut::new();
-    pgfleet_wire::startup::encode_startup(&mut b, &[("user", "open"), ("database", "app")]);
+    let mut params = vec![("user", "open"), ("database", "app")];
+    params.extend_from_slice(extra);
+    pgfleet_wire::startup::encode_startup(&mut b, &params);
     s.write_all(&b).await.unwrap();
     let (tags, code, _) = raw_request(&mut s, &[]).await;
     assert_eq!(code, None, "{tags:?}");
@@ -516,5 +523,60 @@ async fn unnamed_statement_survives_server_switches_and_never_leaks() {
     bind_execute_sync(&mut out);
     let (_, code, _) = raw_request(&mut c, &out).await;
     assert_eq!(code.as_deref(), Some("26000"));
+    proxy.stop().await;
+}
+
+/// The settings sync (FunctionCalls of set_config) leaves the server's unnamed statement in place,
+/// as PostgreSQL's fast path does: pgfleet binds it again without a new Parse, in the settings
+/// of the client that prepared it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_statement_survives_a_settings_sync() {
+    use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_parse, encode_sync};
+    let cluster = app_cluster();
+    let text = format!(
+        "{}\n[users.open]\nauth_method = \"trust\"\nserver_user = \"app\"\nserver_password = \"app\"\n",
+        config_text(&cluster, "pool_size = 1")
+    );
+    let proxy = TestProxy::start(&text).await;
+    let mut a = raw_login_with(&proxy, &[("application_name", "client a")]).await;
+    let mut b = raw_login_with(&proxy, &[("application_name", "client b")]).await;
+    let mut out = bytes::BytesMut::new();
+    encode_parse(
+        &mut out,
+        "",
+        "SELECT current_setting('application_name')",
+        &[],
+    );
+    encode_sync(&mut out);
+    assert_eq!(raw_request(&mut a, &out).await.1, None);
+    // B's named statement runs on the only server: a sync to B's settings, the unnamed slot untouched.
+    let mut out = bytes::BytesMut::new();
+    encode_parse(
+        &mut out,
+        "b1",
+        "SELECT current_setting('application_name')",
+        &[],
+    );
+    encode_bind(&mut out, "", "b1", &[], &[]);
+    encode_execute(&mut out, "", 0);
+    encode_sync(&mut out);
+    let (_, code, rows) = raw_request(&mut b, &out).await;
+    assert_eq!(code, None);
+    assert!(rows.ends_with(b"client b"), "{rows:?}");
+    // A binds its unnamed statement after the sync back to A's settings.
+    let reprepares = proxy.rt.stats().reprepares.load(Ordering::Relaxed);
+    let mut out = bytes::BytesMut::new();
+    encode_bind(&mut out, "", "", &[], &[]);
+    encode_execute(&mut out, "", 0);
+    encode_sync(&mut out);
+    let (tags, code, rows) = raw_request(&mut a, &out).await;
+    assert_eq!(code, None, "{tags:?}");
+    assert_eq!(tags, vec![b'2', b'D', b'C', b'Z']);
+    assert!(rows.ends_with(b"client a"), "{rows:?}");
+    assert_eq!(
+        proxy.rt.stats().reprepares.load(Ordering::Relaxed),
+        reprepares,
+        "no new Parse was needed"
+    );
     proxy.stop().await;
 }

@@ -284,6 +284,29 @@ pub fn encode_query(out: &mut BytesMut, sql: &str) {
     write_message(out, t::QUERY, |b| put_cstr(b, sql));
 }
 
+/// Appends a FunctionCall (the protocol's fast path, PostgreSQL docs 55.2.9): the function with
+/// this OID, called with these arguments in text format (`None` = NULL), its result asked for in
+/// text. The server answers FunctionCallResponse (or ErrorResponse), then ReadyForQuery; it runs
+/// the call in a transaction of its own and neither parses nor plans anything.
+pub fn encode_function_call(out: &mut BytesMut, function: u32, args: &[Option<&str>]) {
+    write_message(out, t::FUNCTION_CALL, |b| {
+        b.put_u32(function);
+        b.put_i16(1); // one format code for every argument: text
+        b.put_i16(0);
+        b.put_i16(args.len() as i16);
+        for arg in args {
+            match arg {
+                None => b.put_i32(-1),
+                Some(v) => {
+                    b.put_i32(v.len() as i32);
+                    b.extend_from_slice(v.as_bytes());
+                }
+            }
+        }
+        b.put_i16(0); // result in text
+    });
+}
+
 /// Appends a Sync.
 pub fn encode_sync(out: &mut BytesMut) {
     write_message(out, t::SYNC, |_| {});
@@ -351,6 +374,21 @@ mod tests {
                 max_rows: 5
             }
         );
+    }
+
+    #[test]
+    fn function_call_layout() {
+        let mut out = BytesMut::new();
+        encode_function_call(&mut out, 2078, &[Some("ab"), None]);
+        let f = frame(&mut out);
+        assert_eq!(f.tag(), t::FUNCTION_CALL);
+        let mut want = Vec::new();
+        want.extend_from_slice(&2078u32.to_be_bytes());
+        want.extend_from_slice(&[0, 1, 0, 0, 0, 2]); // 1 format code (text), 2 arguments
+        want.extend_from_slice(&[0, 0, 0, 2, b'a', b'b']);
+        want.extend_from_slice(&(-1i32).to_be_bytes());
+        want.extend_from_slice(&[0, 0]); // text result
+        assert_eq!(f.body(), &want[..]);
     }
 
     fn frame(out: &mut BytesMut) -> Frame {

@@ -350,14 +350,11 @@ impl Session<'_> {
             guard.info.set_active(self.info.id);
             let mut leg = Leg::new(shard, legs.len(), guard);
             let server = leg.server();
-            if let Some((sql, after)) = self.params.sync_sql(&server.params, &server.startup_params)
-            {
+            if let Some(sync) = self.params.sync(&server.params, &server.startup_params) {
+                server.params = sync.after.clone();
                 let mut pre = BytesMut::new();
-                encode_query(&mut pre, &sql);
-                server.unnamed = 0;
-                server.params = after;
+                leg.preamble += sync.encode(&mut pre);
                 leg.pre = pre;
-                leg.preamble += 1;
             }
             legs.push(leg);
         }

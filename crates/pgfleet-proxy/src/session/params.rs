@@ -1,7 +1,14 @@
 //! A client's session settings in transaction pooling: what it asked for at startup and with SET,
-//! and the SQL that makes any server connection match them. Pure: no I/O.
+//! and the calls that make any server connection match them. No I/O: the calls are written into
+//! the buffer a session sends.
 
 use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use pgfleet_wire::frontend::encode_function_call;
+
+use crate::execute::exchange::{Exchange, Expect, Origin};
+use crate::server::ServerConn;
 
 /// Startup parameters that are not settings.
 const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
@@ -72,12 +79,36 @@ pub fn dollar_quote(value: &str) -> String {
     }
 }
 
-/// Quotes a possibly dotted setting name as identifiers for RESET.
-fn quote_name(name: &str) -> String {
-    name.split('.')
-        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
+/// OID of `pg_catalog.set_config(text, text, boolean)`: a pinned built-in function, the same OID
+/// on every PostgreSQL server (pg_proc.dat).
+pub const SET_CONFIG_OID: u32 = 2078;
+
+/// What makes a server connection match a session: `set_config(name, value, false)` for every
+/// setting that differs, `set_config(name, NULL, false)` (PostgreSQL's RESET) for every one the
+/// server has and the session does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsSync {
+    /// (name, value; `None` = reset): the changed settings in name order, then the resets.
+    pub calls: Vec<(String, Option<String>)>,
+    /// The server's known settings once the calls ran.
+    pub after: BTreeMap<String, String>,
+}
+
+impl SettingsSync {
+    /// Appends one FunctionCall per change and returns how many: each is answered with its own
+    /// ReadyForQuery. The protocol's fast path runs set_config without parsing or planning a
+    /// statement, names the function by OID (no search_path lookup a client could redirect), and
+    /// leaves the server's unnamed prepared statement alone.
+    pub fn encode(&self, out: &mut BytesMut) -> usize {
+        for (name, value) in &self.calls {
+            encode_function_call(
+                out,
+                SET_CONFIG_OID,
+                &[Some(name), value.as_deref(), Some("false")],
+            );
+        }
+        self.calls.len()
+    }
 }
 
 impl SessionParams {
@@ -143,21 +174,18 @@ impl SessionParams {
         v
     }
 
-    /// SQL that makes a server whose known settings are `server` (beyond its login defaults
-    /// `login`) match this session, and the server's settings afterwards. `None` when nothing
-    /// differs.
-    pub fn sync_sql(
+    /// The calls that make a server whose known settings are `server` (beyond its login defaults
+    /// `login`) match this session. `None` when nothing differs.
+    pub fn sync(
         &self,
         server: &BTreeMap<String, String>,
         login: &[(String, String)],
-    ) -> Option<(String, BTreeMap<String, String>)> {
+    ) -> Option<SettingsSync> {
         // Hot path (every transaction): most of the time the server was last brought to the same
         // settings (both ordered maps: a merge walk, no hashing).
         if *server == self.desired {
             return None;
         }
-        // Next most common: nothing differs once login values count; decide that without
-        // allocating.
         let current = |name: &str| {
             server.get(name).map(String::as_str).or_else(|| {
                 login
@@ -166,6 +194,8 @@ impl SessionParams {
                     .map(|(_, v)| v.as_str())
             })
         };
+        // Next most common: nothing differs once login values count; decide that without
+        // allocating.
         if self
             .desired
             .iter()
@@ -174,35 +204,46 @@ impl SessionParams {
         {
             return None;
         }
-        let mut sql = String::new();
-        let mut after = BTreeMap::new();
+        let mut calls = Vec::new();
         for (name, value) in &self.desired {
-            let current = server.get(name).map(String::as_str).or_else(|| {
-                login
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.as_str())
-            });
-            if current != Some(value.as_str()) {
-                sql.push_str(&format!(
-                    "SELECT pg_catalog.set_config({}, {}, false);",
-                    dollar_quote(name),
-                    dollar_quote(value)
-                ));
+            if current(name) != Some(value.as_str()) {
+                calls.push((name.clone(), Some(value.clone())));
             }
-            after.insert(name.clone(), value.clone());
         }
         for name in server.keys() {
             if !self.desired.contains_key(name) {
-                sql.push_str(&format!("RESET {};", quote_name(name)));
+                calls.push((name.clone(), None));
             }
         }
-        if sql.is_empty() {
-            None
-        } else {
-            Some((sql, after))
+        if calls.is_empty() {
+            return None;
         }
+        Some(SettingsSync {
+            calls,
+            after: self.desired.clone(),
+        })
     }
+}
+
+/// Brings `server` to the session's settings ahead of the next request, if anything differs: the
+/// calls go first into `to_server`, their answers are swallowed (one expected ReadyForQuery per
+/// call), and the server's known settings are updated. Returns whether anything was sent. Used at
+/// checkout, and for a held server whose session's context changed (session pooling, a pinned
+/// session entering its tenant again).
+pub(crate) fn sync_server(
+    params: &SessionParams,
+    server: &mut ServerConn,
+    x: &mut Exchange,
+    to_server: &mut BytesMut,
+) -> bool {
+    let Some(sync) = params.sync(&server.params, &server.startup_params) else {
+        return false;
+    };
+    for _ in 0..sync.encode(to_server) {
+        x.push(Expect::Query(Origin::SettingsSync));
+    }
+    server.params = sync.after;
+    true
 }
 
 /// SQL that reads the current values of settings: rows of (name, value or NULL if unknown).
@@ -261,17 +302,23 @@ mod tests {
         let login = p(&[("DateStyle", "ISO, MDY"), ("application_name", "")]);
         let server: BTreeMap<String, String> =
             [("search_path".to_string(), "x".to_string())].into();
-        let (sql, after) = s.sync_sql(&server, &login).unwrap();
+        let sync = s.sync(&server, &login).unwrap();
         assert_eq!(
-            sql,
-            "SELECT pg_catalog.set_config($pgfleet$application_name$pgfleet$, $pgfleet$a$pgfleet$, false);RESET \"search_path\";"
+            sync.calls,
+            vec![
+                ("application_name".to_string(), Some("a".to_string())),
+                ("search_path".to_string(), None),
+            ]
         );
-        assert_eq!(after.len(), 2);
+        assert_eq!(sync.after.len(), 2);
         assert_eq!(
-            s.sync_sql(&after, &login),
+            s.sync(&sync.after, &login),
             None,
             "a synced server needs nothing"
         );
+        let mut out = BytesMut::new();
+        assert_eq!(sync.encode(&mut out), 2, "one FunctionCall per change");
+        assert_eq!(out[0], pgfleet_wire::tag::frontend::FUNCTION_CALL);
     }
 
     #[test]

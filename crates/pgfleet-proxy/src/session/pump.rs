@@ -126,7 +126,7 @@ impl Session<'_> {
                     if opens {
                         checked = ts.enter(rt, params, statements, unnamed, true).await;
                         if matches!(checked, Ok(true)) && synced {
-                            super::tenant::resync(params, server, x, to_server);
+                            super::params::sync_server(params, server, x, to_server);
                         }
                     }
                     if checked.is_ok() && !x.skip_until_sync && *tx != TxStatus::Failed {
@@ -145,13 +145,7 @@ impl Session<'_> {
                 }
                 if !synced {
                     synced = true;
-                    if let Some((sql, after)) =
-                        params.sync_sql(&server.params, &server.startup_params)
-                    {
-                        encode_query(to_server, &sql);
-                        server.unnamed = 0;
-                        x.push(Expect::Query(Origin::SettingsSync));
-                        server.params = after;
+                    if super::params::sync_server(params, server, x, to_server) {
                         Stats::add(&rt.stats().settings_replays, 1);
                     }
                     if let Some(sh) = shard.as_deref_mut() {

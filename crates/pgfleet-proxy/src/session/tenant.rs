@@ -16,16 +16,11 @@ use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 use tokio::sync::OwnedSemaphorePermit;
 
-use bytes::BytesMut;
-use pgfleet_wire::frontend::encode_query;
-
 use super::params::SessionParams;
 use super::Session;
-use crate::execute::exchange::{Exchange, Expect, Origin};
 use crate::execute::request::UnnamedStatement;
 use crate::prepared::StatementDef;
 use crate::runtime::Runtime;
-use crate::server::ServerConn;
 use crate::tenancy::context::{context, Placement};
 use crate::tenancy::identify::{check_name, resolve, switch_refused, Sources, TENANT_SETTING};
 use crate::tenancy::TenantStats;
@@ -376,22 +371,6 @@ impl TenantSession {
             let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
             s.server_micros.fetch_add(micros, Ordering::Relaxed);
         }
-    }
-}
-
-/// A held server whose session's context changed (session pooling, a pinned session): the
-/// settings sync ahead of the next request (answer swallowed), as at checkout.
-pub(super) fn resync(
-    params: &SessionParams,
-    server: &mut ServerConn,
-    x: &mut Exchange,
-    to_server: &mut BytesMut,
-) {
-    if let Some((sql, after)) = params.sync_sql(&server.params, &server.startup_params) {
-        encode_query(to_server, &sql);
-        server.unnamed = 0;
-        x.push(Expect::Query(Origin::SettingsSync));
-        server.params = after;
     }
 }
 
