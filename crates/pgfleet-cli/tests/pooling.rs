@@ -483,15 +483,21 @@ async fn raw_login_with(proxy: &TestProxy, extra: &[(&str, &str)]) -> tokio::net
     s
 }
 
+/// A proxy with one server connection and a trusted user `open` (server role app), for the raw
+/// protocol tests.
+async fn one_server_proxy_with_trusted_user(cluster: &pgfleet_testkit::Cluster) -> TestProxy {
+    let text = format!(
+        "{}\n[users.open]\nauth_method = \"trust\"\nserver_user = \"app\"\nserver_password = \"app\"\n",
+        config_text(cluster, "pool_size = 1")
+    );
+    TestProxy::start(&text).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unnamed_statement_survives_server_switches_and_never_leaks() {
     use pgfleet_wire::frontend::{encode_parse, encode_sync};
     let cluster = app_cluster();
-    let text = format!(
-        "{}\n[users.open]\nauth_method = \"trust\"\nserver_user = \"app\"\nserver_password = \"app\"\n",
-        config_text(&cluster, "pool_size = 1")
-    );
-    let proxy = TestProxy::start(&text).await;
+    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
     let bind_execute_sync = |out: &mut bytes::BytesMut| {
         // Bind "" to "" with no parameters, Execute, Sync.
         pgfleet_wire::frame::write_message(out, b'B', |b| b.extend_from_slice(b"\0\0\0\0\0\0\0\0"));
@@ -533,11 +539,7 @@ async fn unnamed_statement_survives_server_switches_and_never_leaks() {
 async fn unnamed_statement_survives_a_settings_sync() {
     use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_parse, encode_sync};
     let cluster = app_cluster();
-    let text = format!(
-        "{}\n[users.open]\nauth_method = \"trust\"\nserver_user = \"app\"\nserver_password = \"app\"\n",
-        config_text(&cluster, "pool_size = 1")
-    );
-    let proxy = TestProxy::start(&text).await;
+    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
     let mut a = raw_login_with(&proxy, &[("application_name", "client a")]).await;
     let mut b = raw_login_with(&proxy, &[("application_name", "client b")]).await;
     let mut out = bytes::BytesMut::new();
