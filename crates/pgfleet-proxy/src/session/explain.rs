@@ -101,7 +101,7 @@ impl Session<'_> {
             Kind::Extended(x) => (
                 x.params()?
                     .iter()
-                    .map(super::fanout::owned_param)
+                    .map(super::shard_params::owned_param)
                     .collect::<Vec<_>>(),
                 x.describe,
             ),
@@ -119,8 +119,10 @@ impl Session<'_> {
             match &req.kind {
                 Kind::Simple => encode_query(&mut msg, &wrapped),
                 Kind::Extended(_) => {
-                    let p: Vec<BindParam<'_>> =
-                        params.iter().map(super::fanout::borrowed_param).collect();
+                    let p: Vec<BindParam<'_>> = params
+                        .iter()
+                        .map(super::shard_params::borrowed_param)
+                        .collect();
                     encode_parse(&mut msg, "", &wrapped, &types);
                     encode_bind(&mut msg, "", "", &p, &[0]);
                     encode_execute(&mut msg, "", 0);

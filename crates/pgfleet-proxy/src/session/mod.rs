@@ -14,6 +14,7 @@ mod pump;
 mod quorum;
 mod replay;
 mod routing;
+mod shard_params;
 mod shards;
 mod tenant;
 
