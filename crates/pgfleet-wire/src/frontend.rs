@@ -284,10 +284,10 @@ pub fn encode_query(out: &mut BytesMut, sql: &str) {
     write_message(out, t::QUERY, |b| put_cstr(b, sql));
 }
 
-/// Appends a FunctionCall (the protocol's fast path, PostgreSQL docs 55.2.9): the function with
+/// Appends a FunctionCall (the protocol's fast path, PostgreSQL docs 55.2.5): the function with
 /// this OID, called with these arguments in text format (`None` = NULL), its result asked for in
-/// text. The server answers FunctionCallResponse (or ErrorResponse), then ReadyForQuery; it runs
-/// the call in a transaction of its own and neither parses nor plans anything.
+/// text. The server answers FunctionCallResponse (or ErrorResponse), then ReadyForQuery; outside a
+/// transaction block it runs the call in a transaction of its own, and it parses and plans nothing.
 pub fn encode_function_call(out: &mut BytesMut, function: u32, args: &[Option<&str>]) {
     write_message(out, t::FUNCTION_CALL, |b| {
         b.put_u32(function);
