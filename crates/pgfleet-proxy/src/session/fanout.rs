@@ -354,9 +354,10 @@ impl Session<'_> {
             let mut leg = Leg::new(shard, legs.len(), guard);
             let server = leg.server();
             if let Some(sync) = self.params.sync(&server.params, &server.startup_params) {
-                server.params = sync.after.clone();
                 let mut pre = BytesMut::new();
-                leg.preamble += sync.encode(&mut pre);
+                let calls = sync.encode(&mut pre);
+                server.params = sync.after;
+                leg.preamble += calls;
                 leg.pre = pre;
             }
             legs.push(leg);
