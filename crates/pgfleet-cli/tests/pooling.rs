@@ -535,6 +535,88 @@ async fn unnamed_statement_survives_server_switches_and_never_leaks() {
 /// The settings sync (FunctionCalls of set_config) leaves the server's unnamed statement in place,
 /// as PostgreSQL's fast path does: pgfleet binds it again without a new Parse, in the settings
 /// of the client that prepared it.
+/// One extended-protocol request: Parse "" of `sql`, Bind, Execute, Sync.
+fn extended(sql: &str) -> bytes::BytesMut {
+    use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_parse, encode_sync};
+    let mut out = bytes::BytesMut::new();
+    encode_parse(&mut out, "", sql, &[]);
+    encode_bind(&mut out, "", "", &[], &[]);
+    encode_execute(&mut out, "", 0);
+    encode_sync(&mut out);
+    out
+}
+
+/// The custom setting `app.who` as the session sees it, in an extended request of its own.
+async fn who(s: &mut tokio::net::TcpStream) -> String {
+    let (tags, code, rows) = raw_request(s, &extended("SELECT current_setting('app.who')")).await;
+    assert_eq!(code, None, "{tags:?}");
+    // Exactly the client's own answers: ParseComplete, BindComplete, the row, CommandComplete.
+    assert_eq!(tags, vec![b'1', b'2', b'D', b'C', b'Z']);
+    String::from_utf8_lossy(&rows[6..]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_sync_inside_a_failed_request_is_done_again() {
+    let cluster = app_cluster();
+    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
+    let mut a = raw_login_with(&proxy, &[("options", "-c app.who=a")]).await;
+    let mut b = raw_login_with(&proxy, &[("options", "-c app.who=b")]).await;
+    assert_eq!(who(&mut b).await, "b");
+    // A's failing request carries the sync to A's settings: its error rolls the sync back too.
+    let (tags, code, _) = raw_request(&mut a, &extended("SELECT 1 / (random() * 0)::int")).await;
+    assert_eq!(code.as_deref(), Some("22012"), "{tags:?}");
+    assert_eq!(
+        tags,
+        vec![b'1', b'2', b'E', b'Z'],
+        "the client's answers only"
+    );
+    // The only server holds B's value again; pgfleet must not believe it holds A's.
+    assert_eq!(who(&mut a).await, "a");
+    assert_eq!(who(&mut b).await, "b");
+    // The sync went inside the requests: pgfleet's set_config statement is prepared on the server.
+    let (_, code, rows) = raw_request(
+        &mut a,
+        &extended("SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT pg_catalog.set_config($1, $2, false)'"),
+    )
+    .await;
+    assert_eq!(code, None);
+    assert!(rows.ends_with(b"1"), "{rows:?}");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_sync_stays_out_of_a_request_that_opens_a_transaction() {
+    let cluster = app_cluster();
+    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
+    let mut a = raw_login_with(&proxy, &[("options", "-c app.who=a")]).await;
+    let mut b = raw_login_with(&proxy, &[("options", "-c app.who=b")]).await;
+    assert_eq!(who(&mut b).await, "b");
+    // Had the sync joined A's BEGIN, A's ROLLBACK would undo it.
+    let (tags, code, _) = raw_request(&mut a, &extended("BEGIN")).await;
+    assert_eq!((code, tags.last()), (None, Some(&b'Z')));
+    assert_eq!(who(&mut a).await, "a");
+    let (_, code, _) = raw_request(&mut a, &extended("ROLLBACK")).await;
+    assert_eq!(code, None);
+    assert_eq!(who(&mut a).await, "a");
+    assert_eq!(who(&mut b).await, "b");
+    // One request that begins and rolls back a transaction ends idle and without an error: only
+    // keeping the sync out of it keeps A's settings.
+    assert_eq!(who(&mut b).await, "b");
+    let mut out = bytes::BytesMut::new();
+    for sql in ["BEGIN", "SELECT current_setting('app.who')", "ROLLBACK"] {
+        out.extend_from_slice(&extended(sql)[..]);
+        out.truncate(out.len() - 5); // each statement's Sync
+    }
+    pgfleet_wire::frontend::encode_sync(&mut out);
+    let (tags, code, rows) = raw_request(&mut a, &out).await;
+    assert_eq!(code, None, "{tags:?}");
+    assert!(rows.ends_with(b"a"), "{rows:?}");
+    assert_eq!(tags.last(), Some(&b'Z'));
+    assert_eq!(who(&mut a).await, "a");
+    assert_eq!(who(&mut b).await, "b");
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unnamed_statement_survives_a_settings_sync() {
     use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_parse, encode_sync};

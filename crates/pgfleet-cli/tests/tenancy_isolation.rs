@@ -1051,3 +1051,56 @@ async fn backend_pid(c: &Client) -> i32 {
         .unwrap()
         .get(0)
 }
+
+/// The tenant context goes inside a tenant's extended-protocol request when it can (one implicit
+/// transaction with the client's statements). A request that fails rolls that back: the only
+/// server is left in the other tenant's context, and pgfleet must set the context again rather
+/// than believe it is there.
+async fn failed_request_leaves_no_context_behind(w: &World) {
+    let a = w.tenant_client("acme").await;
+    let b = w.tenant_client("globex").await;
+    let rows = "SELECT body FROM notes ORDER BY id";
+    let a_rows = a.prepare(rows).await.unwrap();
+    let b_rows = b.prepare(rows).await.unwrap();
+    let failing = a
+        .prepare("SELECT body, 1 / (random() * 0)::int FROM notes")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let got: Vec<String> = b
+            .query(&b_rows, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        only("globex", &got, rows);
+        // A's Bind/Execute/Sync carries the sync into acme's context and fails.
+        let e = a.query(&failing, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "22012", "{}", message(&e));
+        // Rolled back with the request: the server holds globex's context again.
+        let got: Vec<String> = a
+            .query(&a_rows, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(got, vec!["acme-1".to_owned(), "acme-2".to_owned()]);
+        own_rows(&a, "acme").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_request_leaves_no_context_behind_row_model() {
+    let w = World::new("model = \"row\"", "pool_size = 1").await;
+    w.row_tenants(&["acme", "globex"]);
+    failed_request_leaves_no_context_behind(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_request_leaves_no_context_behind_schema_model() {
+    let w = World::new("model = \"schema\"", "pool_size = 1").await;
+    w.schema_tenants(&["acme", "globex"]);
+    failed_request_leaves_no_context_behind(&w).await;
+}

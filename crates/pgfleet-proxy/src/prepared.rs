@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -33,7 +33,15 @@ pub struct PreparedRegistry {
     by_text: Mutex<HashMap<Key, Arc<StatementDef>>>,
     next: AtomicU64,
     next_unnamed: AtomicU64,
+    set_config: OnceLock<Arc<StatementDef>>,
 }
+
+/// pgfleet's own statement for a settings sync inside a client's request: the function is
+/// schema-qualified and the argument types are fixed, so it means the same under any search_path.
+pub const SET_CONFIG_SQL: &str = "SELECT pg_catalog.set_config($1, $2, false)";
+
+/// OID of type `text`.
+const TEXT_OID: u32 = 25;
 
 impl PreparedRegistry {
     /// The shared definition for this text, parameter types and search_path.
@@ -80,6 +88,14 @@ impl PreparedRegistry {
             .get(&key)
             .filter(|d| d.validated.load(Ordering::Relaxed))
             .cloned()
+    }
+
+    /// pgfleet's `set_config` statement ([`SET_CONFIG_SQL`]). Held here for good, so pruning
+    /// never gives it a new name.
+    pub fn set_config_statement(&self) -> Arc<StatementDef> {
+        self.set_config
+            .get_or_init(|| self.intern(SET_CONFIG_SQL, &[TEXT_OID, TEXT_OID], None))
+            .clone()
     }
 
     /// A fresh id for a client's unnamed statement (never 0).

@@ -3,7 +3,7 @@
 //! gets that answer, and answers pgfleet gives itself in the right place of the stream
 //! (PostgreSQL docs 55.2.3 "Extended Query": after an error the server skips to the next Sync).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -49,6 +49,12 @@ pub(crate) enum Expect {
     Describe,
     /// Rows and CommandComplete, EmptyQueryResponse or PortalSuspended (or a COPY).
     Execute,
+    /// BindComplete of pgfleet's own `set_config` statement, bound ahead of the client's request
+    /// (a settings sync inside it): swallowed. If the server fails the Bind, the statement is
+    /// taken out of the server's cache (it was deallocated behind pgfleet's back).
+    SettingsBind(Arc<StatementDef>),
+    /// That statement's row and CommandComplete: swallowed.
+    SettingsExecute,
     /// CloseComplete. `evicted`: a statement pgfleet closed to make room; if the server skips the
     /// Close it is still prepared.
     Close {
@@ -110,6 +116,10 @@ pub(crate) struct Exchange {
     /// Tell the client this transaction status instead of the server's (a request that only
     /// prepares runs outside the transaction pgfleet opened locally for the client).
     pub(crate) report_status: Option<TxStatus>,
+    /// A settings sync runs inside the client's request (its `set_config` calls share the
+    /// request's implicit transaction): the server's settings before it, to be told apart from
+    /// the new ones when the request ends (see [`Exchange::uncertain_settings`]).
+    pub(crate) settings_before: Option<BTreeMap<String, String>>,
     internal_failed: bool,
 }
 
@@ -128,6 +138,7 @@ impl Exchange {
         self.internal_failed = false;
         self.unnamed_unknown = false;
         self.report_status = None;
+        self.settings_before = None;
     }
 
     /// Queues an expected answer.
@@ -173,6 +184,7 @@ impl Exchange {
         match self.queue.front() {
             Some(Expect::Parse { forward, .. }) | Some(Expect::Close { forward, .. }) => *forward,
             Some(Expect::Query(origin)) => *origin == Origin::Client,
+            Some(Expect::SettingsBind(_) | Expect::SettingsExecute) => false,
             _ => true,
         }
     }
@@ -218,6 +230,9 @@ impl Exchange {
                     out.extend_from_slice(raw);
                 }
             }
+            b::BIND_COMPLETE if matches!(self.queue.front(), Some(Expect::SettingsBind(_))) => {
+                self.queue.pop_front();
+            }
             b::BIND_COMPLETE | b::NO_DATA | b::PORTAL_SUSPENDED => {
                 out.extend_from_slice(raw);
                 if matches!(
@@ -247,7 +262,10 @@ impl Exchange {
                 if self.head_forwards() {
                     out.extend_from_slice(raw);
                 }
-                if matches!(self.queue.front(), Some(Expect::Execute)) {
+                if matches!(
+                    self.queue.front(),
+                    Some(Expect::Execute | Expect::SettingsExecute)
+                ) {
                     self.queue.pop_front();
                 }
             }
@@ -293,6 +311,13 @@ impl Exchange {
                 ) {
                     // The client was told BEGIN succeeded; the server says otherwise: show it.
                     self.internal_failed = true;
+                    self.error_in_request = true;
+                    self.forward_error(raw, body, out)?;
+                } else if let Some(Expect::SettingsBind(def)) = self.queue.front() {
+                    // pgfleet's own statement failed: the server skips the client's request up to
+                    // its Sync, and the client sees why. A missing statement is prepared again
+                    // next time.
+                    prepared.pop(&def.server_name);
                     self.error_in_request = true;
                     self.forward_error(raw, body, out)?;
                 } else if internal {
@@ -392,6 +417,19 @@ impl Exchange {
             self.captured.push((name.clone(), value.clone()));
         }
         Ok(())
+    }
+
+    /// At the end of a client request that carried a settings sync: the server's settings from
+    /// before the sync when the sync's outcome is uncertain. The sync shared the request's
+    /// implicit transaction, so it took effect only if that transaction committed: the request
+    /// ended idle without an error. Otherwise (`Some`) the caller assumes nothing about the
+    /// server's values of these settings or of the new ones.
+    pub(crate) fn uncertain_settings(
+        &mut self,
+        status: TxStatus,
+    ) -> Option<BTreeMap<String, String>> {
+        let before = self.settings_before.take()?;
+        (status != TxStatus::Idle || self.error_in_request).then_some(before)
     }
 
     /// Forgets everything outstanding (the server connection is gone). Returns whether a client
@@ -495,6 +533,98 @@ mod tests {
         assert!(!prepared.contains(&def.server_name));
         assert!(!def.validated.load(Ordering::Relaxed));
         assert!(x.error_in_request);
+    }
+
+    /// Runs `server` through a queue of a settings sync inside a request (one call) and the
+    /// client's Bind/Execute/Sync; returns the tags the client got.
+    fn sync_in_request(
+        server: &[Vec<u8>],
+        x: &mut Exchange,
+        prepared: &mut LruCache<String, ()>,
+    ) -> Vec<u8> {
+        let reg = crate::prepared::PreparedRegistry::default();
+        let def = reg.set_config_statement();
+        prepared.put(def.server_name.clone(), ());
+        x.settings_before = Some(BTreeMap::new());
+        x.push(Expect::SettingsBind(def));
+        x.push(Expect::SettingsExecute);
+        x.push(Expect::Bind);
+        x.push(Expect::Execute);
+        x.push(Expect::Sync);
+        let mut out = BytesMut::new();
+        for m in server {
+            x.on_server_message(m, prepared, &mut out).unwrap();
+        }
+        msgs(|b| b.extend_from_slice(&out))
+            .iter()
+            .map(|m| m[0])
+            .collect()
+    }
+
+    #[test]
+    fn settings_sync_inside_a_request_is_swallowed() {
+        let mut x = Exchange::default();
+        let mut prepared = cache();
+        let server = msgs(|b| {
+            encode_empty(b, b::BIND_COMPLETE);
+            pgfleet_wire::backend::encode_data_row(b, &[Some("acme")]);
+            encode_command_complete(b, "SELECT 1");
+            encode_empty(b, b::BIND_COMPLETE);
+            pgfleet_wire::backend::encode_data_row(b, &[Some("mine")]);
+            encode_command_complete(b, "SELECT 1");
+            encode_ready_for_query(b, TxStatus::Idle);
+        });
+        assert_eq!(
+            sync_in_request(&server, &mut x, &mut prepared),
+            vec![b'2', b'D', b'C', b'Z']
+        );
+        assert!(x.is_idle());
+        assert_eq!(x.uncertain_settings(TxStatus::Idle), None, "committed");
+    }
+
+    #[test]
+    fn failed_settings_statement_fails_the_request_and_is_prepared_again() {
+        let mut x = Exchange::default();
+        let mut prepared = cache();
+        let server = msgs(|b| {
+            encode_error(b, "ERROR", "26000", "prepared statement does not exist");
+            encode_ready_for_query(b, TxStatus::Idle);
+        });
+        assert_eq!(
+            sync_in_request(&server, &mut x, &mut prepared),
+            vec![b'E', b'Z']
+        );
+        assert!(x.is_idle());
+        assert!(
+            prepared.is_empty(),
+            "the statement is prepared again next time"
+        );
+        assert_eq!(x.uncertain_settings(TxStatus::Idle), Some(BTreeMap::new()));
+    }
+
+    #[test]
+    fn client_error_after_a_settings_sync_makes_it_uncertain() {
+        let mut x = Exchange::default();
+        let mut prepared = cache();
+        let server = msgs(|b| {
+            encode_empty(b, b::BIND_COMPLETE);
+            pgfleet_wire::backend::encode_data_row(b, &[Some("acme")]);
+            encode_command_complete(b, "SELECT 1");
+            encode_empty(b, b::BIND_COMPLETE);
+            encode_error(b, "ERROR", "22012", "division by zero");
+            encode_ready_for_query(b, TxStatus::Idle);
+        });
+        assert_eq!(
+            sync_in_request(&server, &mut x, &mut prepared),
+            vec![b'2', b'E', b'Z']
+        );
+        assert_eq!(prepared.len(), 1);
+        assert_eq!(x.uncertain_settings(TxStatus::Idle), Some(BTreeMap::new()));
+        assert_eq!(
+            x.uncertain_settings(TxStatus::Idle),
+            None,
+            "asked once per sync"
+        );
     }
 
     #[test]

@@ -109,6 +109,32 @@ fn synthetic(f: impl FnOnce(&mut BytesMut)) -> Expect {
     Expect::Synthetic(b.freeze())
 }
 
+/// Prepares `def` on `server` (ParseComplete forwarded to the client or not), first closing the
+/// least recently used statement when the server's cache is full.
+pub(crate) fn prepare_statement(
+    server: &mut ServerConn,
+    def: &Arc<StatementDef>,
+    forward: bool,
+    x: &mut Exchange,
+    out: &mut BytesMut,
+) {
+    if server.prepared.len() >= server.prepared.cap().get() {
+        if let Some((old, ())) = server.prepared.pop_lru() {
+            encode_named(out, t::CLOSE, Target::Statement, &old);
+            x.push(Expect::Close {
+                forward: false,
+                evicted: Some(old),
+            });
+        }
+    }
+    encode_parse(out, &def.server_name, &def.query, &def.param_types);
+    server.prepared.put(def.server_name.clone(), ());
+    x.push(Expect::Parse {
+        forward,
+        def: Some(def.clone()),
+    });
+}
+
 /// Error pgfleet raises for a client message, then ignores the rest up to Sync like PostgreSQL.
 fn client_error(x: &mut Exchange, code: &str, message: &str) {
     x.push(synthetic(|o| encode_error(o, "ERROR", code, message)));
@@ -180,7 +206,7 @@ impl RequestCtx<'_> {
                 if server.prepared.get(&def.server_name).is_some() {
                     x.push(synthetic(|o| encode_empty(o, b::PARSE_COMPLETE)));
                 } else {
-                    self.prepare_on(server, &def, true, x, to_server);
+                    prepare_statement(server, &def, true, x, to_server);
                 }
                 Ok(Step::Continue)
             }
@@ -321,33 +347,8 @@ impl RequestCtx<'_> {
     ) {
         if server.prepared.get(&def.server_name).is_none() {
             Stats::add(&self.rt.stats().reprepares, 1);
-            self.prepare_on(server, def, false, x, out);
+            prepare_statement(server, def, false, x, out);
         }
-    }
-
-    fn prepare_on(
-        &mut self,
-        server: &mut ServerConn,
-        def: &Arc<StatementDef>,
-        forward: bool,
-        x: &mut Exchange,
-        out: &mut BytesMut,
-    ) {
-        if server.prepared.len() >= server.prepared.cap().get() {
-            if let Some((old, ())) = server.prepared.pop_lru() {
-                encode_named(out, t::CLOSE, Target::Statement, &old);
-                x.push(Expect::Close {
-                    forward: false,
-                    evicted: Some(old),
-                });
-            }
-        }
-        encode_parse(out, &def.server_name, &def.query, &def.param_types);
-        server.prepared.put(def.server_name.clone(), ());
-        x.push(Expect::Parse {
-            forward,
-            def: Some(def.clone()),
-        });
     }
 
     /// Notes the session effects of SQL text. For a simple Query that is exactly one DEALLOCATE of

@@ -8,6 +8,7 @@ mod commit;
 mod copy;
 mod explain;
 mod fanout;
+mod inline_sync;
 mod multishard;
 mod params;
 mod pump;

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
-use pgfleet_wire::frontend::encode_function_call;
+use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_function_call, BindParam};
 
 use crate::execute::exchange::{Exchange, Expect, Origin};
+use crate::execute::request::prepare_statement;
+use crate::prepared::PreparedRegistry;
 use crate::server::ServerConn;
 
 /// Startup parameters that are not settings.
@@ -94,7 +96,49 @@ pub struct SettingsSync {
     pub after: BTreeMap<String, String>,
 }
 
+/// What a server connection's known settings hold for a setting whose value pgfleet cannot be sure
+/// of: no real value contains a NUL byte, so the next sync sets (or resets) it again.
+pub(crate) const UNKNOWN_VALUE: &str = "\u{0}unknown";
+
+/// Settings a sync may change inside a client's request, in the request's own implicit
+/// transaction: their new value only has to be in effect for the statements that follow. None of
+/// them shapes a transaction that has already started (isolation, read-only, deferrable), changes
+/// who the session is (role, session authorization), or is reported to the client (ParameterStatus;
+/// not in PostgreSQL 15); custom settings (`app.current_tenant`) are placeholders without effects.
+fn settable_inside_request(name: &str) -> bool {
+    matches!(name, "search_path" | "statement_timeout" | "lock_timeout") || name.contains('.')
+}
+
 impl SettingsSync {
+    /// Whether every change may run inside the client's request ([`SettingsSync::encode_inline`]).
+    pub fn fits_inside_request(&self) -> bool {
+        self.calls
+            .iter()
+            .all(|(name, _)| settable_inside_request(name))
+    }
+
+    /// Appends, for every change, a Bind of pgfleet's prepared `set_config` statement
+    /// (`statement`, the server-side name) to the unnamed portal and its Execute, with no Sync:
+    /// they run ahead of the client's request, in its implicit transaction, and the server
+    /// answers them with the request (no flush or transaction of their own). Returns how many.
+    pub fn encode_inline(&self, out: &mut BytesMut, statement: &str) -> usize {
+        for (name, value) in &self.calls {
+            let params = [
+                BindParam {
+                    value: Some(name.as_bytes()),
+                    binary: false,
+                },
+                BindParam {
+                    value: value.as_deref().map(str::as_bytes),
+                    binary: false,
+                },
+            ];
+            encode_bind(out, "", statement, &params, &[]);
+            encode_execute(out, "", 0);
+        }
+        self.calls.len()
+    }
+
     /// Appends one FunctionCall per change and returns how many: each is answered with its own
     /// ReadyForQuery. The protocol's fast path runs set_config without parsing or planning a
     /// statement, names the function by OID (no search_path lookup a client could redirect), and
@@ -225,25 +269,65 @@ impl SessionParams {
     }
 }
 
-/// Brings `server` to the session's settings ahead of the next request, if anything differs: the
-/// calls go first into `to_server`, their answers are swallowed (one expected ReadyForQuery per
-/// call), and the server's known settings are updated. Returns whether anything was sent. Used at
-/// checkout, and for a held server whose session's context changed (session pooling, a pinned
-/// session entering its tenant again).
+/// Brings `server` to the session's settings ahead of the next request, if anything differs, and
+/// updates the server's known settings. Returns whether anything was sent. Used at checkout, and
+/// for a held server whose session's context changed (session pooling, a pinned session entering
+/// its tenant again).
+///
+/// - Inside the request, when `inside_request` says the request may carry it (its statements are
+///   all queries that cannot end or open a transaction, and it is complete up to its Sync) and
+///   every change allows it ([`SettingsSync::fits_inside_request`]): Bind/Execute of pgfleet's
+///   `set_config` statement (prepared on the server first if needed) ahead of the client's
+///   messages. The outcome is checked when the request ends ([`Exchange::uncertain_settings`]):
+///   an error rolls the changes back, so the server's settings are then marked unknown.
+/// - Otherwise one FunctionCall per change, each answered with its own ReadyForQuery, swallowed.
 pub(crate) fn sync_server(
+    prepared: &PreparedRegistry,
     params: &SessionParams,
     server: &mut ServerConn,
     x: &mut Exchange,
     to_server: &mut BytesMut,
+    inside_request: impl FnOnce() -> bool,
 ) -> bool {
     let Some(sync) = params.sync(&server.params, &server.startup_params) else {
         return false;
     };
-    for _ in 0..sync.encode(to_server) {
-        x.push(Expect::Query(Origin::SettingsSync));
+    if sync.fits_inside_request() && inside_request() {
+        let def = prepared.set_config_statement();
+        if server.prepared.get(&def.server_name).is_none() {
+            prepare_statement(server, &def, false, x, to_server);
+        }
+        for _ in 0..sync.encode_inline(to_server, &def.server_name) {
+            x.push(Expect::SettingsBind(def.clone()));
+            x.push(Expect::SettingsExecute);
+        }
+        let before = std::mem::replace(&mut server.params, sync.after);
+        x.settings_before = Some(before);
+    } else {
+        for _ in 0..sync.encode(to_server) {
+            x.push(Expect::Query(Origin::SettingsSync));
+        }
+        server.params = sync.after;
     }
-    server.params = sync.after;
     true
+}
+
+/// A request that carried a settings sync ended without committing it for certain: every setting
+/// the sync changed (a value in `before` that differs from the server's known one, either way) is
+/// marked unknown, so the next sync sets or resets it again.
+pub(crate) fn forget_changed(
+    server: &mut BTreeMap<String, String>,
+    before: BTreeMap<String, String>,
+) {
+    let mut changed: Vec<String> = server
+        .iter()
+        .filter(|(name, value)| before.get(*name) != Some(*value))
+        .map(|(name, _)| name.clone())
+        .collect();
+    changed.extend(before.into_keys().filter(|name| !server.contains_key(name)));
+    for name in changed {
+        server.insert(name, UNKNOWN_VALUE.to_owned());
+    }
 }
 
 /// SQL that reads the current values of settings: rows of (name, value or NULL if unknown).
@@ -319,6 +403,60 @@ mod tests {
         let mut out = BytesMut::new();
         assert_eq!(sync.encode(&mut out), 2, "one FunctionCall per change");
         assert_eq!(out[0], pgfleet_wire::tag::frontend::FUNCTION_CALL);
+    }
+
+    #[test]
+    fn only_harmless_settings_go_inside_a_request() {
+        let sync = |names: &[&str]| SettingsSync {
+            calls: names.iter().map(|n| (n.to_string(), None)).collect(),
+            after: BTreeMap::new(),
+        };
+        assert!(
+            sync(&["search_path", "app.current_tenant", "statement_timeout"]).fits_inside_request()
+        );
+        for name in [
+            "default_transaction_isolation",
+            "default_transaction_read_only",
+            "role",
+            "application_name",
+            "client_encoding",
+        ] {
+            assert!(
+                !sync(&["search_path", name]).fits_inside_request(),
+                "{name}"
+            );
+        }
+        let mut out = BytesMut::new();
+        assert_eq!(
+            sync(&["app.x", "search_path"]).encode_inline(&mut out, "pgfleet_1"),
+            2
+        );
+        assert_eq!(out[0], pgfleet_wire::tag::frontend::BIND);
+    }
+
+    #[test]
+    fn uncertain_settings_are_set_again() {
+        let s = SessionParams::from_startup(&p(&[("app.t", "acme"), ("search_path", "a")]));
+        let before: BTreeMap<String, String> = [
+            ("app.t".to_string(), "globex".to_string()),
+            ("work_mem".to_string(), "8MB".to_string()),
+        ]
+        .into();
+        let sync = s.sync(&before, &[]).unwrap();
+        let mut server = sync.after.clone();
+        forget_changed(&mut server, before);
+        // app.t and search_path changed; work_mem was reset: all three unknown now.
+        assert!(server.values().all(|v| v == UNKNOWN_VALUE), "{server:?}");
+        assert_eq!(server.len(), 3);
+        let again = s.sync(&server, &[]).unwrap();
+        assert_eq!(
+            again.calls,
+            vec![
+                ("app.t".to_string(), Some("acme".to_string())),
+                ("search_path".to_string(), Some("a".to_string())),
+                ("work_mem".to_string(), None),
+            ]
+        );
     }
 
     #[test]

@@ -126,7 +126,14 @@ impl Session<'_> {
                     if opens {
                         checked = ts.enter(rt, params, statements, unnamed, true).await;
                         if matches!(checked, Ok(true)) && synced {
-                            super::params::sync_server(params, server, x, to_server);
+                            super::params::sync_server(
+                                &rt.prepared,
+                                params,
+                                server,
+                                x,
+                                to_server,
+                                || false,
+                            );
                         }
                     }
                     if checked.is_ok() && !x.skip_until_sync && *tx != TxStatus::Failed {
@@ -145,7 +152,30 @@ impl Session<'_> {
                 }
                 if !synced {
                     synced = true;
-                    if super::params::sync_server(params, server, x, to_server) {
+                    // The sync may go inside a request that opens no transaction on a server
+                    // with nothing outstanding (sharded sessions keep their own order of things).
+                    let may_carry = shard.is_none()
+                        && *tx == TxStatus::Idle
+                        && x.is_idle()
+                        && effects.is_empty();
+                    let statements_now: &std::collections::HashMap<_, _> = statements;
+                    let unnamed_now = unnamed.as_deref();
+                    let carried = || {
+                        may_carry
+                            && super::inline_sync::request_may_carry_sync(
+                                &frame,
+                                &client.rbuf,
+                                super::inline_sync::RequestCheck::new(statements_now, unnamed_now),
+                            )
+                    };
+                    if super::params::sync_server(
+                        &rt.prepared,
+                        params,
+                        server,
+                        x,
+                        to_server,
+                        carried,
+                    ) {
                         Stats::add(&rt.stats().settings_replays, 1);
                     }
                     if let Some(sh) = shard.as_deref_mut() {
@@ -428,7 +458,12 @@ impl Session<'_> {
                 }
                 match event {
                     Event::Nothing => {}
-                    Event::ClientReady(status) => *tx = status,
+                    Event::ClientReady(status) => {
+                        *tx = status;
+                        if let Some(before) = x.uncertain_settings(status) {
+                            super::params::forget_changed(&mut server.params, before);
+                        }
+                    }
                     Event::InternalReady(Origin::Readback, failed) => {
                         for (name, value) in std::mem::take(&mut x.captured) {
                             match &value {
