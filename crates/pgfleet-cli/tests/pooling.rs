@@ -584,6 +584,59 @@ async fn a_settings_sync_inside_a_failed_request_is_done_again() {
     proxy.stop().await;
 }
 
+/// `app.who` through a simple Query, which carries the settings sync when one is due.
+async fn who_simple(s: &mut tokio::net::TcpStream) -> String {
+    let (tags, code, rows) = raw_request(s, &simple("SELECT current_setting('app.who');")).await;
+    assert_eq!(code, None, "{tags:?}");
+    assert_eq!(
+        tags,
+        vec![b'T', b'D', b'C', b'Z'],
+        "the client's answers only"
+    );
+    String::from_utf8_lossy(&rows[6..]).into_owned()
+}
+
+/// One simple Query.
+fn simple(sql: &str) -> bytes::BytesMut {
+    let mut out = bytes::BytesMut::new();
+    pgfleet_wire::frontend::encode_query(&mut out, sql);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_sync_inside_a_simple_query() {
+    let cluster = app_cluster();
+    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
+    let mut a = raw_login_with(&proxy, &[("options", "-c app.who=a")]).await;
+    let mut b = raw_login_with(&proxy, &[("options", "-c app.who=b")]).await;
+    assert_eq!(who_simple(&mut b).await, "b");
+    assert_eq!(who_simple(&mut a).await, "a");
+    // A failing Query rolls the sync it carried back.
+    assert_eq!(who_simple(&mut b).await, "b");
+    let (tags, code, _) = raw_request(&mut a, &simple("SELECT 1 / (random() * 0)::int")).await;
+    assert_eq!(code.as_deref(), Some("22012"), "{tags:?}");
+    assert_eq!(who_simple(&mut a).await, "a");
+    // pgfleet's set_config statement deallocated behind its back: the Query that carries the
+    // sync fails with PostgreSQL's error (the server skips it until the Sync pgfleet sends), never
+    // runs with B's settings, and the next one works again.
+    let (_, code, rows) = raw_request(
+        &mut b,
+        &simple("SELECT name FROM pg_prepared_statements WHERE statement = 'SELECT pg_catalog.set_config($1, $2, false)'"),
+    )
+    .await;
+    assert_eq!(code, None);
+    let name = String::from_utf8_lossy(&rows[6..]).into_owned();
+    assert!(name.starts_with("pgfleet_"), "{name}");
+    let (tags, code, _) = raw_request(&mut b, &simple(&format!("DEALLOCATE {name}"))).await;
+    assert_eq!(code, None, "{tags:?}");
+    let (tags, code, _) = raw_request(&mut a, &simple("SELECT current_setting('app.who')")).await;
+    assert_eq!(code.as_deref(), Some("26000"), "{tags:?}");
+    assert_eq!(tags, vec![b'E', b'Z']);
+    assert_eq!(who_simple(&mut a).await, "a");
+    assert_eq!(who_simple(&mut b).await, "b");
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_sync_stays_out_of_a_request_that_opens_a_transaction() {
     let cluster = app_cluster();

@@ -3,8 +3,11 @@
 //! serves every client that prepared the same text.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+use lru::LruCache;
 
 use parking_lot::Mutex;
 
@@ -28,20 +31,38 @@ pub struct StatementDef {
 type Key = (String, Vec<u32>, Option<String>);
 
 /// The process-wide dedup table.
-#[derive(Default)]
 pub struct PreparedRegistry {
     by_text: Mutex<HashMap<Key, Arc<StatementDef>>>,
     next: AtomicU64,
     next_unnamed: AtomicU64,
-    set_config: OnceLock<Arc<StatementDef>>,
+    set_config: Mutex<LruCache<String, Arc<StatementDef>>>,
 }
 
 /// pgfleet's own statement for a settings sync inside a client's request: the function is
 /// schema-qualified and the argument types are fixed, so it means the same under any search_path.
 pub const SET_CONFIG_SQL: &str = "SELECT pg_catalog.set_config($1, $2, false)";
 
+/// How many `set_config` statements (one per search_path) the registry holds.
+pub const SET_CONFIG_STATEMENTS: usize = 4096;
+
+/// Key of the login-default search_path: a NUL byte, which no real search_path holds.
+const DEFAULT_SEARCH_PATH: &str = "\0";
+
 /// OID of type `text`.
 const TEXT_OID: u32 = 25;
+
+impl Default for PreparedRegistry {
+    fn default() -> PreparedRegistry {
+        PreparedRegistry {
+            by_text: Mutex::default(),
+            next: AtomicU64::default(),
+            next_unnamed: AtomicU64::default(),
+            set_config: Mutex::new(LruCache::new(
+                NonZeroUsize::new(SET_CONFIG_STATEMENTS).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+}
 
 impl PreparedRegistry {
     /// The shared definition for this text, parameter types and search_path.
@@ -90,12 +111,20 @@ impl PreparedRegistry {
             .cloned()
     }
 
-    /// pgfleet's `set_config` statement ([`SET_CONFIG_SQL`]). Held here for good, so pruning
-    /// never gives it a new name.
-    pub fn set_config_statement(&self) -> Arc<StatementDef> {
-        self.set_config
-            .get_or_init(|| self.intern(SET_CONFIG_SQL, &[TEXT_OID, TEXT_OID], None))
-            .clone()
+    /// pgfleet's `set_config` statement ([`SET_CONFIG_SQL`]) to bind while a server's search_path
+    /// is `search_path` (`None`: its login default). PostgreSQL analyses a prepared statement
+    /// again when it is bound under another search_path than last time; one statement per
+    /// search_path keeps a schema-per-tenant sync from paying that on every transaction. The most
+    /// recently used [`SET_CONFIG_STATEMENTS`] are held here, so pruning does not rename them.
+    pub fn set_config_statement(&self, search_path: Option<&str>) -> Arc<StatementDef> {
+        let key = search_path.unwrap_or(DEFAULT_SEARCH_PATH);
+        let mut held = self.set_config.lock();
+        if let Some(def) = held.get(key) {
+            return def.clone();
+        }
+        let def = self.intern(SET_CONFIG_SQL, &[TEXT_OID, TEXT_OID], search_path);
+        held.put(key.to_owned(), def.clone());
+        def
     }
 
     /// A fresh id for a client's unnamed statement (never 0).
@@ -143,5 +172,27 @@ mod tests {
         drop((a, b));
         r.prune();
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn one_set_config_statement_per_search_path_survives_pruning() {
+        let r = PreparedRegistry::default();
+        let a = r.set_config_statement(Some("tenant_a"));
+        let b = r.set_config_statement(Some("tenant_b"));
+        let d = r.set_config_statement(None);
+        let e = r.set_config_statement(Some(""));
+        assert_eq!(a.query, SET_CONFIG_SQL);
+        let names: std::collections::BTreeSet<_> = [&a, &b, &d, &e]
+            .iter()
+            .map(|d| d.server_name.clone())
+            .collect();
+        assert_eq!(names.len(), 4);
+        drop((a, b, d, e));
+        r.prune();
+        assert_eq!(r.len(), 4, "held by the registry");
+        assert_eq!(
+            r.set_config_statement(Some("tenant_a")).server_name,
+            r.set_config_statement(Some("tenant_a")).server_name
+        );
     }
 }

@@ -120,6 +120,8 @@ pub(crate) struct Exchange {
     /// request's implicit transaction): the server's settings before it, to be told apart from
     /// the new ones when the request ends (see [`Exchange::uncertain_settings`]).
     pub(crate) settings_before: Option<BTreeMap<String, String>>,
+    /// The server skips messages up to a Sync that no one else will send: send one.
+    pub(crate) sync_needed: bool,
     internal_failed: bool,
 }
 
@@ -139,6 +141,7 @@ impl Exchange {
         self.unnamed_unknown = false;
         self.report_status = None;
         self.settings_before = None;
+        self.sync_needed = false;
     }
 
     /// Queues an expected answer.
@@ -314,9 +317,9 @@ impl Exchange {
                     self.error_in_request = true;
                     self.forward_error(raw, body, out)?;
                 } else if let Some(Expect::SettingsBind(def)) = self.queue.front() {
-                    // pgfleet's own statement failed: the server skips the client's request up to
-                    // its Sync, and the client sees why. A missing statement is prepared again
-                    // next time.
+                    // pgfleet's own statement failed: the server skips the client's request (up to
+                    // its Sync, see below for a simple Query), and the client sees why. A missing
+                    // statement is prepared again next time.
                     prepared.pop(&def.server_name);
                     self.error_in_request = true;
                     self.forward_error(raw, body, out)?;
@@ -344,6 +347,12 @@ impl Exchange {
                             }
                             _ => {}
                         }
+                    }
+                    // A simple Query right behind the failed extended-protocol messages (a request
+                    // that carries a settings sync): the server ignores it until a Sync, which
+                    // pgfleet must send; its ReadyForQuery then ends the client's Query.
+                    if matches!(self.queue.front(), Some(Expect::Query(_))) {
+                        self.sync_needed = true;
                     }
                 }
             }
@@ -543,7 +552,7 @@ mod tests {
         prepared: &mut LruCache<String, ()>,
     ) -> Vec<u8> {
         let reg = crate::prepared::PreparedRegistry::default();
-        let def = reg.set_config_statement();
+        let def = reg.set_config_statement(None);
         prepared.put(def.server_name.clone(), ());
         x.settings_before = Some(BTreeMap::new());
         x.push(Expect::SettingsBind(def));
@@ -599,6 +608,35 @@ mod tests {
             prepared.is_empty(),
             "the statement is prepared again next time"
         );
+        assert_eq!(x.uncertain_settings(TxStatus::Idle), Some(BTreeMap::new()));
+    }
+
+    #[test]
+    fn failed_settings_statement_ahead_of_a_simple_query_asks_for_a_sync() {
+        let mut x = Exchange::default();
+        let mut prepared = cache();
+        let reg = crate::prepared::PreparedRegistry::default();
+        x.settings_before = Some(BTreeMap::new());
+        x.push(Expect::SettingsBind(reg.set_config_statement(None)));
+        x.push(Expect::SettingsExecute);
+        x.push(Expect::Query(Origin::Client));
+        let mut out = BytesMut::new();
+        let error = msgs(|b| encode_error(b, "ERROR", "57014", "canceling statement"));
+        x.on_server_message(&error[0], &mut prepared, &mut out)
+            .unwrap();
+        assert!(x.sync_needed, "the server ignores the Query until a Sync");
+        // The ReadyForQuery that answers pgfleet's Sync ends the client's Query.
+        let ready = msgs(|b| encode_ready_for_query(b, TxStatus::Idle));
+        let event = x
+            .on_server_message(&ready[0], &mut prepared, &mut out)
+            .unwrap();
+        assert_eq!(event, Event::ClientReady(TxStatus::Idle));
+        let tags: Vec<u8> = msgs(|b| b.extend_from_slice(&out))
+            .iter()
+            .map(|m| m[0])
+            .collect();
+        assert_eq!(tags, vec![b'E', b'Z']);
+        assert!(x.is_idle());
         assert_eq!(x.uncertain_settings(TxStatus::Idle), Some(BTreeMap::new()));
     }
 

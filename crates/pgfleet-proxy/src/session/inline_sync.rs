@@ -70,6 +70,13 @@ pub(crate) fn plannable(sql: &str) -> bool {
     PLANNABLE.iter().any(|k| k.eq_ignore_ascii_case(word))
 }
 
+/// Whether a simple Query's text is one plannable query: no `;` but trailing ones (a `;` inside a
+/// literal or comment counts too: conservative).
+pub(crate) fn single_plannable(sql: &str) -> bool {
+    let body = sql.trim_end_matches(|c: char| c.is_ascii_whitespace() || c == ';');
+    !body.contains(';') && plannable(body)
+}
+
 /// The two leading C strings of a Parse (name, query), Bind (portal, statement) or Describe /
 /// Close (kind byte first) body.
 fn cstr(body: &[u8]) -> Option<(&str, &[u8])> {
@@ -158,14 +165,18 @@ impl<'a> RequestCheck<'a> {
     }
 }
 
-/// Whether the request that starts with `first` may carry a settings sync: it begins with an
-/// extended-protocol message, holds only Parse/Bind/Describe/Execute/Close of plannable queries,
-/// and is complete up to its Sync in `rest` (the client's buffered bytes after `first`).
+/// Whether the request that starts with `first` may carry a settings sync: a simple Query of one
+/// plannable query, or an extended-protocol request that holds only Parse/Bind/Describe/Execute/
+/// Close of plannable queries and is complete up to its Sync in `rest` (the client's buffered
+/// bytes after `first`).
 pub(crate) fn request_may_carry_sync<'a>(
     first: &'a Frame,
     rest: &'a [u8],
     mut check: RequestCheck<'a>,
 ) -> bool {
+    if first.tag() == t::QUERY {
+        return pgfleet_wire::frontend::decode_query(first).is_ok_and(single_plannable);
+    }
     if !matches!(first.tag(), t::PARSE | t::BIND | t::DESCRIBE)
         || !check.allows(first.tag(), first.body())
     {
@@ -305,7 +316,21 @@ mod tests {
         let (bind_named_portal, _) =
             frame(|o| pgfleet_wire::frontend::encode_bind(o, "p", "s", &[], &[]));
         assert!(!request_may_carry_sync(&bind_named_portal, &rest, check()));
-        let (query, _) = frame(|o| encode_query(o, "SELECT 1"));
-        assert!(!request_may_carry_sync(&query, &[], check()));
+        // A simple Query of one plannable statement.
+        for (sql, carries) in [
+            ("SELECT 1", true),
+            ("select v from t where id = 5 ;\n", true),
+            ("SELECT 1; BEGIN", false),
+            ("SELECT ';'", false),
+            ("BEGIN", false),
+            ("VACUUM", false),
+        ] {
+            let (query, _) = frame(|o| encode_query(o, sql));
+            assert_eq!(
+                request_may_carry_sync(&query, &[], check()),
+                carries,
+                "{sql}"
+            );
+        }
     }
 }

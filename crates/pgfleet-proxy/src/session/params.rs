@@ -117,12 +117,23 @@ impl SettingsSync {
             .all(|(name, _)| settable_inside_request(name))
     }
 
-    /// Appends, for every change, a Bind of pgfleet's prepared `set_config` statement
-    /// (`statement`, the server-side name) to the unnamed portal and its Execute, with no Sync:
-    /// they run ahead of the client's request, in its implicit transaction, and the server
-    /// answers them with the request (no flush or transaction of their own). Returns how many.
-    pub fn encode_inline(&self, out: &mut BytesMut, statement: &str) -> usize {
+    /// Appends, for every change, a Bind of pgfleet's prepared `set_config` statement to the
+    /// unnamed portal and its Execute, with no Sync: they run ahead of the client's request, in
+    /// its implicit transaction, and the server answers them with the request (no flush or
+    /// transaction of their own). `statement(search_path)` names the server-side statement to
+    /// bind while the server's search_path is that value (`None`: its login default): PostgreSQL
+    /// analyses a prepared statement again whenever it is bound under another search_path than
+    /// last time, so pgfleet keeps one per search_path (see
+    /// [`PreparedRegistry::set_config_statement`]). `search_path`: the server's before the calls.
+    /// Returns how many calls.
+    pub fn encode_inline(
+        &self,
+        out: &mut BytesMut,
+        mut search_path: Option<String>,
+        mut statement: impl FnMut(&mut BytesMut, Option<&str>) -> String,
+    ) -> usize {
         for (name, value) in &self.calls {
+            let name_ = statement(out, search_path.as_deref());
             let params = [
                 BindParam {
                     value: Some(name.as_bytes()),
@@ -133,8 +144,11 @@ impl SettingsSync {
                     binary: false,
                 },
             ];
-            encode_bind(out, "", statement, &params, &[]);
+            encode_bind(out, "", &name_, &params, &[]);
             encode_execute(out, "", 0);
+            if name == "search_path" {
+                search_path.clone_from(value);
+            }
         }
         self.calls.len()
     }
@@ -293,14 +307,16 @@ pub(crate) fn sync_server(
         return false;
     };
     if sync.fits_inside_request() && inside_request() {
-        let def = prepared.set_config_statement();
-        if server.prepared.get(&def.server_name).is_none() {
-            prepare_statement(server, &def, false, x, to_server);
-        }
-        for _ in 0..sync.encode_inline(to_server, &def.server_name) {
+        let search_path = server.params.get("search_path").cloned();
+        sync.encode_inline(to_server, search_path, |out, search_path| {
+            let def = prepared.set_config_statement(search_path);
+            if server.prepared.get(&def.server_name).is_none() {
+                prepare_statement(server, &def, false, x, out);
+            }
             x.push(Expect::SettingsBind(def.clone()));
             x.push(Expect::SettingsExecute);
-        }
+            def.server_name.clone()
+        });
         let before = std::mem::replace(&mut server.params, sync.after);
         x.settings_before = Some(before);
     } else {
@@ -428,7 +444,10 @@ mod tests {
         }
         let mut out = BytesMut::new();
         assert_eq!(
-            sync(&["app.x", "search_path"]).encode_inline(&mut out, "pgfleet_1"),
+            sync(&["app.x", "search_path"]).encode_inline(&mut out, None, |_, sp| format!(
+                "pgfleet_{}",
+                sp.unwrap_or("default")
+            )),
             2
         );
         assert_eq!(out[0], pgfleet_wire::tag::frontend::BIND);

@@ -456,6 +456,9 @@ impl Session<'_> {
                 if std::mem::take(&mut x.unnamed_unknown) {
                     server.unnamed = 0;
                 }
+                if std::mem::take(&mut x.sync_needed) {
+                    pgfleet_wire::frontend::encode_sync(to_server);
+                }
                 match event {
                     Event::Nothing => {}
                     Event::ClientReady(status) => {
