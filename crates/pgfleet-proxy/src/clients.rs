@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -62,6 +62,11 @@ pub struct ClientInfo {
     state: AtomicU8,
     server: AtomicU64,
     cancel_target: Mutex<Option<Arc<CancelTarget>>>,
+    /// A settings sync of FunctionCalls runs on its server ahead of the client's statements.
+    settings_in_flight: AtomicBool,
+    /// Held while a cancel request is forwarded, and taken to start a FunctionCall settings sync:
+    /// a cancel never lands on one (see [`ClientInfo::start_settings_calls`]).
+    cancel_gate: tokio::sync::Mutex<()>,
     /// Requests sent.
     pub requests: AtomicU64,
     /// Woken when the session must end at its next idle moment (shutdown). Per client, so an idle
@@ -100,6 +105,7 @@ impl ClientInfo {
     }
 
     pub(crate) fn detach(&self) {
+        self.settings_calls_done();
         self.server.store(0, Ordering::Relaxed);
         *self.cancel_target.lock() = None;
         self.set_state(ClientState::Idle);
@@ -107,6 +113,39 @@ impl ClientInfo {
 
     pub(crate) fn cancel_target(&self) -> Option<Arc<CancelTarget>> {
         self.cancel_target.lock().clone()
+    }
+
+    /// Before FunctionCalls of a settings sync go to the client's server, pipelined ahead of its
+    /// statements. Each call is a transaction of its own: a cancel that landed on one would fail
+    /// it, and the statements behind it would still run, with the server's previous settings
+    /// (another tenant's context). So a cancel being forwarded is let through first, and later
+    /// ones wait until [`ClientInfo::settings_calls_done`].
+    pub(crate) async fn start_settings_calls(&self) {
+        let _gate = self.cancel_gate.lock().await;
+        self.settings_in_flight.store(true, Ordering::Release);
+    }
+
+    /// The server answered every FunctionCall of the sync.
+    pub(crate) fn settings_calls_done(&self) {
+        self.settings_in_flight.store(false, Ordering::Release);
+    }
+
+    /// The target for a cancel request, once no settings sync of FunctionCalls is running (waiting
+    /// up to `wait`); the gate stays held until the cancel is delivered. `None`: nothing to cancel,
+    /// or the sync did not end in time (the cancel is dropped rather than risk landing on it).
+    pub(crate) async fn cancel_gate(
+        &self,
+        wait: std::time::Duration,
+    ) -> Option<(tokio::sync::MutexGuard<'_, ()>, Arc<CancelTarget>)> {
+        let gate = self.cancel_gate.lock().await;
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.settings_in_flight.load(Ordering::Acquire) {
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        Some((gate, self.cancel_target()?))
     }
 }
 
@@ -156,6 +195,8 @@ impl ClientRegistry {
             state: AtomicU8::new(0),
             server: AtomicU64::new(0),
             cancel_target: Mutex::new(None),
+            settings_in_flight: AtomicBool::new(false),
+            cancel_gate: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
             kick: Notify::new(),
         });
@@ -186,5 +227,51 @@ impl ClientRegistry {
     /// Whether no client is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_cancel_waits_for_a_settings_sync_of_function_calls() {
+        let registry = ClientRegistry::default();
+        let client = registry.register("127.0.0.1:1".parse().unwrap(), "u", "d", "");
+        let info = client.info.clone();
+        let target = Arc::new(CancelTarget {
+            host: "127.0.0.1".into(),
+            port: 1,
+            key: (1, 2),
+        });
+        info.attach(7, target);
+        info.start_settings_calls().await;
+        // The sync never ends in time: the cancel is dropped, not forwarded onto it.
+        assert!(info.cancel_gate(Duration::from_millis(20)).await.is_none());
+        // It ends while the cancel waits: the cancel goes through then.
+        let waiting = {
+            let info = info.clone();
+            tokio::spawn(async move { info.cancel_gate(Duration::from_secs(1)).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        info.settings_calls_done();
+        assert!(waiting.await.unwrap());
+        // While a cancel is being forwarded, a new sync waits for it.
+        let (gate, _) = info.cancel_gate(Duration::from_secs(1)).await.unwrap();
+        let starting = {
+            let info = info.clone();
+            tokio::spawn(async move { info.start_settings_calls().await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!starting.is_finished());
+        drop(gate);
+        starting.await.unwrap();
+        assert!(info.cancel_gate(Duration::from_millis(1)).await.is_none());
+        info.detach();
+        assert!(
+            info.cancel_gate(Duration::from_millis(1)).await.is_none(),
+            "no target once detached"
+        );
     }
 }

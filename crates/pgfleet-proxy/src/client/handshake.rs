@@ -136,11 +136,10 @@ async fn read_startup(
 
 /// Forwards a cancel request to the server connection currently running the client's query.
 async fn forward_cancel(rt: &Runtime, key: (i32, i32)) {
-    let Some(target) = rt
-        .clients
-        .by_cancel_key(key)
-        .and_then(|c| c.cancel_target())
-    else {
+    let Some(client) = rt.clients.by_cancel_key(key) else {
+        return;
+    };
+    let Some((_gate, target)) = client.cancel_gate(Duration::from_secs(1)).await else {
         return;
     };
     Stats::add(&rt.stats().cancels, 1);

@@ -428,6 +428,13 @@ impl Exchange {
         Ok(())
     }
 
+    /// FunctionCalls of a settings sync are still unanswered.
+    pub(crate) fn settings_calls_pending(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|e| matches!(e, Expect::Query(Origin::SettingsSync)))
+    }
+
     /// At the end of a client request that carried a settings sync: the server's settings from
     /// before the sync when the sync's outcome is uncertain. The sync shared the request's
     /// implicit transaction, so it took effect only if that transaction committed: the request

@@ -134,6 +134,9 @@ impl Session<'_> {
                                 to_server,
                                 || false,
                             );
+                            if x.settings_calls_pending() {
+                                info.start_settings_calls().await;
+                            }
                         }
                     }
                     if checked.is_ok() && !x.skip_until_sync && *tx != TxStatus::Failed {
@@ -177,6 +180,9 @@ impl Session<'_> {
                         carried,
                     ) {
                         Stats::add(&rt.stats().settings_replays, 1);
+                        if x.settings_calls_pending() {
+                            info.start_settings_calls().await;
+                        }
                     }
                     if let Some(sh) = shard.as_deref_mut() {
                         sh.open_on(server, x, to_server);
@@ -499,6 +505,15 @@ impl Session<'_> {
                                     Stats::add(&rt.stats().quorum_timeouts, 1);
                                 }
                             }
+                        }
+                    }
+                    Event::InternalReady(Origin::SettingsSync, failed) => {
+                        if failed {
+                            // Which call failed is unknown: every setting is set again next time.
+                            super::params::forget_changed(&mut server.params, Default::default());
+                        }
+                        if !x.settings_calls_pending() {
+                            info.settings_calls_done();
                         }
                     }
                     Event::InternalReady(_, _) => x.captured.clear(),
