@@ -535,6 +535,20 @@ async fn unnamed_statement_survives_server_switches_and_never_leaks() {
 /// The settings sync (FunctionCalls of set_config) leaves the server's unnamed statement in place,
 /// as PostgreSQL's fast path does: pgfleet binds it again without a new Parse, in the settings
 /// of the client that prepared it.
+/// A one-server proxy and two raw sessions whose custom setting `app.who` is `a` and `b`.
+async fn sessions_a_and_b() -> (
+    pgfleet_testkit::Cluster,
+    TestProxy,
+    tokio::net::TcpStream,
+    tokio::net::TcpStream,
+) {
+    let cluster = app_cluster();
+    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
+    let a = raw_login_with(&proxy, &[("options", "-c app.who=a")]).await;
+    let b = raw_login_with(&proxy, &[("options", "-c app.who=b")]).await;
+    (cluster, proxy, a, b)
+}
+
 /// One extended-protocol request: Parse "" of `sql`, Bind, Execute, Sync.
 fn extended(sql: &str) -> bytes::BytesMut {
     use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_parse, encode_sync};
@@ -557,10 +571,7 @@ async fn who(s: &mut tokio::net::TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_sync_inside_a_failed_request_is_done_again() {
-    let cluster = app_cluster();
-    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
-    let mut a = raw_login_with(&proxy, &[("options", "-c app.who=a")]).await;
-    let mut b = raw_login_with(&proxy, &[("options", "-c app.who=b")]).await;
+    let (_cluster, proxy, mut a, mut b) = sessions_a_and_b().await;
     assert_eq!(who(&mut b).await, "b");
     // A's failing request carries the sync to A's settings: its error rolls the sync back too.
     let (tags, code, _) = raw_request(&mut a, &extended("SELECT 1 / (random() * 0)::int")).await;
@@ -576,7 +587,7 @@ async fn a_settings_sync_inside_a_failed_request_is_done_again() {
     // The sync went inside the requests: pgfleet's set_config statement is prepared on the server.
     let (_, code, rows) = raw_request(
         &mut a,
-        &extended("SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT pg_catalog.set_config($1, $2, false)'"),
+        &extended("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT pg_catalog.set_config($1, $2, false) WHERE %'"),
     )
     .await;
     assert_eq!(code, None);
@@ -605,10 +616,7 @@ fn simple(sql: &str) -> bytes::BytesMut {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_sync_inside_a_simple_query() {
-    let cluster = app_cluster();
-    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
-    let mut a = raw_login_with(&proxy, &[("options", "-c app.who=a")]).await;
-    let mut b = raw_login_with(&proxy, &[("options", "-c app.who=b")]).await;
+    let (_cluster, proxy, mut a, mut b) = sessions_a_and_b().await;
     assert_eq!(who_simple(&mut b).await, "b");
     assert_eq!(who_simple(&mut a).await, "a");
     // A failing Query rolls the sync it carried back.
@@ -621,12 +629,22 @@ async fn a_settings_sync_inside_a_simple_query() {
     // runs with B's settings, and the next one works again.
     let (_, code, rows) = raw_request(
         &mut b,
-        &simple("SELECT name FROM pg_prepared_statements WHERE statement = 'SELECT pg_catalog.set_config($1, $2, false)'"),
+        &simple("SELECT name FROM pg_prepared_statements WHERE statement LIKE 'SELECT pg_catalog.set_config($1, $2, false) WHERE %'"),
     )
     .await;
     assert_eq!(code, None);
     let name = String::from_utf8_lossy(&rows[6..]).into_owned();
     assert!(name.starts_with("pgfleet_"), "{name}");
+    // Run through SQL by a client, the statement sets nothing without pgfleet's secret.
+    for sql in [
+        format!("EXECUTE {name}('app.who', 'evil', 'guess')"),
+        format!("EXPLAIN (ANALYZE) EXECUTE {name}('app.who', 'evil', '')"),
+    ] {
+        let (tags, code, _) = raw_request(&mut b, &simple(&sql)).await;
+        assert_eq!(code, None, "{sql}: {tags:?}");
+    }
+    let (_, _, rows) = raw_request(&mut b, &simple("SHOW app.who")).await;
+    assert!(rows.ends_with(b"b"), "{rows:?}");
     let (tags, code, _) = raw_request(&mut b, &simple(&format!("DEALLOCATE {name}"))).await;
     assert_eq!(code, None, "{tags:?}");
     let (tags, code, _) = raw_request(&mut a, &simple("SELECT current_setting('app.who')")).await;
@@ -639,10 +657,7 @@ async fn a_settings_sync_inside_a_simple_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_sync_stays_out_of_a_request_that_opens_a_transaction() {
-    let cluster = app_cluster();
-    let proxy = one_server_proxy_with_trusted_user(&cluster).await;
-    let mut a = raw_login_with(&proxy, &[("options", "-c app.who=a")]).await;
-    let mut b = raw_login_with(&proxy, &[("options", "-c app.who=b")]).await;
+    let (_cluster, proxy, mut a, mut b) = sessions_a_and_b().await;
     assert_eq!(who(&mut b).await, "b");
     // Had the sync joined A's BEGIN, A's ROLLBACK would undo it.
     let (tags, code, _) = raw_request(&mut a, &extended("BEGIN")).await;

@@ -336,13 +336,7 @@ async fn schema_model_attacks() {
             .prepare("SELECT body FROM notes ORDER BY id")
             .await
             .unwrap();
-        let rows: Vec<String> = b
-            .query(&st, &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let rows = texts(&b, &st).await;
         only("globex", &rows, "prepared");
         // Same text prepared by acme: never globex's server-side statement.
         let st = a
@@ -1052,6 +1046,16 @@ async fn backend_pid(c: &Client) -> i32 {
         .get(0)
 }
 
+/// The first column of a prepared statement's rows, as text.
+async fn texts(c: &Client, st: &tokio_postgres::Statement) -> Vec<String> {
+    c.query(st, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// The tenant context goes inside a tenant's extended-protocol request when it can (one implicit
 /// transaction with the client's statements). A request that fails rolls that back: the only
 /// server is left in the other tenant's context, and pgfleet must set the context again rather
@@ -1067,28 +1071,37 @@ async fn failed_request_leaves_no_context_behind(w: &World) {
         .await
         .unwrap();
     for _ in 0..3 {
-        let got: Vec<String> = b
-            .query(&b_rows, &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        only("globex", &got, rows);
+        only("globex", &texts(&b, &b_rows).await, rows);
         // A's Bind/Execute/Sync carries the sync into acme's context and fails.
         let e = a.query(&failing, &[]).await.unwrap_err();
         assert_eq!(sqlstate(&e), "22012", "{}", message(&e));
         // Rolled back with the request: the server holds globex's context again.
-        let got: Vec<String> = a
-            .query(&a_rows, &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let got = texts(&a, &a_rows).await;
         assert_eq!(got, vec!["acme-1".to_owned(), "acme-2".to_owned()]);
         own_rows(&a, "acme").await;
     }
+    // pgfleet's set_config statement is visible to the tenant; run through SQL without pgfleet's
+    // secret, it sets nothing.
+    let name: String = a
+        .query_one(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'SELECT pg_catalog.set_config(%' LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for setting in ["app.current_tenant", "search_path"] {
+        for value in ["globex", "tenant_globex"] {
+            let sql = format!(
+                "BEGIN; EXECUTE {name}('{setting}', '{value}', 'guess'); SELECT body FROM notes; COMMIT"
+            );
+            match bodies(&a, &sql).await {
+                Ok(rows) => assert_eq!(rows, vec!["acme-1", "acme-2"], "{sql}"),
+                Err(e) => panic!("{sql}: {}", message(&e)),
+            }
+        }
+    }
+    own_rows(&a, "acme").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

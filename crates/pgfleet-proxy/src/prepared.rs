@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lru::LruCache;
+use md5::{Digest, Md5};
 
 use parking_lot::Mutex;
 
@@ -36,11 +37,16 @@ pub struct PreparedRegistry {
     next: AtomicU64,
     next_unnamed: AtomicU64,
     set_config: Mutex<LruCache<String, Arc<StatementDef>>>,
+    /// A random secret of this process, the third parameter of every set_config Bind.
+    sync_token: String,
+    /// [`SET_CONFIG_SQL_START`] plus the check of `sync_token` by its MD5.
+    set_config_sql: String,
 }
 
-/// pgfleet's own statement for a settings sync inside a client's request: the function is
-/// schema-qualified and the argument types are fixed, so it means the same under any search_path.
-pub const SET_CONFIG_SQL: &str = "SELECT pg_catalog.set_config($1, $2, false)";
+/// Start of pgfleet's own statement for a settings sync inside a client's request (the rest is
+/// [`PreparedRegistry::set_config_sql`]): the function is schema-qualified and the argument types
+/// are fixed, so it means the same under any search_path.
+pub const SET_CONFIG_SQL_START: &str = "SELECT pg_catalog.set_config($1, $2, false) WHERE ";
 
 /// How many `set_config` statements (one per search_path) the registry holds.
 pub const SET_CONFIG_STATEMENTS: usize = 4096;
@@ -48,11 +54,18 @@ pub const SET_CONFIG_STATEMENTS: usize = 4096;
 /// Key of the login-default search_path: a NUL byte, which no real search_path holds.
 const DEFAULT_SEARCH_PATH: &str = "\0";
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// OID of type `text`.
 const TEXT_OID: u32 = 25;
 
 impl Default for PreparedRegistry {
     fn default() -> PreparedRegistry {
+        let mut secret = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
+        let token = hex(&secret);
         PreparedRegistry {
             by_text: Mutex::default(),
             next: AtomicU64::default(),
@@ -60,6 +73,11 @@ impl Default for PreparedRegistry {
             set_config: Mutex::new(LruCache::new(
                 NonZeroUsize::new(SET_CONFIG_STATEMENTS).unwrap_or(NonZeroUsize::MIN),
             )),
+            set_config_sql: format!(
+                "{SET_CONFIG_SQL_START}pg_catalog.md5($3) = '{}'",
+                hex(&Md5::digest(token.as_bytes()))
+            ),
+            sync_token: token,
         }
     }
 }
@@ -111,7 +129,21 @@ impl PreparedRegistry {
             .cloned()
     }
 
-    /// pgfleet's `set_config` statement ([`SET_CONFIG_SQL`]) to bind while a server's search_path
+    /// The text of pgfleet's `set_config` statement. Its server-side name can be seen and run by
+    /// any client through SQL (`pg_prepared_statements`, `EXECUTE pgfleet_3('app.current_tenant',
+    /// …)`), which would change a setting behind pgfleet's back (another tenant's context): the
+    /// statement sets nothing unless its third parameter is this process's secret
+    /// ([`PreparedRegistry::sync_token`]), of which the text shows only the MD5.
+    pub fn set_config_sql(&self) -> &str {
+        &self.set_config_sql
+    }
+
+    /// The secret pgfleet binds as the third parameter of its `set_config` statement.
+    pub fn sync_token(&self) -> &str {
+        &self.sync_token
+    }
+
+    /// pgfleet's `set_config` statement ([`PreparedRegistry::set_config_sql`]) to bind while a server's search_path
     /// is `search_path` (`None`: its login default). PostgreSQL analyses a prepared statement
     /// again when it is bound under another search_path than last time; one statement per
     /// search_path keeps a schema-per-tenant sync from paying that on every transaction. The most
@@ -122,7 +154,7 @@ impl PreparedRegistry {
         if let Some(def) = held.get(key) {
             return def.clone();
         }
-        let def = self.intern(SET_CONFIG_SQL, &[TEXT_OID, TEXT_OID], search_path);
+        let def = self.intern(&self.set_config_sql, &[TEXT_OID; 3], search_path);
         held.put(key.to_owned(), def.clone());
         def
     }
@@ -181,7 +213,12 @@ mod tests {
         let b = r.set_config_statement(Some("tenant_b"));
         let d = r.set_config_statement(None);
         let e = r.set_config_statement(Some(""));
-        assert_eq!(a.query, SET_CONFIG_SQL);
+        assert!(a.query.starts_with(SET_CONFIG_SQL_START));
+        assert_eq!(a.param_types, vec![TEXT_OID; 3]);
+        assert!(
+            !a.query.contains(r.sync_token()),
+            "the secret is not in the text"
+        );
         let names: std::collections::BTreeSet<_> = [&a, &b, &d, &e]
             .iter()
             .map(|d| d.server_name.clone())

@@ -577,14 +577,19 @@ mod tests {
             .collect()
     }
 
+    /// The server's answer to one Bind/Execute of the set_config statement.
+    fn set_config_answer(b: &mut BytesMut) {
+        encode_empty(b, b::BIND_COMPLETE);
+        pgfleet_wire::backend::encode_data_row(b, &[Some("acme")]);
+        encode_command_complete(b, "SELECT 1");
+    }
+
     #[test]
     fn settings_sync_inside_a_request_is_swallowed() {
         let mut x = Exchange::default();
         let mut prepared = cache();
         let server = msgs(|b| {
-            encode_empty(b, b::BIND_COMPLETE);
-            pgfleet_wire::backend::encode_data_row(b, &[Some("acme")]);
-            encode_command_complete(b, "SELECT 1");
+            set_config_answer(b);
             encode_empty(b, b::BIND_COMPLETE);
             pgfleet_wire::backend::encode_data_row(b, &[Some("mine")]);
             encode_command_complete(b, "SELECT 1");
@@ -652,9 +657,7 @@ mod tests {
         let mut x = Exchange::default();
         let mut prepared = cache();
         let server = msgs(|b| {
-            encode_empty(b, b::BIND_COMPLETE);
-            pgfleet_wire::backend::encode_data_row(b, &[Some("acme")]);
-            encode_command_complete(b, "SELECT 1");
+            set_config_answer(b);
             encode_empty(b, b::BIND_COMPLETE);
             encode_error(b, "ERROR", "22012", "division by zero");
             encode_ready_for_query(b, TxStatus::Idle);

@@ -125,10 +125,13 @@ impl SettingsSync {
     /// analyses a prepared statement again whenever it is bound under another search_path than
     /// last time, so pgfleet keeps one per search_path (see
     /// [`PreparedRegistry::set_config_statement`]). `search_path`: the server's before the calls.
+    /// `token`: the secret without which the statement sets nothing
+    /// ([`PreparedRegistry::set_config_sql`]).
     /// Returns how many calls.
     pub fn encode_inline(
         &self,
         out: &mut BytesMut,
+        token: &str,
         mut search_path: Option<String>,
         mut statement: impl FnMut(&mut BytesMut, Option<&str>) -> String,
     ) -> usize {
@@ -141,6 +144,10 @@ impl SettingsSync {
                 },
                 BindParam {
                     value: value.as_deref().map(str::as_bytes),
+                    binary: false,
+                },
+                BindParam {
+                    value: Some(token.as_bytes()),
                     binary: false,
                 },
             ];
@@ -308,15 +315,20 @@ pub(crate) fn sync_server(
     };
     if sync.fits_inside_request() && inside_request() {
         let search_path = server.params.get("search_path").cloned();
-        sync.encode_inline(to_server, search_path, |out, search_path| {
-            let def = prepared.set_config_statement(search_path);
-            if server.prepared.get(&def.server_name).is_none() {
-                prepare_statement(server, &def, false, x, out);
-            }
-            x.push(Expect::SettingsBind(def.clone()));
-            x.push(Expect::SettingsExecute);
-            def.server_name.clone()
-        });
+        sync.encode_inline(
+            to_server,
+            prepared.sync_token(),
+            search_path,
+            |out, search_path| {
+                let def = prepared.set_config_statement(search_path);
+                if server.prepared.get(&def.server_name).is_none() {
+                    prepare_statement(server, &def, false, x, out);
+                }
+                x.push(Expect::SettingsBind(def.clone()));
+                x.push(Expect::SettingsExecute);
+                def.server_name.clone()
+            },
+        );
         let before = std::mem::replace(&mut server.params, sync.after);
         x.settings_before = Some(before);
     } else {
@@ -444,7 +456,7 @@ mod tests {
         }
         let mut out = BytesMut::new();
         assert_eq!(
-            sync(&["app.x", "search_path"]).encode_inline(&mut out, None, |_, sp| format!(
+            sync(&["app.x", "search_path"]).encode_inline(&mut out, "t", None, |_, sp| format!(
                 "pgfleet_{}",
                 sp.unwrap_or("default")
             )),
