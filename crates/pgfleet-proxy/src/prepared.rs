@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lru::LruCache;
-use md5::{Digest, Md5};
 
 use parking_lot::Mutex;
+
+use crate::auth::md5::{hex, md5_hex};
 
 /// One distinct statement.
 #[derive(Debug)]
@@ -54,10 +55,6 @@ pub const SET_CONFIG_STATEMENTS: usize = 4096;
 /// Key of the login-default search_path: a NUL byte, which no real search_path holds.
 const DEFAULT_SEARCH_PATH: &str = "\0";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// OID of type `text`.
 const TEXT_OID: u32 = 25;
 
@@ -75,7 +72,7 @@ impl Default for PreparedRegistry {
             )),
             set_config_sql: format!(
                 "{SET_CONFIG_SQL_START}pg_catalog.md5($3) = '{}'",
-                hex(&Md5::digest(token.as_bytes()))
+                md5_hex(token.as_bytes())
             ),
             sync_token: token,
         }

@@ -47,6 +47,11 @@ impl<'a> StoredMd5<'a> {
     }
 }
 
+/// Lower-case hexadecimal MD5 of `data` (PostgreSQL's `md5(text)`).
+pub(crate) fn md5_hex(data: &[u8]) -> String {
+    hex(&Md5::digest(data))
+}
+
 /// `"md5" + hex(md5(password + user))`: what PostgreSQL stores for an md5 password.
 pub fn md5_password_hash(user: &str, password: &str) -> String {
     let mut md5 = Md5::new();
@@ -83,7 +88,8 @@ pub fn md5_salt() -> [u8; 4] {
     salt
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

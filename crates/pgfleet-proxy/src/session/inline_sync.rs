@@ -86,9 +86,9 @@ fn cstr(body: &[u8]) -> Option<(&str, &[u8])> {
 
 /// What a request's statements are, as far as it has arrived.
 pub(crate) struct RequestCheck<'a> {
-    pub(crate) statements: &'a HashMap<String, Arc<StatementDef>>,
+    statements: &'a HashMap<String, Arc<StatementDef>>,
     /// The session's unnamed statement before this request.
-    pub(crate) unnamed: Option<&'a UnnamedStatement>,
+    unnamed: Option<&'a UnnamedStatement>,
     /// A `Parse ""` of this request was seen (and checked).
     parsed_unnamed: bool,
     /// Named statements this request parses (each checked), in order.

@@ -3,13 +3,15 @@
 //! the buffer a session sends.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_function_call, BindParam};
 
+use crate::clients::ClientInfo;
 use crate::execute::exchange::{Exchange, Expect, Origin};
 use crate::execute::request::prepare_statement;
-use crate::prepared::PreparedRegistry;
+use crate::prepared::{PreparedRegistry, StatementDef};
 use crate::server::ServerConn;
 
 /// Startup parameters that are not settings.
@@ -133,10 +135,10 @@ impl SettingsSync {
         out: &mut BytesMut,
         token: &str,
         mut search_path: Option<String>,
-        mut statement: impl FnMut(&mut BytesMut, Option<&str>) -> String,
+        mut statement: impl FnMut(&mut BytesMut, Option<&str>) -> Arc<StatementDef>,
     ) -> usize {
         for (name, value) in &self.calls {
-            let name_ = statement(out, search_path.as_deref());
+            let def = statement(out, search_path.as_deref());
             let params = [
                 BindParam {
                     value: Some(name.as_bytes()),
@@ -151,7 +153,7 @@ impl SettingsSync {
                     binary: false,
                 },
             ];
-            encode_bind(out, "", &name_, &params, &[]);
+            encode_bind(out, "", &def.server_name, &params, &[]);
             encode_execute(out, "", 0);
             if name == "search_path" {
                 search_path.clone_from(value);
@@ -301,9 +303,12 @@ impl SessionParams {
 ///   `set_config` statement (prepared on the server first if needed) ahead of the client's
 ///   messages. The outcome is checked when the request ends ([`Exchange::uncertain_settings`]):
 ///   an error rolls the changes back, so the server's settings are then marked unknown.
-/// - Otherwise one FunctionCall per change, each answered with its own ReadyForQuery, swallowed.
-pub(crate) fn sync_server(
+/// - Otherwise one FunctionCall per change, each answered with its own ReadyForQuery, swallowed;
+///   the client's cancel requests wait until they are answered
+///   ([`ClientInfo::start_settings_calls`]).
+pub(crate) async fn sync_server(
     prepared: &PreparedRegistry,
+    info: &ClientInfo,
     params: &SessionParams,
     server: &mut ServerConn,
     x: &mut Exchange,
@@ -326,7 +331,7 @@ pub(crate) fn sync_server(
                 }
                 x.push(Expect::SettingsBind(def.clone()));
                 x.push(Expect::SettingsExecute);
-                def.server_name.clone()
+                def
             },
         );
         let before = std::mem::replace(&mut server.params, sync.after);
@@ -336,6 +341,7 @@ pub(crate) fn sync_server(
             x.push(Expect::Query(Origin::SettingsSync));
         }
         server.params = sync.after;
+        info.start_settings_calls().await;
     }
     true
 }
@@ -454,12 +460,12 @@ mod tests {
                 "{name}"
             );
         }
+        let registry = PreparedRegistry::default();
         let mut out = BytesMut::new();
         assert_eq!(
-            sync(&["app.x", "search_path"]).encode_inline(&mut out, "t", None, |_, sp| format!(
-                "pgfleet_{}",
-                sp.unwrap_or("default")
-            )),
+            sync(&["app.x", "search_path"]).encode_inline(&mut out, "t", None, |_, sp| {
+                registry.set_config_statement(sp)
+            }),
             2
         );
         assert_eq!(out[0], pgfleet_wire::tag::frontend::BIND);

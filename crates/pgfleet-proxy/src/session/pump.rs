@@ -128,15 +128,14 @@ impl Session<'_> {
                         if matches!(checked, Ok(true)) && synced {
                             super::params::sync_server(
                                 &rt.prepared,
+                                info,
                                 params,
                                 server,
                                 x,
                                 to_server,
                                 || false,
-                            );
-                            if x.settings_calls_pending() {
-                                info.start_settings_calls().await;
-                            }
+                            )
+                            .await;
                         }
                     }
                     if checked.is_ok() && !x.skip_until_sync && *tx != TxStatus::Failed {
@@ -173,16 +172,16 @@ impl Session<'_> {
                     };
                     if super::params::sync_server(
                         &rt.prepared,
+                        info,
                         params,
                         server,
                         x,
                         to_server,
                         carried,
-                    ) {
+                    )
+                    .await
+                    {
                         Stats::add(&rt.stats().settings_replays, 1);
-                        if x.settings_calls_pending() {
-                            info.start_settings_calls().await;
-                        }
                     }
                     if let Some(sh) = shard.as_deref_mut() {
                         sh.open_on(server, x, to_server);
