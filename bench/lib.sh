@@ -43,6 +43,9 @@ cpu_ticks() { # pid -> utime + stime in clock ticks (0 without a pid or once it 
         echo 0
     fi
 }
+cpu_user_sys() { # pid -> "utime stime" in clock ticks ("0 0" once it is gone)
+    awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo "0 0"
+}
 cluster_ticks() { # data directory -> CPU ticks of its postmaster and every child (backends, …)
     local pm p sum=0
     pm=$(head -n1 "$1/postmaster.pid" 2>/dev/null) || { echo 0; return; }

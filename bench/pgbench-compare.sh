@@ -289,18 +289,30 @@ run_one() { # target mode workload_flag clients
     reset_tables
     log "$target $mode $wl -c $c (${SECONDS_PER_RUN}s)"
     rc=0
-    local pid ticks0 ticks1 cpu=""
+    local pid cpu="" user="" bp seen=0 u0="" s0="" u1 s1
     pid=$(proxy_pid "$target")
-    ticks0=$(cpu_ticks "$pid")
-    pgbench -n -h 127.0.0.1 -p "${PORT[$target]}" -U bench -c "$c" -j 2 -T "$SECONDS_PER_RUN" -M "$mode" "$wl" bench \
-        >"$out" 2>"$err" || rc=$?
-    ticks1=$(cpu_ticks "$pid")
-    local processed
-    processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n1)
-    if [[ -n $pid && -n $processed && $processed -gt 0 ]]; then
-        # The proxy's own CPU (user + system, all threads) per transaction, in microseconds: less
-        # noisy than TPS on this shared machine, and what a proxy's efficiency is.
-        cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+    pgbench -n -P 1 -h 127.0.0.1 -p "${PORT[$target]}" -U bench -c "$c" -j 2 -T "$SECONDS_PER_RUN" -M "$mode" "$wl" bench \
+        >"$out" 2>"$err" &
+    bp=$!
+    # The proxy's own CPU (user and system, all threads) per transaction in the steady state: from
+    # pgbench's second progress report (every client connected and a second of traffic behind) to
+    # the end. The connection phase is left out: 256 SCRAM logins cost a proxy far more CPU than
+    # the transactions of a second, and PgBouncer does them on one thread, pgfleet on two.
+    while [[ -n $pid ]] && kill -0 "$bp" 2>/dev/null; do
+        seen=$(grep -c '^progress:' "$err" || true)
+        if (( seen >= 2 )); then read -r u0 s0 < <(cpu_user_sys "$pid"); break; fi
+        sleep 0.05
+    done
+    wait "$bp" || rc=$?
+    if [[ -n $u0 ]]; then
+        read -r u1 s1 < <(cpu_user_sys "$pid")
+        # Transactions after the report seen: each later report covers one second.
+        local window
+        window=$(awk -v from="$seen" '/^progress:/ { if (++i > from) n += $4 } END { printf "%d", n }' "$err")
+        if (( window > 0 )); then
+            cpu=$(awk -v t=$((u1 + s1 - u0 - s0)) -v hz="$CLK_TCK" -v n="$window" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+            user=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" -v n="$window" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+        fi
     fi
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | head -n1)
     lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out" | head -n1)
@@ -317,7 +329,7 @@ run_one() { # target mode workload_flag clients
         note=$(grep -m1 -iE 'error' "$err" || true)
         FAILURES+=("$target $mode $wl -c $c: $failed failed transactions ${note:+($note)}")
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$mode" "$c" "$target" "$status" "${tps:-}" "${lat:-}" "$failed" "$note" "$cpu" "$round" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$mode" "$c" "$target" "$status" "${tps:-}" "${lat:-}" "$failed" "$note" "$cpu" "$round" "$user" >>"$RESULTS"
 }
 
 proxy_pid() { # target -> the proxy's PID (empty for direct)
@@ -368,12 +380,12 @@ TABLE_ROWS=$(awk -F'\t' "$AWK_MEDIAN"'
         if (!(k in seen)) { seen[k] = 1; order[n++] = k }
         key = k SUBSEP $4
         if (st[key] != "failed") st[key] = $5
-        if ($5 == "ok") { tl[key] = tl[key] " " $6; ll[key] = ll[key] " " $7; if ($10 != "") cl[key] = cl[key] " " $10; rt[key, $11] = $6; rounds[k] = rounds[k] " " $11 }
+        if ($5 == "ok") { tl[key] = tl[key] " " $6; ll[key] = ll[key] " " $7; if ($10 != "") { cl[key] = cl[key] " " $10; ul[key] = ul[key] " " $12 } rt[key, $11] = $6; rounds[k] = rounds[k] " " $11 }
         fail[key] += $8
     }
     END {
         for (key in tl) { tps[key] = median(tl[key]); lat[key] = median(ll[key]) }
-        for (key in cl) cpu[key] = sprintf("%.1f", median(cl[key]))
+        for (key in cl) cpu[key] = sprintf("%.1f (%.1f)", median(cl[key]), median(ul[key]))
         # pgfleet/PgBouncer of each round (the two ran back to back), then their median: less
         # sensitive than the ratio of medians to the machine drifting between rounds.
         for (k in rounds) {
@@ -401,7 +413,7 @@ TABLE_ROWS=$(awk -F'\t' "$AWK_MEDIAN"'
         }
     }' "$RESULTS")
 
-HEADER=$'workload\tmode\tclients\tdirect TPS\tdirect lat ms\tpgbouncer TPS\tpgbouncer lat ms\tpgfleet TPS\tpgfleet lat ms\tpgfleet/pgbouncer\tpgfleet/direct\tpgbouncer CPU µs/tx\tpgfleet CPU µs/tx\tpgfleet/pgbouncer per round (median)'
+HEADER=$'workload\tmode\tclients\tdirect TPS\tdirect lat ms\tpgbouncer TPS\tpgbouncer lat ms\tpgfleet TPS\tpgfleet lat ms\tpgfleet/pgbouncer\tpgfleet/direct\tpgbouncer CPU µs/tx (user)\tpgfleet CPU µs/tx (user)\tpgfleet/pgbouncer per round (median)'
 
 markdown_table() {
     printf '%s\n' "$HEADER" | awk -F'\t' '{ s = "|"; for (i = 1; i <= NF; i++) s = s " " $i " |"; print s;
@@ -435,13 +447,13 @@ MD=$ROOT/bench/results/$(date -u +%Y-%m-%d-%H%M)$SUFFIX.md
     echo "- command: \`$CMD\` (BENCH_ROUNDS=$ROUNDS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CLIENTS=\"$CLIENTS\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_MODES=\"$MODES\" BENCH_POOL=$POOL BENCH_SCALE=$SCALE; targets in ABBA order by round)"
     echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
     echo "- PostgreSQL $PG_VERSION ($STORAGE_NOTE; max_connections=400, shared_buffers=128MB, fsync=off), $BOUNCER_VERSION, pgfleet $PGFLEET_REV ($BUILD_NOTE)"
-    echo "- pgbench \`-h 127.0.0.1 -p PORT -U bench -c C -j 2 -T $SECONDS_PER_RUN -M MODE -n {-S|-N} bench\`; tables vacuumed and history truncated directly before each run"
+    echo "- pgbench \`-h 127.0.0.1 -p PORT -U bench -c C -j 2 -T $SECONDS_PER_RUN -M MODE -n -P 1 {-S|-N} bench\`; tables vacuumed and history truncated directly before each run"
     echo "- pool: PgBouncer default_pool_size=$POOL, pgfleet pool_size=$POOL, both transaction mode, SCRAM auth"
     echo
     markdown_table
     echo
     echo "PgBouncer \"unsupported\": PgBouncer 1.18 does not support protocol-level prepared statements in transaction pooling (support arrived in 1.21 with max_prepared_statements); those cells were not run."
-    echo "CPU µs/tx: the proxy process's user + system CPU time during the run divided by the transactions pgbench processed (medians)."
+    echo "CPU µs/tx (user): the proxy process's user + system CPU time (in brackets: user time alone) in the steady state, from pgbench's second progress report to the end of the run, divided by the transactions pgbench reported in that window (medians). The connection phase (SCRAM logins) is left out."
     echo "Per round (median): the pgfleet/PgBouncer TPS ratio of each round (the two ran back to back), then the median of those ratios."
     echo
     echo "## Every run (TPS in run order; the table shows their medians)"
