@@ -12,8 +12,14 @@ use super::legs::Leg;
 use crate::client::ClientConn;
 use crate::ProxyError;
 
-/// Client output is written once this much is buffered (and whenever pgfleet must wait).
+/// Client output is written once this much is buffered.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// Before waiting for the shards, output is written once this much is buffered (or when it holds a
+/// notice): PostgreSQL's own send buffer size, so the client sees a slow result arrive as it would
+/// from one server. A small answer (a RowDescription, a few rows) waits for the end and goes out
+/// in one write, not two.
+const FLUSH_BEFORE_WAIT_AT: usize = 8 * 1024;
 
 /// Whether `leg` must be read now: its preamble, the part before its rows, its rows when the
 /// merge wants them, and whatever follows its last row.
@@ -46,6 +52,7 @@ pub(crate) async fn merged_read(
     mut out: BytesMut,
 ) -> Result<(), ProxyError> {
     let mut failure: Option<Bytes> = None;
+    let mut urgent = false;
     loop {
         if failure.is_none() {
             loop {
@@ -80,15 +87,18 @@ pub(crate) async fn merged_read(
                     }
                 };
                 progressed = true;
+                // PostgreSQL flushes a notice at once: so does pgfleet, at the next wait.
+                urgent |= frame.tag() == b::NOTICE_RESPONSE;
                 handle(leg, frame, merge, &mut out, &mut failure);
             }
         }
         if progressed || failure.is_some() {
             continue;
         }
-        if !out.is_empty() {
+        if urgent || out.len() >= FLUSH_BEFORE_WAIT_AT {
             client.write_all(&out).await?;
             out.clear();
+            urgent = false;
         }
         let waits: Vec<_> = legs
             .iter_mut()
