@@ -1097,3 +1097,64 @@ async fn transactions_span_shards_and_commit_with_two_phase_commit() {
     assert_eq!(n, 4);
     proxy.stop().await;
 }
+
+/// A shard's NoticeResponse in the middle of a cross-shard read reaches the client at once, as
+/// from one server, although pgfleet otherwise holds a small answer back to write it in one piece.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_during_a_cross_shard_read_arrives_before_the_rows() {
+    let s = shards();
+    for shard in &s.shards {
+        shard
+            .psql_db(
+                "app",
+                "CREATE FUNCTION noisy(i bigint) RETURNS bigint LANGUAGE plpgsql AS $$ \
+                 BEGIN RAISE NOTICE 'working on %', i; PERFORM pg_sleep(2); RETURN i; END $$",
+            )
+            .unwrap();
+    }
+    let proxy = TestProxy::start(&config(&s, "127.0.0.1:0")).await;
+    let (a, b) = two_shards(&s, 1);
+    let setup = proxy.connect().await;
+    for id in [a, b] {
+        setup
+            .execute("INSERT INTO items(id, v) VALUES ($1, 'x')", &[&id])
+            .await
+            .unwrap();
+    }
+    let (c, mut conn) =
+        tokio_postgres::connect(&proxy.conn_str("app", "app", "app"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(msg)) = stream.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = msg {
+                let _ = tx.send((std::time::Instant::now(), n.message().to_owned()));
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let sql = format!("SELECT noisy(id) FROM items WHERE id IN ({a}, {b}) ORDER BY 1");
+    let query = c.simple_query(&sql);
+    let rows = tokio::time::timeout(Duration::from_secs(30), query)
+        .await
+        .unwrap()
+        .unwrap();
+    let finished = std::time::Instant::now();
+    assert_eq!(
+        texts(&rows),
+        vec![vec![Some(a.to_string())], vec![Some(b.to_string())]]
+    );
+    let (first_at, message) = notices.recv().await.unwrap();
+    assert!(message.starts_with("working on "), "{message}");
+    // Both shards sleep 2 s after their notice: it must not wait for the end of the query.
+    assert!(
+        first_at.duration_since(started) < Duration::from_millis(1500),
+        "the first notice came {:?} after the query started (the query took {:?})",
+        first_at.duration_since(started),
+        finished.duration_since(started)
+    );
+    proxy.stop().await;
+}
