@@ -36,15 +36,15 @@ fi
 
 # CPU time of processes, for per-transaction CPU columns: clock ticks of CLK_TCK per second.
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { # pid -> utime + stime in clock ticks (0 without a pid or once it is gone)
+cpu_user_sys() { # pid -> "utime stime" in clock ticks ("0 0" without a pid or once it is gone)
     if [[ -n $1 && -r /proc/$1/stat ]]; then
-        awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+        awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo "0 0"
     else
-        echo 0
+        echo "0 0"
     fi
 }
-cpu_user_sys() { # pid -> "utime stime" in clock ticks ("0 0" once it is gone)
-    awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo "0 0"
+cpu_ticks() { # pid -> utime + stime in clock ticks (0 without a pid or once it is gone)
+    cpu_user_sys "$1" | awk '{ print $1 + $2 }'
 }
 cluster_ticks() { # data directory -> CPU ticks of its postmaster and every child (backends, …)
     local pm p sum=0

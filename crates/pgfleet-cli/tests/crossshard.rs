@@ -1147,7 +1147,10 @@ async fn a_notice_during_a_cross_shard_read_arrives_before_the_rows() {
         texts(&rows),
         vec![vec![Some(a.to_string())], vec![Some(b.to_string())]]
     );
-    let (first_at, message) = notices.recv().await.unwrap();
+    let (first_at, message) = tokio::time::timeout(Duration::from_secs(5), notices.recv())
+        .await
+        .expect("no notice reached the client")
+        .unwrap();
     assert!(message.starts_with("working on "), "{message}");
     // Both shards sleep 2 s after their notice: it must not wait for the end of the query.
     assert!(
