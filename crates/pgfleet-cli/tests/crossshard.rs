@@ -1121,20 +1121,7 @@ async fn a_notice_during_a_cross_shard_read_arrives_before_the_rows() {
             .await
             .unwrap();
     }
-    let (c, mut conn) =
-        tokio_postgres::connect(&proxy.conn_str("app", "app", "app"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        use futures::StreamExt;
-        let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-        while let Some(Ok(msg)) = stream.next().await {
-            if let tokio_postgres::AsyncMessage::Notice(n) = msg {
-                let _ = tx.send((std::time::Instant::now(), n.message().to_owned()));
-            }
-        }
-    });
+    let (c, mut messages) = connect_with_messages(&proxy.conn_str("app", "app", "app")).await;
     let started = std::time::Instant::now();
     let sql = format!("SELECT noisy(id) FROM items WHERE id IN ({a}, {b}) ORDER BY 1");
     let query = c.simple_query(&sql);
@@ -1147,11 +1134,18 @@ async fn a_notice_during_a_cross_shard_read_arrives_before_the_rows() {
         texts(&rows),
         vec![vec![Some(a.to_string())], vec![Some(b.to_string())]]
     );
-    let (first_at, message) = tokio::time::timeout(Duration::from_secs(5), notices.recv())
+    let (first_at, message) = tokio::time::timeout(Duration::from_secs(5), messages.recv())
         .await
         .expect("no notice reached the client")
         .unwrap();
-    assert!(message.starts_with("working on "), "{message}");
+    let tokio_postgres::AsyncMessage::Notice(notice) = message else {
+        panic!("not a notice: {message:?}");
+    };
+    assert!(
+        notice.message().starts_with("working on "),
+        "{}",
+        notice.message()
+    );
     // Both shards sleep 2 s after their notice: it must not wait for the end of the query.
     assert!(
         first_at.duration_since(started) < Duration::from_millis(1500),

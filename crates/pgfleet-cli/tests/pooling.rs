@@ -251,27 +251,23 @@ async fn listen_notify_in_transaction_and_session_mode() {
             &format!("pool_size = 3\npool_mode = \"{mode}\""),
         ))
         .await;
-        let (listener, mut conn) =
-            tokio_postgres::connect(&proxy.conn_str("app", "app", "app"), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-            use futures::StreamExt;
-            while let Some(Ok(msg)) = stream.next().await {
+        let (listener, mut messages) =
+            connect_with_messages(&proxy.conn_str("app", "app", "app")).await;
+        let first_notification = async move {
+            while let Some((_, msg)) = messages.recv().await {
                 if let tokio_postgres::AsyncMessage::Notification(n) = msg {
-                    let _ = tx.send(n.payload().to_owned());
+                    return Some(n.payload().to_owned());
                 }
             }
-        });
+            None
+        };
         listener.batch_execute("LISTEN events").await.unwrap();
         let sender = proxy.connect().await;
         sender
             .batch_execute("NOTIFY events, 'hello'")
             .await
             .unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        let got = tokio::time::timeout(Duration::from_secs(5), first_notification)
             .await
             .unwrap();
         assert_eq!(got.as_deref(), Some("hello"), "mode {mode}");

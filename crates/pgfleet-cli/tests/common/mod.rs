@@ -68,6 +68,28 @@ pub fn message(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| e.to_string())
 }
 
+/// Connects to `conn_str` and hands every asynchronous message of the connection (notices,
+/// notifications), with the time it arrived, to the returned channel.
+pub async fn connect_with_messages(
+    conn_str: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, tokio_postgres::AsyncMessage)>,
+) {
+    let (client, mut conn) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(msg)) = stream.next().await {
+            let _ = tx.send((std::time::Instant::now(), msg));
+        }
+    });
+    (client, rx)
+}
+
 /// Waits until `f` is true (polling every 20 ms, up to `secs` seconds).
 pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
