@@ -528,9 +528,6 @@ async fn unnamed_statement_survives_server_switches_and_never_leaks() {
     proxy.stop().await;
 }
 
-/// The settings sync (FunctionCalls of set_config) leaves the server's unnamed statement in place,
-/// as PostgreSQL's fast path does: pgfleet binds it again without a new Parse, in the settings
-/// of the client that prepared it.
 /// A one-server proxy and two raw sessions whose custom setting `app.who` is `a` and `b`.
 async fn sessions_a_and_b() -> (
     pgfleet_testkit::Cluster,
@@ -556,13 +553,21 @@ fn extended(sql: &str) -> bytes::BytesMut {
     out
 }
 
-/// The custom setting `app.who` as the session sees it, in an extended request of its own.
-async fn who(s: &mut tokio::net::TcpStream) -> String {
-    let (tags, code, rows) = raw_request(s, &extended("SELECT current_setting('app.who')")).await;
+/// The custom setting `app.who` as the session sees it, read by `request`, whose answers must be
+/// exactly the client's own `answers` (none of pgfleet's settings sync).
+async fn who_by(s: &mut tokio::net::TcpStream, request: &[u8], answers: &[u8]) -> String {
+    let (tags, code, rows) = raw_request(s, request).await;
     assert_eq!(code, None, "{tags:?}");
-    // Exactly the client's own answers: ParseComplete, BindComplete, the row, CommandComplete.
-    assert_eq!(tags, vec![b'1', b'2', b'D', b'C', b'Z']);
+    assert_eq!(tags, answers, "the client's answers only");
     String::from_utf8_lossy(&rows[6..]).into_owned()
+}
+
+const WHO: &str = "SELECT current_setting('app.who')";
+
+/// `app.who` through an extended request of its own: ParseComplete, BindComplete, the row,
+/// CommandComplete, ReadyForQuery.
+async fn who(s: &mut tokio::net::TcpStream) -> String {
+    who_by(s, &extended(WHO), b"12DCZ").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -593,14 +598,7 @@ async fn a_settings_sync_inside_a_failed_request_is_done_again() {
 
 /// `app.who` through a simple Query, which carries the settings sync when one is due.
 async fn who_simple(s: &mut tokio::net::TcpStream) -> String {
-    let (tags, code, rows) = raw_request(s, &simple("SELECT current_setting('app.who');")).await;
-    assert_eq!(code, None, "{tags:?}");
-    assert_eq!(
-        tags,
-        vec![b'T', b'D', b'C', b'Z'],
-        "the client's answers only"
-    );
-    String::from_utf8_lossy(&rows[6..]).into_owned()
+    who_by(s, &simple(&format!("{WHO};")), b"TDCZ").await
 }
 
 /// One simple Query.
@@ -681,6 +679,9 @@ async fn a_settings_sync_stays_out_of_a_request_that_opens_a_transaction() {
     proxy.stop().await;
 }
 
+/// The settings sync (FunctionCalls of set_config) leaves the server's unnamed statement in place,
+/// as PostgreSQL's fast path does: pgfleet binds it again without a new Parse, in the settings
+/// of the client that prepared it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unnamed_statement_survives_a_settings_sync() {
     use pgfleet_wire::frontend::{encode_bind, encode_execute, encode_parse, encode_sync};

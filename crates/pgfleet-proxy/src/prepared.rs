@@ -140,8 +140,8 @@ impl PreparedRegistry {
         &self.sync_token
     }
 
-    /// pgfleet's `set_config` statement ([`PreparedRegistry::set_config_sql`]) to bind while a server's search_path
-    /// is `search_path` (`None`: its login default). PostgreSQL analyses a prepared statement
+    /// pgfleet's `set_config` statement ([`PreparedRegistry::set_config_sql`]) to bind while a
+    /// server's search_path is `search_path` (`None`: its login default). PostgreSQL analyses a prepared statement
     /// again when it is bound under another search_path than last time; one statement per
     /// search_path keeps a schema-per-tenant sync from paying that on every transaction. The most
     /// recently used [`SET_CONFIG_STATEMENTS`] are held here, so pruning does not rename them.
@@ -221,12 +221,14 @@ mod tests {
             .map(|d| d.server_name.clone())
             .collect();
         assert_eq!(names.len(), 4);
+        let a_name = a.server_name.clone();
         drop((a, b, d, e));
         r.prune();
         assert_eq!(r.len(), 4, "held by the registry");
         assert_eq!(
             r.set_config_statement(Some("tenant_a")).server_name,
-            r.set_config_statement(Some("tenant_a")).server_name
+            a_name,
+            "not renamed by pruning"
         );
     }
 }
