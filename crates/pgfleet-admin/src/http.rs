@@ -16,7 +16,7 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every metric of `rt` now.
 pub fn metrics_text(rt: &Runtime) -> String {
-    let stats = crate::show::stat_cells(rt.stats(), rt.clients().len());
+    let stats = crate::show::stat_cells(rt.stats(), rt.clients().len(), rt.clients().traffic());
     crate::metrics::render(
         &stats,
         &snapshot::pools_of(rt),

@@ -99,7 +99,7 @@ fn show_target(rt: &Runtime, target: ShowTarget) -> ConsoleReply {
                 .collect();
             show::servers(&servers)
         }
-        ShowTarget::Stats => show::stats(rt.stats(), rt.clients().len()),
+        ShowTarget::Stats => show::stats(rt.stats(), rt.clients().len(), rt.clients().traffic()),
         ShowTarget::Replication => show::replication(&snapshot::replication_of(rt)),
         ShowTarget::Config => config_rows::config(&rt.config()),
         ShowTarget::Version => show::version(),

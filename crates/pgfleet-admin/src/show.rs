@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use pgfleet_proxy::clients::Traffic;
 use pgfleet_proxy::console::ConsoleReply;
 use pgfleet_proxy::replication::{ClusterView, EndpointState, ObservedRole};
 use pgfleet_proxy::stats::{pin_reason_name, Stats, PIN_REASONS};
@@ -184,9 +185,10 @@ pub fn servers(servers: &[ServerSnapshot]) -> ConsoleReply {
     table(&SERVER_COLUMNS, rows)
 }
 
-/// SHOW STATS: one row; `clients_connected` is the registry's current size.
-pub fn stats(stats: &Stats, clients_connected: usize) -> ConsoleReply {
-    let cells = stat_cells(stats, clients_connected);
+/// SHOW STATS: one row; `clients_connected` is the registry's current size, `traffic` the
+/// clients' counters ([`pgfleet_proxy::clients::ClientRegistry::traffic`]).
+pub fn stats(stats: &Stats, clients_connected: usize, traffic: Traffic) -> ConsoleReply {
+    let cells = stat_cells(stats, clients_connected, traffic);
     ConsoleReply::Rows {
         columns: cells.iter().map(|(name, _)| name.clone()).collect(),
         rows: vec![cells.iter().map(|(_, v)| text(v)).collect()],
@@ -194,17 +196,17 @@ pub fn stats(stats: &Stats, clients_connected: usize) -> ConsoleReply {
 }
 
 /// The counters of SHOW STATS, by column name, in column order (also the Prometheus counters).
-pub fn stat_cells(stats: &Stats, clients_connected: usize) -> Vec<(String, u64)> {
+pub fn stat_cells(stats: &Stats, clients_connected: usize, traffic: Traffic) -> Vec<(String, u64)> {
     let get = Stats::get;
     let mut cells: Vec<(String, u64)> = vec![
         ("clients_total".into(), get(&stats.clients_total)),
         ("clients_refused".into(), get(&stats.clients_refused)),
         ("clients_connected".into(), clients_connected as u64),
-        ("requests".into(), get(&stats.requests)),
+        ("requests".into(), traffic.requests),
         ("cross_shard".into(), get(&stats.cross_shard)),
-        ("transactions".into(), get(&stats.transactions)),
-        ("bytes_in".into(), get(&stats.bytes_in)),
-        ("bytes_out".into(), get(&stats.bytes_out)),
+        ("transactions".into(), traffic.transactions),
+        ("bytes_in".into(), traffic.bytes_in),
+        ("bytes_out".into(), traffic.bytes_out),
         ("settings_replays".into(), get(&stats.settings_replays)),
         ("read_retries".into(), get(&stats.read_retries)),
         ("quorum_timeouts".into(), get(&stats.quorum_timeouts)),
@@ -466,9 +468,14 @@ mod tests {
     #[test]
     fn stats_row_has_every_counter_and_pin_reason() {
         let stats = Stats::default();
-        stats.requests.store(42, Ordering::Relaxed);
         stats.pins[1].store(3, Ordering::Relaxed);
-        let (columns, rows) = rows_of(super::stats(&stats, 5));
+        let traffic = Traffic {
+            requests: 42,
+            transactions: 7,
+            bytes_in: 100,
+            bytes_out: 200,
+        };
+        let (columns, rows) = rows_of(super::stats(&stats, 5, traffic));
         assert_eq!(rows.len(), 1);
         assert_eq!(columns.len(), rows[0].len());
         assert_eq!(columns.len(), 15 + PIN_REASONS.len());
@@ -483,6 +490,9 @@ mod tests {
             rows[0][i].clone()
         };
         assert_eq!(value("requests"), s("42"));
+        assert_eq!(value("transactions"), s("7"));
+        assert_eq!(value("bytes_in"), s("100"));
+        assert_eq!(value("bytes_out"), s("200"));
         assert_eq!(value("clients_connected"), s("5"));
         assert_eq!(value("cancels"), s("0"));
         let pinned = format!("pinned_{}", pin_reason_name(PIN_REASONS[1]));

@@ -82,6 +82,67 @@ async fn show_commands_list_pools_clients_servers_and_stats() {
     proxy.stop().await;
 }
 
+/// Polls `rt`'s client traffic until `done` holds (sessions publish their counts as they go).
+async fn traffic_when(
+    proxy: &TestProxy,
+    done: impl Fn(&pgfleet_proxy::clients::Traffic) -> bool,
+) -> pgfleet_proxy::clients::Traffic {
+    for _ in 0..200 {
+        let t = proxy.rt.clients().traffic();
+        if done(&t) {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    proxy.rt.clients().traffic()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_stats_counts_the_traffic_of_clients_connected_and_gone() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 3")).await;
+    // Bytes in count everything a client sends after its startup packet, its login too: the
+    // same for two clients of the same user.
+    let a = proxy.connect().await;
+    let login = traffic_when(&proxy, |t| t.bytes_in > 0).await.bytes_in;
+    let b = proxy.connect().await;
+    let both = traffic_when(&proxy, |t| t.bytes_in >= 2 * login).await;
+    assert_eq!(both.bytes_in, 2 * login, "{both:?}");
+    a.simple_query("SELECT 1").await.unwrap();
+    b.simple_query("SELECT 1").await.unwrap();
+    b.simple_query("SELECT 2").await.unwrap();
+    // Each Query message is 14 bytes: tag, length, "SELECT n" and its NUL.
+    let sent = 2 * login + 42;
+    let t = traffic_when(&proxy, |t| t.bytes_in >= sent).await;
+    assert_eq!(
+        (t.requests, t.transactions, t.bytes_in),
+        (3, 3, sent),
+        "{t:?}"
+    );
+    assert!(t.bytes_out > both.bytes_out, "{t:?} {both:?}");
+    // A client that leaves keeps its share of the totals (and its Terminate, 5 bytes, counts).
+    drop(b);
+    let gone = traffic_when(&proxy, |t| t.bytes_in >= sent + 5).await;
+    assert_eq!(
+        (gone.requests, gone.transactions, gone.bytes_in),
+        (3, 3, sent + 5),
+        "{gone:?}"
+    );
+    assert!(gone.bytes_out >= t.bytes_out, "{gone:?} {t:?}");
+    let (ok, stats) = admin_psql(&proxy, "SHOW STATS").await;
+    assert!(ok, "{stats}");
+    let mut lines = stats.lines();
+    let columns: Vec<&str> = lines.next().unwrap().split('|').collect();
+    let values: Vec<&str> = lines.next().unwrap().split('|').collect();
+    let value = |name: &str| values[columns.iter().position(|c| *c == name).unwrap()];
+    assert_eq!(value("requests"), "3", "{stats}");
+    assert_eq!(value("transactions"), "3", "{stats}");
+    assert_eq!(value("bytes_in"), (sent + 5).to_string(), "{stats}");
+    assert_eq!(value("bytes_out"), gone.bytes_out.to_string(), "{stats}");
+    a.simple_query("SELECT 3").await.unwrap();
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_new_settings_without_dropping_clients() {
     let cluster = app_cluster();

@@ -4,17 +4,14 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use crate::pool::{Inner, Pooled};
 use crate::Manager;
 
 /// A checked-out connection. Dropping it returns the connection to the pool, unless
-/// [`Guard::discard`] was called (the connection is then closed and its slot freed).
+/// [`Guard::discard`] was called (the connection is then closed), and frees its slot.
 pub struct Guard<M: Manager> {
     pub(crate) conn: Option<Box<Pooled<M::Conn>>>,
     pub(crate) pool: Arc<Inner<M>>,
-    pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 impl<M: Manager> Guard<M> {
@@ -56,5 +53,7 @@ impl<M: Manager> Drop for Guard<M> {
         if let Some(conn) = self.conn.take() {
             self.pool.give_back(conn);
         }
+        // The slot the checkout took (its permit was forgotten then).
+        self.pool.permits.add_permits(1);
     }
 }

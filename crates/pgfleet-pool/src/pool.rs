@@ -1,11 +1,15 @@
 //! The pool: checkout with timeout, LIFO idle list, lifetimes and idle reaping.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 
 use crate::{CheckoutError, Guard, Manager, Settings};
 
@@ -24,15 +28,76 @@ pub(crate) struct Pooled<C> {
 pub(crate) struct Inner<M: Manager> {
     manager: M,
     settings: Mutex<Settings>,
+    /// The durations a checkout reads, copied from `settings`: plain loads, where the lock would
+    /// be a cache line every checkout on every thread writes.
+    limits: Limits,
     /// LIFO: the most recently used connection is reused first, so the rest age out under low load.
     /// Boxed: a checkout and a return move a pointer, not the whole connection.
     idle: Mutex<Vec<Box<Pooled<M::Conn>>>>,
-    permits: Arc<Semaphore>,
+    pub(crate) permits: Arc<Semaphore>,
     /// Open connections, idle or busy (connects in progress included).
     open: AtomicUsize,
     waiting: AtomicUsize,
     closed: AtomicBool,
     stats: Counters,
+}
+
+/// Durations in nanoseconds (see [`Inner::limits`]).
+#[derive(Default)]
+struct Limits {
+    checkout_timeout: AtomicU64,
+    connect_timeout: AtomicU64,
+    lifetime: AtomicU64,
+}
+
+impl Limits {
+    fn new(s: &Settings) -> Limits {
+        let l = Limits::default();
+        l.store(s);
+        l
+    }
+
+    fn store(&self, s: &Settings) {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.checkout_timeout
+            .store(nanos(s.checkout_timeout), Ordering::Relaxed);
+        self.connect_timeout
+            .store(nanos(s.connect_timeout), Ordering::Relaxed);
+        self.lifetime.store(nanos(s.lifetime), Ordering::Relaxed);
+    }
+
+    fn get(d: &AtomicU64) -> Duration {
+        Duration::from_nanos(d.load(Ordering::Relaxed))
+    }
+}
+
+/// A slot of the pool, taken from the semaphore with its permit forgotten (a checkout then moves
+/// no reference count): given back when dropped, unless it became a [`Guard`]'s.
+struct Slot<'a, M: Manager> {
+    inner: &'a Arc<Inner<M>>,
+}
+
+impl<'a, M: Manager> Slot<'a, M> {
+    fn new(inner: &'a Arc<Inner<M>>, permit: tokio::sync::SemaphorePermit<'_>) -> Slot<'a, M> {
+        permit.forget();
+        Slot { inner }
+    }
+
+    /// The checked-out connection, which gives the slot back when dropped.
+    fn into_guard(self, conn: Box<Pooled<M::Conn>>) -> Guard<M> {
+        let pool = self.inner.clone();
+        std::mem::forget(self);
+        Guard {
+            conn: Some(conn),
+            pool,
+        }
+    }
+}
+
+impl<M: Manager> Drop for Slot<'_, M> {
+    fn drop(&mut self) {
+        self.inner.permits.add_permits(1);
+    }
 }
 
 #[derive(Default)]
@@ -92,6 +157,7 @@ impl<M: Manager> Pool<M> {
         Pool {
             inner: Arc::new(Inner {
                 manager,
+                limits: Limits::new(&settings),
                 settings: Mutex::new(settings),
                 idle: Mutex::new(Vec::new()),
                 permits,
@@ -126,28 +192,60 @@ impl<M: Manager> Pool<M> {
         &self,
         prefer: Option<Prefer<'_, M::Conn>>,
     ) -> Result<Guard<M>, CheckoutError<M::Error>> {
+        self.checkout(prefer, None).await
+    }
+
+    /// As [`Pool::get_preferring`], timing a wait for a free slot with `timer`, which the caller
+    /// keeps from one checkout to the next. Moving a registered timer to a later deadline is one
+    /// atomic operation; a new timer for every wait is inserted into the runtime's timer wheel
+    /// and removed again each time. Once the checkout is done the timer stays set: when its
+    /// deadline passes it wakes the caller's task once, for nothing (harmless).
+    pub async fn get_timed(
+        &self,
+        prefer: Option<Prefer<'_, M::Conn>>,
+        timer: Pin<&mut Sleep>,
+    ) -> Result<Guard<M>, CheckoutError<M::Error>> {
+        self.checkout(prefer, Some(timer)).await
+    }
+
+    async fn checkout(
+        &self,
+        prefer: Option<Prefer<'_, M::Conn>>,
+        timer: Option<Pin<&mut Sleep>>,
+    ) -> Result<Guard<M>, CheckoutError<M::Error>> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(CheckoutError::Closed);
         }
-        let (timeout, connect_timeout) = {
-            let s = inner.settings.lock();
-            (s.checkout_timeout, s.connect_timeout)
-        };
-        let permit = match inner.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
+        let slot = match inner.permits.try_acquire() {
+            Ok(p) => Slot::new(inner, p),
             Err(_) => {
+                let timeout = Limits::get(&inner.limits.checkout_timeout);
                 let start = Instant::now();
                 inner.waiting.fetch_add(1, Ordering::AcqRel);
-                let res =
-                    tokio::time::timeout(timeout, inner.permits.clone().acquire_owned()).await;
+                let res = match timer {
+                    Some(mut timer) => {
+                        timer
+                            .as_mut()
+                            .reset(tokio::time::Instant::from_std(start) + timeout);
+                        let mut acquire = std::pin::pin!(inner.permits.acquire());
+                        std::future::poll_fn(|cx| match acquire.as_mut().poll(cx) {
+                            Poll::Ready(p) => Poll::Ready(Ok(p)),
+                            Poll::Pending => timer.as_mut().poll(cx).map(|()| Err(())),
+                        })
+                        .await
+                    }
+                    None => tokio::time::timeout(timeout, inner.permits.acquire())
+                        .await
+                        .map_err(|_| ()),
+                };
                 inner.waiting.fetch_sub(1, Ordering::AcqRel);
                 inner
                     .stats
                     .wait_micros
                     .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
                 match res {
-                    Ok(Ok(p)) => p,
+                    Ok(Ok(p)) => Slot::new(inner, p),
                     Ok(Err(_)) => return Err(CheckoutError::Closed),
                     Err(_) => {
                         inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -168,19 +266,13 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             inner.stats.checkouts.fetch_add(1, Ordering::Relaxed);
-            return Ok(Guard {
-                conn: Some(c),
-                pool: inner.clone(),
-                _permit: permit,
-            });
+            return Ok(slot.into_guard(c));
         }
-        let conn = inner.open_one(connect_timeout).await?;
+        let conn = inner
+            .open_one(Limits::get(&inner.limits.connect_timeout))
+            .await?;
         inner.stats.checkouts.fetch_add(1, Ordering::Relaxed);
-        Ok(Guard {
-            conn: Some(conn),
-            pool: inner.clone(),
-            _permit: permit,
-        })
+        Ok(slot.into_guard(conn))
     }
 
     /// Closes idle connections past their idle timeout (keeping `min_idle`) or lifetime, then opens
@@ -228,6 +320,7 @@ impl<M: Manager> Pool<M> {
             let mut s = self.inner.settings.lock();
             let old = s.size;
             *s = new.clone();
+            self.inner.limits.store(&new);
             old
         };
         if new.size > old_size {
@@ -301,7 +394,7 @@ impl<M: Manager> Inner<M> {
     }
 
     fn expired(&self, c: &Pooled<M::Conn>, now: Instant) -> bool {
-        let lifetime = self.settings.lock().lifetime;
+        let lifetime = Limits::get(&self.limits.lifetime);
         !lifetime.is_zero() && now.duration_since(c.created) >= lifetime
     }
 

@@ -42,6 +42,31 @@ impl ClientState {
     }
 }
 
+/// A client's traffic, for SHOW STATS. Each session counts its own (in its [`ClientInfo`], a
+/// cache line only that session writes); the totals add up the connected clients and those gone
+/// ([`ClientRegistry::traffic`]). A process-wide counter would be one cache line every transaction
+/// on every worker thread writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Requests (Query or Sync) forwarded.
+    pub requests: u64,
+    /// Transactions (server checkouts in transaction mode; one per shard of a cross-shard one).
+    pub transactions: u64,
+    /// Bytes received from the client (messages taken in).
+    pub bytes_in: u64,
+    /// Bytes sent to the client.
+    pub bytes_out: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, other: Traffic) {
+        self.requests += other.requests;
+        self.transactions += other.transactions;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
+}
+
 /// One connected client.
 #[derive(Debug)]
 pub struct ClientInfo {
@@ -69,6 +94,9 @@ pub struct ClientInfo {
     cancel_gate: tokio::sync::Mutex<()>,
     /// Requests sent.
     pub requests: AtomicU64,
+    transactions: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
     /// Woken when the session must end at its next idle moment (shutdown). Per client, so an idle
     /// session waits on its own notifier instead of a process-wide one.
     pub(crate) kick: Notify,
@@ -91,6 +119,30 @@ impl ClientInfo {
             ClientState::Active => 2,
         };
         self.state.store(v, Ordering::Relaxed);
+    }
+
+    /// Its traffic so far.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            requests: self.requests.load(Ordering::Relaxed),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_transactions(&self, n: u64) {
+        self.transactions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Publishes the client connection's byte counts (its own running totals).
+    pub(crate) fn record_io(&self, bytes_in: u64, bytes_out: u64) {
+        self.bytes_in.store(bytes_in, Ordering::Relaxed);
+        self.bytes_out.store(bytes_out, Ordering::Relaxed);
     }
 
     /// Id of the server connection it holds (0 = none).
@@ -152,8 +204,15 @@ impl ClientInfo {
 /// All clients, by id and by cancel key.
 #[derive(Default)]
 pub struct ClientRegistry {
-    by_key: Mutex<HashMap<(i32, i32), Arc<ClientInfo>>>,
+    clients: Mutex<Clients>,
     next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Clients {
+    by_key: HashMap<(i32, i32), Arc<ClientInfo>>,
+    /// The traffic of clients that have left.
+    gone: Traffic,
 }
 
 /// Removes the client from the registry when its session ends, however it ends.
@@ -164,7 +223,9 @@ pub(crate) struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.registry.by_key.lock().remove(&self.info.cancel_key);
+        let mut clients = self.registry.clients.lock();
+        clients.by_key.remove(&self.info.cancel_key);
+        clients.gone.add(self.info.traffic());
     }
 }
 
@@ -177,10 +238,10 @@ impl ClientRegistry {
         application_name: &str,
     ) -> Registered<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut map = self.by_key.lock();
+        let mut clients = self.clients.lock();
         let cancel_key = loop {
             let key = (rand::random::<i32>() & 0x7fff_ffff, rand::random::<i32>());
-            if !map.contains_key(&key) {
+            if !clients.by_key.contains_key(&key) {
                 break key;
             }
         };
@@ -198,9 +259,12 @@ impl ClientRegistry {
             settings_in_flight: AtomicBool::new(false),
             cancel_gate: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
             kick: Notify::new(),
         });
-        map.insert(cancel_key, info.clone());
+        clients.by_key.insert(cancel_key, info.clone());
         Registered {
             registry: self,
             info,
@@ -209,19 +273,29 @@ impl ClientRegistry {
 
     /// The client that owns a cancel key.
     pub fn by_cancel_key(&self, key: (i32, i32)) -> Option<Arc<ClientInfo>> {
-        self.by_key.lock().get(&key).cloned()
+        self.clients.lock().by_key.get(&key).cloned()
     }
 
     /// Every connected client, by id.
     pub fn list(&self) -> Vec<Arc<ClientInfo>> {
-        let mut v: Vec<_> = self.by_key.lock().values().cloned().collect();
+        let mut v: Vec<_> = self.clients.lock().by_key.values().cloned().collect();
         v.sort_by_key(|c| c.id);
         v
     }
 
     /// Number of connected clients.
     pub fn len(&self) -> usize {
-        self.by_key.lock().len()
+        self.clients.lock().by_key.len()
+    }
+
+    /// The traffic of every client since start: those connected and those gone.
+    pub fn traffic(&self) -> Traffic {
+        let clients = self.clients.lock();
+        let mut total = clients.gone;
+        for c in clients.by_key.values() {
+            total.add(c.traffic());
+        }
+        total
     }
 
     /// Whether no client is connected.

@@ -11,6 +11,7 @@
 //!   for one session (the session carries it out in `session/shards.rs`).
 //! - [`fanout`]: statements that need several shards: merged SELECTs, writes in two-phase
 //!   commit, recovery of in-doubt transactions (the session drives it in `session/fanout.rs`).
+//! - [`settings`]: a set of session settings that compares in one step.
 //! - [`runtime`]: explicit shared state ([`Runtime`]); [`clients`], [`stats`]: what the admin console shows.
 //! - [`tenancy`]: tenant identification, the tenant directory cache, tenant contexts and the
 //!   statement guard (the session carries them out in `session/tenant.rs`).
@@ -33,6 +34,7 @@ pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod sharding;
 pub mod stats;
 pub mod tenancy;

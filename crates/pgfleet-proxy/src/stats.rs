@@ -1,4 +1,6 @@
-//! Process-wide counters (SHOW STATS). Labels are bounded enums, never SQL text.
+//! Process-wide counters (SHOW STATS). Labels are bounded enums, never SQL text. The counters of
+//! every transaction (requests, transactions, bytes) are kept per client instead
+//! ([`crate::clients::Traffic`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,16 +39,8 @@ pub struct Stats {
     pub clients_total: AtomicU64,
     /// Client connections refused (auth failure, protocol error, limit).
     pub clients_refused: AtomicU64,
-    /// Requests (Query or Sync) forwarded.
-    pub requests: AtomicU64,
     /// Requests run across several shards (merged reads, two-phase-commit writes).
     pub cross_shard: AtomicU64,
-    /// Transactions (server checkouts in transaction mode).
-    pub transactions: AtomicU64,
-    /// Bytes received from clients.
-    pub bytes_in: AtomicU64,
-    /// Bytes sent to clients.
-    pub bytes_out: AtomicU64,
     /// Times a client's session settings were replayed on another server.
     pub settings_replays: AtomicU64,
     /// Statements re-prepared on a server that lacked them.

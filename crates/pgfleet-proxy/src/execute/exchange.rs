@@ -3,7 +3,7 @@
 //! gets that answer, and answers pgfleet gives itself in the right place of the stream
 //! (PostgreSQL docs 55.2.3 "Extended Query": after an error the server skips to the next Sync).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use pgfleet_wire::tag::backend as b;
 use pgfleet_wire::WireError;
 
 use crate::prepared::StatementDef;
+use crate::settings::Settings;
 
 /// Who sent a simple Query that the server is answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +120,7 @@ pub(crate) struct Exchange {
     /// A settings sync runs inside the client's request (its `set_config` calls share the
     /// request's implicit transaction): the server's settings before it, to be told apart from
     /// the new ones when the request ends (see [`Exchange::uncertain_settings`]).
-    pub(crate) settings_before: Option<BTreeMap<String, String>>,
+    pub(crate) settings_before: Option<Settings>,
     /// The server skips messages up to a Sync that no one else will send: send one.
     pub(crate) sync_needed: bool,
     internal_failed: bool,
@@ -440,10 +441,7 @@ impl Exchange {
     /// implicit transaction, so it took effect only if that transaction committed: the request
     /// ended idle without an error. Otherwise (`Some`) the caller assumes nothing about the
     /// server's values of these settings or of the new ones.
-    pub(crate) fn uncertain_settings(
-        &mut self,
-        status: TxStatus,
-    ) -> Option<BTreeMap<String, String>> {
+    pub(crate) fn uncertain_settings(&mut self, status: TxStatus) -> Option<Settings> {
         let before = self.settings_before.take()?;
         (status != TxStatus::Idle || self.error_in_request).then_some(before)
     }
@@ -561,7 +559,7 @@ mod tests {
         let reg = crate::prepared::PreparedRegistry::default();
         let def = reg.set_config_statement(None);
         prepared.put(def.server_name.clone(), ());
-        x.settings_before = Some(BTreeMap::new());
+        x.settings_before = Some(Settings::default());
         x.push(Expect::SettingsBind(def));
         x.push(Expect::SettingsExecute);
         x.push(Expect::Bind);
@@ -620,7 +618,10 @@ mod tests {
             prepared.is_empty(),
             "the statement is prepared again next time"
         );
-        assert_eq!(x.uncertain_settings(TxStatus::Idle), Some(BTreeMap::new()));
+        assert_eq!(
+            x.uncertain_settings(TxStatus::Idle),
+            Some(Settings::default())
+        );
     }
 
     #[test]
@@ -628,7 +629,7 @@ mod tests {
         let mut x = Exchange::default();
         let mut prepared = cache();
         let reg = crate::prepared::PreparedRegistry::default();
-        x.settings_before = Some(BTreeMap::new());
+        x.settings_before = Some(Settings::default());
         x.push(Expect::SettingsBind(reg.set_config_statement(None)));
         x.push(Expect::SettingsExecute);
         x.push(Expect::Query(Origin::Client));
@@ -649,7 +650,10 @@ mod tests {
             .collect();
         assert_eq!(tags, vec![b'E', b'Z']);
         assert!(x.is_idle());
-        assert_eq!(x.uncertain_settings(TxStatus::Idle), Some(BTreeMap::new()));
+        assert_eq!(
+            x.uncertain_settings(TxStatus::Idle),
+            Some(Settings::default())
+        );
     }
 
     #[test]
@@ -667,7 +671,10 @@ mod tests {
             vec![b'2', b'E', b'Z']
         );
         assert_eq!(prepared.len(), 1);
-        assert_eq!(x.uncertain_settings(TxStatus::Idle), Some(BTreeMap::new()));
+        assert_eq!(
+            x.uncertain_settings(TxStatus::Idle),
+            Some(Settings::default())
+        );
         assert_eq!(
             x.uncertain_settings(TxStatus::Idle),
             None,

@@ -1,6 +1,5 @@
 //! One open, authenticated server connection.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use tokio::net::TcpStream;
 pub use super::state::{ServerInfo, ServerState};
 use super::ServerError;
 use crate::clients::CancelTarget;
+use crate::settings::Settings;
 
 /// Largest message accepted from a server (PostgreSQL's own limit for a field is 1 GiB).
 pub(crate) const MAX_SERVER_MESSAGE: usize = 1 << 30;
@@ -28,7 +28,7 @@ pub struct ServerConn {
     /// ParameterStatus values the server reported at login.
     pub(crate) startup_params: Vec<(String, String)>,
     /// Session settings pgfleet knows this connection has, beyond its login defaults.
-    pub(crate) params: BTreeMap<String, String>,
+    pub(crate) params: Settings,
     /// Server-side names of statements prepared on this connection (bounded, least recently used
     /// first out).
     pub(crate) prepared: LruCache<String, ()>,
@@ -52,7 +52,7 @@ impl ServerConn {
             info,
             cancel,
             startup_params,
-            params: BTreeMap::new(),
+            params: Settings::default(),
             prepared: LruCache::new(cap),
             unnamed: 0,
         }

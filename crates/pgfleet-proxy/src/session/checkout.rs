@@ -1,8 +1,10 @@
 //! Getting a server connection for a client, with errors that say what happened.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use pgfleet_pool::{CheckoutError, Guard};
+use tokio::time::Sleep;
 
 use crate::pools::PoolEntry;
 use crate::runtime::Runtime;
@@ -23,21 +25,27 @@ pub(crate) async fn checkout(
     rt: &Runtime,
     entry: &PoolEntry,
 ) -> Result<Guard<ServerManager>, ProxyError> {
-    checkout_preferring(rt, entry, None).await
+    checkout_preferring(rt, entry, None, None).await
 }
 
 /// As [`checkout`], preferring an idle connection `prefer` accepts (see
-/// [`pgfleet_pool::Pool::get_preferring`]).
+/// [`pgfleet_pool::Pool::get_preferring`]), and timing a wait with `timer` when given (a session's
+/// own, see [`pgfleet_pool::Pool::get_timed`]).
 pub(crate) async fn checkout_preferring(
     rt: &Runtime,
     entry: &PoolEntry,
     prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>>,
+    timer: Option<Pin<&mut Sleep>>,
 ) -> Result<Guard<ServerManager>, ProxyError> {
     rt.wait_unpaused().await;
     if rt.is_shutting_down() {
         return Err(ProxyError::ShuttingDown);
     }
-    entry.pool.get_preferring(prefer).await.map_err(|e| match e {
+    let got = match timer {
+        Some(timer) => entry.pool.get_timed(prefer, timer).await,
+        None => entry.pool.get_preferring(prefer).await,
+    };
+    got.map_err(|e| match e {
         CheckoutError::Timeout { size, busy, waiting, .. } => {
             Stats::add(&rt.stats().checkout_timeouts, 1);
             ProxyError::PoolExhausted(format!(

@@ -114,8 +114,7 @@ impl Session<'_> {
             return Ok(false);
         };
         self.client.skip(offset);
-        Stats::add(&self.rt.stats().requests, 1);
-        Stats::add(&self.info.requests, 1);
+        self.info.count_request();
         Stats::add(&self.rt.stats().cross_shard, 1);
         if let Kind::Extended(e) = &req.kind {
             self.remember_parse(&req.sql, e);
@@ -363,7 +362,7 @@ impl Session<'_> {
             legs.push(leg);
         }
         self.info.set_state(crate::clients::ClientState::Active);
-        Stats::add(&self.rt.stats().transactions, legs.len() as u64);
+        self.info.count_transactions(legs.len() as u64);
         Ok(legs)
     }
 

@@ -20,6 +20,7 @@ mod shards;
 mod tenant;
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -126,6 +127,9 @@ pub(crate) struct Session<'a> {
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
+    /// Times the waits for a server connection, kept from one checkout to the next (see
+    /// [`pgfleet_pool::Pool::get_timed`]).
+    checkout_timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<'a> Session<'a> {
@@ -184,6 +188,7 @@ impl<'a> Session<'a> {
             replays: 0,
             to_server: BytesMut::new(),
             to_client: BytesMut::new(),
+            checkout_timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
         }
     }
 
@@ -200,9 +205,16 @@ impl<'a> Session<'a> {
             }
         }
         self.finish_server().await;
+        self.info
+            .record_io(self.client.consumed, self.client.written);
     }
 
     async fn serve(&mut self) -> Result<(), ProxyError> {
+        // Registered once for the whole session, not at every wait for a request: each
+        // registration takes the notifier's lock, and so does each removal.
+        let info = self.info.clone();
+        let kicked = info.kick.notified();
+        tokio::pin!(kicked);
         loop {
             if self.server.is_none() {
                 if self.rt.is_shutting_down() && !self.client.next_frame_ready() {
@@ -212,6 +224,9 @@ impl<'a> Session<'a> {
                 let frame = if let Some(f) = self.client.next_frame()? {
                     f
                 } else {
+                    // Idle: SHOW STATS sees every byte so far (pgfleet's own answers too).
+                    self.info
+                        .record_io(self.client.consumed, self.client.written);
                     // Fixed order (no per-wait random draw): a kick only matters when no
                     // request is there.
                     tokio::select! {
@@ -220,7 +235,7 @@ impl<'a> Session<'a> {
                             Some(f) => f,
                             None => return Ok(()),
                         },
-                        _ = self.info.kick.notified() => {
+                        _ = &mut kicked => {
                             self.client.fatal("57P01", SHUTDOWN_MESSAGE).await;
                             return Ok(());
                         }
@@ -311,7 +326,10 @@ impl<'a> Session<'a> {
     /// the client's request, answer swallowed).
     async fn acquire(&mut self, endpoint: usize) -> Result<(), ProxyError> {
         self.info.set_state(ClientState::Waiting);
-        self.entry = self.pools.endpoint(endpoint).clone();
+        // Usually the same pool as last time: no reference count to move.
+        if !Arc::ptr_eq(&self.entry, self.pools.endpoint(endpoint)) {
+            self.entry = self.pools.endpoint(endpoint).clone();
+        }
         // A tenant session prefers a server already in its tenant's context: nothing to sync.
         let forced = self.tenant.as_deref().map_or(&[][..], |t| t.forced());
         let in_context = |server: &ServerConn| {
@@ -321,7 +339,8 @@ impl<'a> Session<'a> {
         };
         let prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>> =
             (!forced.is_empty()).then_some(&in_context);
-        let result = match checkout_preferring(self.rt, &self.entry, prefer).await {
+        let timer = Some(self.checkout_timer.as_mut());
+        let result = match checkout_preferring(self.rt, &self.entry, prefer, timer).await {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();
@@ -358,7 +377,7 @@ impl<'a> Session<'a> {
         let server: &mut ServerConn = &mut guard;
         server.info.set_active(self.info.id);
         self.info.attach(server.info.id, server.cancel.clone());
-        Stats::add(&self.rt.stats().transactions, 1);
+        self.info.count_transactions(1);
         self.exchange.reset();
         self.server = Some(guard);
         Ok(())

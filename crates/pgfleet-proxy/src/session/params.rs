@@ -13,6 +13,7 @@ use crate::execute::exchange::{Exchange, Expect, Origin};
 use crate::execute::request::prepare_statement;
 use crate::prepared::{PreparedRegistry, StatementDef};
 use crate::server::ServerConn;
+use crate::settings::Settings;
 
 /// Startup parameters that are not settings.
 const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
@@ -21,9 +22,9 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionParams {
     /// Values from the startup packet (and its `options`), the session defaults RESET returns to.
-    startup: BTreeMap<String, String>,
+    startup: Settings,
     /// Current wanted values: startup values plus SETs that took effect. Keys lower-case.
-    desired: BTreeMap<String, String>,
+    desired: Settings,
 }
 
 /// Splits a libpq `options` string ("-c a=b --c=d", backslash escapes spaces) into settings.
@@ -95,7 +96,7 @@ pub struct SettingsSync {
     /// (name, value; `None` = reset): the changed settings in name order, then the resets.
     pub calls: Vec<(String, Option<String>)>,
     /// The server's known settings once the calls ran.
-    pub after: BTreeMap<String, String>,
+    pub after: Settings,
 }
 
 /// What a server connection's known settings hold for a setting whose value pgfleet cannot be sure
@@ -193,6 +194,7 @@ impl SessionParams {
                 startup.insert(k, v.clone());
             }
         }
+        let startup = Settings::from(startup);
         SessionParams {
             desired: startup.clone(),
             startup,
@@ -207,7 +209,7 @@ impl SessionParams {
     }
 
     /// Wanted settings.
-    pub fn desired(&self) -> &BTreeMap<String, String> {
+    pub fn desired(&self) -> &Settings {
         &self.desired
     }
 
@@ -234,7 +236,7 @@ impl SessionParams {
     }
 
     /// Names of every setting the session or its server may have changed (for RESET ALL read-back).
-    pub fn all_names<'a>(&'a self, server: &'a BTreeMap<String, String>) -> Vec<String> {
+    pub fn all_names<'a>(&'a self, server: &'a Settings) -> Vec<String> {
         let mut v: Vec<String> = self.desired.keys().chain(server.keys()).cloned().collect();
         v.sort();
         v.dedup();
@@ -243,13 +245,9 @@ impl SessionParams {
 
     /// The calls that make a server whose known settings are `server` (beyond its login defaults
     /// `login`) match this session. `None` when nothing differs.
-    pub fn sync(
-        &self,
-        server: &BTreeMap<String, String>,
-        login: &[(String, String)],
-    ) -> Option<SettingsSync> {
+    pub fn sync(&self, server: &Settings, login: &[(String, String)]) -> Option<SettingsSync> {
         // Hot path (every transaction): most of the time the server was last brought to the same
-        // settings (both ordered maps: a merge walk, no hashing).
+        // settings (one comparison of two encodings).
         if *server == self.desired {
             return None;
         }
@@ -272,7 +270,7 @@ impl SessionParams {
             return None;
         }
         let mut calls = Vec::new();
-        for (name, value) in &self.desired {
+        for (name, value) in self.desired.iter() {
             if current(name) != Some(value.as_str()) {
                 calls.push((name.clone(), Some(value.clone())));
             }
@@ -349,16 +347,18 @@ pub(crate) async fn sync_server(
 /// A request that carried a settings sync ended without committing it for certain: every setting
 /// the sync changed (a value in `before` that differs from the server's known one, either way) is
 /// marked unknown, so the next sync sets or resets it again.
-pub(crate) fn forget_changed(
-    server: &mut BTreeMap<String, String>,
-    before: BTreeMap<String, String>,
-) {
+pub(crate) fn forget_changed(server: &mut Settings, before: Settings) {
     let mut changed: Vec<String> = server
         .iter()
         .filter(|(name, value)| before.get(*name) != Some(*value))
         .map(|(name, _)| name.clone())
         .collect();
-    changed.extend(before.into_keys().filter(|name| !server.contains_key(name)));
+    changed.extend(
+        before
+            .into_map()
+            .into_keys()
+            .filter(|name| !server.contains_key(name)),
+    );
     for name in changed {
         server.insert(name, UNKNOWN_VALUE.to_owned());
     }
@@ -418,8 +418,9 @@ mod tests {
             ("DateStyle", "ISO, MDY"),
         ]));
         let login = p(&[("DateStyle", "ISO, MDY"), ("application_name", "")]);
-        let server: BTreeMap<String, String> =
-            [("search_path".to_string(), "x".to_string())].into();
+        let server: Settings = [("search_path".to_string(), "x".to_string())]
+            .into_iter()
+            .collect();
         let sync = s.sync(&server, &login).unwrap();
         assert_eq!(
             sync.calls,
@@ -443,7 +444,7 @@ mod tests {
     fn only_harmless_settings_go_inside_a_request() {
         let sync = |names: &[&str]| SettingsSync {
             calls: names.iter().map(|n| (n.to_string(), None)).collect(),
-            after: BTreeMap::new(),
+            after: Settings::default(),
         };
         assert!(
             sync(&["search_path", "app.current_tenant", "statement_timeout"]).fits_inside_request()
@@ -474,11 +475,12 @@ mod tests {
     #[test]
     fn uncertain_settings_are_set_again() {
         let s = SessionParams::from_startup(&p(&[("app.t", "acme"), ("search_path", "a")]));
-        let before: BTreeMap<String, String> = [
+        let before: Settings = [
             ("app.t".to_string(), "globex".to_string()),
             ("work_mem".to_string(), "8MB".to_string()),
         ]
-        .into();
+        .into_iter()
+        .collect();
         let sync = s.sync(&before, &[]).unwrap();
         let mut server = sync.after.clone();
         forget_changed(&mut server, before);

@@ -146,8 +146,7 @@ impl Session<'_> {
                         refuse(&e, &frame, server, x, to_server);
                         if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
                             sent_request = true;
-                            Stats::add(&rt.stats().requests, 1);
-                            Stats::add(&info.requests, 1);
+                            info.count_request();
                         }
                         continue;
                     }
@@ -264,8 +263,7 @@ impl Session<'_> {
                             refuse(&e, &frame, server, x, to_server);
                             if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
                                 sent_request = true;
-                                Stats::add(&rt.stats().requests, 1);
-                                Stats::add(&info.requests, 1);
+                                info.count_request();
                             }
                             continue;
                         }
@@ -314,8 +312,7 @@ impl Session<'_> {
                             *needs_commit_lsn = q > 0 || ryw;
                         }
                         sent_request = true;
-                        Stats::add(&rt.stats().requests, 1);
-                        Stats::add(&info.requests, 1);
+                        info.count_request();
                         server
                             .info
                             .requests
@@ -380,9 +377,8 @@ impl Session<'_> {
                 to_server.clear();
             }
             if !to_client.is_empty() && !holding {
-                let n = to_client.len() as u64;
                 client.write_all(to_client).await?;
-                Stats::add(&rt.stats().bytes_out, n);
+                info.record_io(client.consumed, client.written);
                 to_client.clear();
             }
             if gone {
