@@ -107,12 +107,17 @@ cleanup_everything() {
     exit "$rc"
 }
 
-# The pgfleet binary to measure: PGFLEET_BIN if given, else a release build of ROOT. Sets
-# PGFLEET_BIN, BUILD_NOTE and PGFLEET_REV (commit, "+ uncommitted changes" when the tree differs).
+# The pgfleet binary to measure: PGFLEET_BIN if given, else with BENCH_BOLT=1 the BOLT-optimized
+# build of bench/bolt.sh, else a release build of ROOT. Sets PGFLEET_BIN, BUILD_NOTE and
+# PGFLEET_REV (commit, "+ uncommitted changes" when the tree differs).
 pgfleet_binary() {
     if [[ -n ${PGFLEET_BIN:-} ]]; then
         [[ -x $PGFLEET_BIN ]] || die "PGFLEET_BIN=$PGFLEET_BIN is not an executable"
         BUILD_NOTE="binary given by PGFLEET_BIN=$PGFLEET_BIN (built $(date -u -r "$PGFLEET_BIN" '+%Y-%m-%d %H:%M UTC'))"
+    elif [[ ${BENCH_BOLT:-0} == 1 ]]; then
+        log "building pgfleet with BOLT (bench/bolt.sh)"
+        PGFLEET_BIN=$("$ROOT/bench/bolt.sh")
+        BUILD_NOTE="release build laid out by BOLT (bench/bolt.sh)"
     else
         log "building pgfleet (cargo build --release -p pgfleet-cli)"
         cargo build --release -p pgfleet-cli >&2

@@ -20,6 +20,7 @@
 #   BENCH_ROUNDS    repeat the whole matrix this many times and report medians [3; 1 with --quick]
 #   BENCH_KEEP=1    keep the scratch directory (logs, configs) instead of deleting it
 #   PGFLEET_BIN     use this pgfleet binary instead of a release build
+#   BENCH_BOLT=1    measure the BOLT-optimized build of bench/bolt.sh instead (needs llvm-bolt)
 #   PG_BIN          PostgreSQL binaries                [/usr/lib/postgresql/15/bin]
 #   RUST_LOG        pgfleet log filter                 [warn]  (per-connection info logs would cost TPS)
 #

@@ -15,7 +15,7 @@
 # Environment knobs (defaults in brackets):
 #   BENCH_SECONDS [10; 5 with --quick]  BENCH_CLIENTS ["16 64"]  BENCH_ROUNDS [3; 1 with --quick]
 #   BENCH_POOL [20]  BENCH_SCALE [10]  PG_BIN [/usr/lib/postgresql/15/bin]  RUST_LOG [warn]
-#   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary instead of building
+#   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary instead of building   BENCH_BOLT=1 the BOLT build of bench/bolt.sh
 set -euo pipefail
 
 # shellcheck source=bench/args.sh

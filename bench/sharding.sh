@@ -31,7 +31,7 @@
 #   BENCH_POOL 20 (pgfleet pool_size, per cluster)   BENCH_NOTE "" (a line added to the results)
 #   BENCH_SHARD_POOL $BENCH_POOL (pool_size of the 2-shard database in part 1, per shard: half of
 #     BENCH_POOL gives it as many server connections in total as the unsharded cluster has)
-#   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary instead of building
+#   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary instead of building   BENCH_BOLT=1 the BOLT build of bench/bolt.sh
 #   PG_BIN /usr/lib/postgresql/15/bin   RUST_LOG warn
 set -euo pipefail
 

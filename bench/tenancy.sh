@@ -38,7 +38,7 @@
 #   uses tenant1 (a diagnostic: the server connections then always hold that tenant's context, so
 #   no settings sync is needed; results go to <date>-tenancy-one-tenant.md)   BENCH_NOTE "" (a
 #   line added to the results)   BENCH_KEEP=1 keep the scratch directory   PGFLEET_BIN use this binary
-#   instead of building   PG_BIN /usr/lib/postgresql/15/bin   RUST_LOG warn
+#   instead of building   BENCH_BOLT=1 the BOLT build of bench/bolt.sh   PG_BIN /usr/lib/postgresql/15/bin   RUST_LOG warn
 set -euo pipefail
 
 # shellcheck source=bench/args.sh
