@@ -79,24 +79,7 @@ pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U bench bench >"$WORK/pgbench-in
     { cat "$WORK/pgbench-init.log" >&2; die "pgbench -i failed"; }
 
 PROXY_PORT=$(free_port)
-cat >"$WORK/pgfleet.toml" <<EOF
-[proxy]
-listen = "127.0.0.1:$PROXY_PORT"
-
-[pool]
-pool_mode = "transaction"
-pool_size = 20
-checkout_timeout = "30s"
-
-[clusters.main]
-servers = [{ host = "127.0.0.1", port = $PG_PORT, role = "primary" }]
-
-[databases.bench]
-cluster = "main"
-
-[users.bench]
-password = "bench"
-EOF
+write_bench_config "$WORK/pgfleet.toml" "$PROXY_PORT" "$PG_PORT" 20
 start_proxy() { # binary log -> PROXY_PID, once it accepts connections
     RUST_LOG=warn "$1" serve --config "$WORK/pgfleet.toml" >"$2" 2>&1 &
     PROXY_PID=$!

@@ -107,6 +107,29 @@ cleanup_everything() {
     exit "$rc"
 }
 
+# A pgfleet config for pgbench: database and user `bench` (password bench) on one PostgreSQL server
+# at 127.0.0.1:PG_PORT, transaction pooling with POOL server connections.
+write_bench_config() { # file listen_port pg_port pool
+    cat >"$1" <<EOF
+[proxy]
+listen = "127.0.0.1:$2"
+
+[pool]
+pool_mode = "transaction"
+pool_size = $4
+checkout_timeout = "30s"
+
+[clusters.main]
+servers = [{ host = "127.0.0.1", port = $3, role = "primary" }]
+
+[databases.bench]
+cluster = "main"
+
+[users.bench]
+password = "bench"
+EOF
+}
+
 # The pgfleet binary to measure: PGFLEET_BIN if given, else with BENCH_BOLT=1 the BOLT-optimized
 # build of bench/bolt.sh, else a release build of ROOT. Sets PGFLEET_BIN, BUILD_NOTE and
 # PGFLEET_REV (commit, "+ uncommitted changes" when the tree differs).

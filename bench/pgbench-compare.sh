@@ -207,24 +207,7 @@ log "starting PgBouncer ($BOUNCER_VERSION) on 127.0.0.1:$BOUNCER_PORT"
 wait_ready PgBouncer "$BOUNCER_PORT"
 
 PGFLEET_PORT=$(free_port)
-cat >"$WORK/pgfleet.toml" <<EOF
-[proxy]
-listen = "127.0.0.1:$PGFLEET_PORT"
-
-[pool]
-pool_mode = "transaction"
-pool_size = $POOL
-checkout_timeout = "30s"
-
-[clusters.main]
-servers = [{ host = "127.0.0.1", port = $PG_PORT, role = "primary" }]
-
-[databases.bench]
-cluster = "main"
-
-[users.bench]
-password = "bench"
-EOF
+write_bench_config "$WORK/pgfleet.toml" "$PGFLEET_PORT" "$PG_PORT" "$POOL"
 log "starting pgfleet on 127.0.0.1:$PGFLEET_PORT (RUST_LOG=$RUST_LOG)"
 "$PGFLEET_BIN" serve --config "$WORK/pgfleet.toml" >"$WORK/pgfleet.log" 2>&1 &
 PGFLEET_PID=$!
