@@ -270,3 +270,36 @@ async fn shutdown_is_graceful() {
         "1"
     );
 }
+
+/// An idle client hears of a shutdown at once (57P01), well before `shutdown_timeout` (2 s here)
+/// would cut it off: in transaction pooling it waits without a server, in session pooling it
+/// waits holding one. Each waits on its session's own shutdown notifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clients_are_told_at_shutdown_in_both_pool_modes() {
+    let cluster = app_cluster();
+    for mode in ["transaction", "session"] {
+        let proxy = TestProxy::start(&config_text(
+            &cluster,
+            &format!("pool_size = 2\npool_mode = \"{mode}\""),
+        ))
+        .await;
+        let (client, conn) =
+            tokio_postgres::connect(&proxy.conn_str("app", "app", "app"), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        let ended = tokio::spawn(conn);
+        client.simple_query("SELECT 1").await.unwrap();
+        let (ok, out) = admin_psql(&proxy, "SHUTDOWN").await;
+        assert!(ok, "{out}");
+        let end = tokio::time::timeout(Duration::from_millis(1500), ended)
+            .await
+            .unwrap_or_else(|_| panic!("{mode}: the idle client was not told within 1.5 s"))
+            .unwrap();
+        let e = end.expect_err("the connection ends with the shutdown error");
+        assert_eq!(
+            e.as_db_error().map(|d| d.code().code()),
+            Some("57P01"),
+            "{mode}: {e:?}"
+        );
+    }
+}

@@ -100,6 +100,23 @@ impl<M: Manager> Drop for Slot<'_, M> {
     }
 }
 
+/// Counts a caller in `waiting` while it waits for a slot, also when its checkout is dropped
+/// mid-wait (a cancelled future).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(waiting: &'a AtomicUsize) -> Waiting<'a> {
+        waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     checkouts: AtomicU64,
@@ -222,12 +239,15 @@ impl<M: Manager> Pool<M> {
             Err(_) => {
                 let timeout = Limits::get(&inner.limits.checkout_timeout);
                 let start = Instant::now();
-                inner.waiting.fetch_add(1, Ordering::AcqRel);
+                let waiting = Waiting::new(&inner.waiting);
                 let res = match timer {
                     Some(mut timer) => {
-                        timer
-                            .as_mut()
-                            .reset(tokio::time::Instant::from_std(start) + timeout);
+                        let from = tokio::time::Instant::from_std(start);
+                        // As tokio's own timeout: a deadline past the clock's range is 30 years.
+                        let deadline = from
+                            .checked_add(timeout)
+                            .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400));
+                        timer.as_mut().reset(deadline);
                         let mut acquire = std::pin::pin!(inner.permits.acquire());
                         std::future::poll_fn(|cx| match acquire.as_mut().poll(cx) {
                             Poll::Ready(p) => Poll::Ready(Ok(p)),
@@ -239,7 +259,7 @@ impl<M: Manager> Pool<M> {
                         .await
                         .map_err(|_| ()),
                 };
-                inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                drop(waiting);
                 inner
                     .stats
                     .wait_micros

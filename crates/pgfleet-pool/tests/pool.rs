@@ -186,6 +186,37 @@ async fn preferred_idle_connection_is_taken_first() {
     assert_eq!(pool.stats().idle, 1);
 }
 
+#[tokio::test]
+async fn a_kept_timer_times_every_wait_and_a_dropped_wait_leaves_nothing_behind() {
+    let counter = Arc::new(Counter::default());
+    let pool = Pool::new(M(counter.clone()), settings(1));
+    let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+    let held = pool.get_timed(None, timer.as_mut()).await.unwrap();
+    // The same timer times out two waits in a row (the second after it fired once).
+    for _ in 0..2 {
+        let start = std::time::Instant::now();
+        let err = pool.get_timed(None, timer.as_mut()).await.err().unwrap();
+        assert!(matches!(err, CheckoutError::Timeout { .. }), "{err:?}");
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+    }
+    // A wait given up half way (its future dropped) is no longer counted and holds no slot.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        pool.get_timed(None, timer.as_mut()),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    assert_eq!(pool.stats().waiting, 0);
+    drop(held);
+    let again = pool.get_timed(None, timer.as_mut()).await.unwrap();
+    assert_eq!(again.id, 0, "the one connection, reused");
+    assert_eq!(pool.stats().busy, 1);
+}
+
 async fn checkout_n(pool: &Pool<M>, n: usize) -> Vec<pgfleet_pool::Guard<M>> {
     let mut v = Vec::new();
     for _ in 0..n {

@@ -177,6 +177,10 @@ impl Runtime {
         self.shutting_down_now.store(true, Ordering::SeqCst);
         self.shutdown.send_replace(true);
         for client in self.clients.list() {
+            // Every notifier future the session holds (its idle wait's, kept for the whole
+            // session, and the one of its current stretch with a server), then a permit for one
+            // it creates later.
+            client.kick.notify_waiters();
             client.kick.notify_one();
         }
     }
