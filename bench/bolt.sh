@@ -56,17 +56,7 @@ log "instrumenting"
 # Scratch cluster for the training run.
 PG_PORT=$(free_port)
 DATA=$WORK/pgdata
-"${RUN_AS[@]}" "$PG_BIN/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-    -E UTF8 --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$DATA/postgresql.conf" <<EOF
-max_connections = 400
-shared_buffers = 128MB
-fsync = off
-full_page_writes = off
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$WORK'
-EOF
+bench_initdb "$DATA" "$PG_PORT"
 "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$DATA" -l "$WORK/postgres.log" -w start >/dev/null ||
     die "PostgreSQL did not start"
 DATA_DIRS+=("$DATA")

@@ -107,6 +107,27 @@ cleanup_everything() {
     exit "$rc"
 }
 
+# initdb of a scratch cluster in DATA for one benchmark PostgreSQL server on 127.0.0.1:PORT (its
+# socket in WORK; no fsync: a proxy benchmark, not a durability test).
+bench_initdb() { # data port
+    "${RUN_AS[@]}" "$PG_BIN/initdb" -D "$1" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+        -E UTF8 --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 ||
+        { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+    cat >>"$1/postgresql.conf" <<EOF
+
+# pgfleet bench: 256 direct clients + both proxies' pools must fit.
+max_connections = 400
+shared_buffers = 128MB
+# A proxy benchmark, not a durability test: no fsync.
+fsync = off
+full_page_writes = off
+password_encryption = 'scram-sha-256'
+listen_addresses = '127.0.0.1'
+port = $2
+unix_socket_directories = '$WORK'
+EOF
+}
+
 # A pgfleet config for pgbench: database and user `bench` (password bench) on one PostgreSQL server
 # at 127.0.0.1:PG_PORT, transaction pooling with POOL server connections.
 write_bench_config() { # file listen_port pg_port pool

@@ -128,21 +128,7 @@ pgfleet_binary
 # ---------------------------------------------------------------------------------------------
 PG_PORT=$(free_port)
 log "initdb in $PGDATA_DIR ($STORAGE_NOTE)"
-"${RUN_AS[@]}" "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-    -E UTF8 --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
-
-# pgfleet bench: 256 direct clients + both proxies' pools must fit.
-max_connections = 400
-shared_buffers = 128MB
-# A proxy benchmark, not a durability test: no fsync.
-fsync = off
-full_page_writes = off
-password_encryption = 'scram-sha-256'
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$WORK'
-EOF
+bench_initdb "$PGDATA_DIR" "$PG_PORT"
 log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/log" -w start >/dev/null ||
     { tail -n 30 "$PGDATA_DIR/log" >&2; die "PostgreSQL did not start"; }
