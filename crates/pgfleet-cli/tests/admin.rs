@@ -141,6 +141,20 @@ async fn show_stats_counts_the_traffic_of_clients_connected_and_gone() {
     assert_eq!(value("bytes_out"), gone.bytes_out.to_string(), "{stats}");
     a.simple_query("SELECT 3").await.unwrap();
     proxy.stop().await;
+
+    // In session pooling a client idles holding its server: its bytes are counted all the same
+    // while it stays connected.
+    let proxy = TestProxy::start(&config_text(
+        &cluster,
+        "pool_size = 1\npool_mode = \"session\"",
+    ))
+    .await;
+    let c = proxy.connect().await;
+    let login = traffic_when(&proxy, |t| t.bytes_in > 0).await.bytes_in;
+    c.simple_query("SELECT 1").await.unwrap();
+    let t = traffic_when(&proxy, |t| t.bytes_in >= login + 14).await;
+    assert_eq!((t.requests, t.bytes_in), (1, login + 14), "{t:?}");
+    proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

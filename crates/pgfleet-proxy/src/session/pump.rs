@@ -378,7 +378,6 @@ impl Session<'_> {
             }
             if !to_client.is_empty() && !holding {
                 client.write_all(to_client).await?;
-                info.record_io(client.consumed, client.written);
                 to_client.clear();
             }
             if gone {
@@ -403,6 +402,11 @@ impl Session<'_> {
             // 3. Wait for either side.
             let read_client = client.rbuf.len() < CLIENT_READ_AHEAD || x.accepts_client_messages();
             let idle_session = x.is_idle() && *tx == TxStatus::Idle;
+            if idle_session {
+                // A session that keeps its server goes idle here (as `serve` does without one):
+                // SHOW STATS sees every byte so far.
+                info.record_io(client.consumed, client.written);
+            }
             // Fixed order, the server's answers first (no per-wait random draw): while they
             // stream, the client's next messages wait in its socket, as PostgreSQL's would.
             tokio::select! {
