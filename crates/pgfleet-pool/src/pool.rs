@@ -234,8 +234,9 @@ impl<M: Manager> Pool<M> {
         if inner.closed.load(Ordering::Acquire) {
             return Err(CheckoutError::Closed);
         }
-        let slot = match inner.permits.try_acquire() {
-            Ok(p) => Slot::new(inner, p),
+        // One clock reading serves the wait's length and the lifetime checks below.
+        let (slot, now) = match inner.permits.try_acquire() {
+            Ok(p) => (Slot::new(inner, p), Instant::now()),
             Err(_) => {
                 let timeout = Limits::get(&inner.limits.checkout_timeout);
                 let start = Instant::now();
@@ -260,18 +261,19 @@ impl<M: Manager> Pool<M> {
                         .map_err(|_| ()),
                 };
                 drop(waiting);
-                inner
-                    .stats
-                    .wait_micros
-                    .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+                let now = Instant::now();
+                inner.stats.wait_micros.fetch_add(
+                    now.saturating_duration_since(start).as_micros() as u64,
+                    Ordering::Relaxed,
+                );
                 match res {
-                    Ok(Ok(p)) => Slot::new(inner, p),
+                    Ok(Ok(p)) => (Slot::new(inner, p), now),
                     Ok(Err(_)) => return Err(CheckoutError::Closed),
                     Err(_) => {
                         inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                         let s = self.stats();
                         return Err(CheckoutError::Timeout {
-                            waited: start.elapsed(),
+                            waited: now.saturating_duration_since(start),
                             size: s.size,
                             busy: s.busy,
                             waiting: s.waiting,
@@ -281,7 +283,7 @@ impl<M: Manager> Pool<M> {
             }
         };
         while let Some(mut c) = inner.pop_idle(prefer) {
-            if inner.expired(&c, Instant::now()) || !inner.manager.is_usable(&mut c.conn) {
+            if inner.expired(&c, now) || !inner.manager.is_usable(&mut c.conn) {
                 inner.on_discard();
                 continue;
             }

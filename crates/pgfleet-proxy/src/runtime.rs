@@ -83,6 +83,12 @@ impl Runtime {
         self.config.load_full()
     }
 
+    /// Whether `config` is still the configuration in force (no reload since it was read). No
+    /// reference count moves, where [`Runtime::config`] writes a cache line every thread shares.
+    pub fn config_is(&self, config: &Arc<Config>) -> bool {
+        Arc::ptr_eq(&self.config.load(), config)
+    }
+
     /// Where the configuration was read from, if from a file.
     pub fn config_path(&self) -> Option<&PathBuf> {
         self.config_path.as_ref()

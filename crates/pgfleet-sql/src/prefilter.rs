@@ -60,9 +60,12 @@ pub fn may_affect_session(sql: &str) -> bool {
     if leader_at(b, 0) {
         return true;
     }
-    for (i, &c) in b.iter().enumerate() {
-        match BYTE_CLASS[c as usize] {
-            0 => {}
+    // Jump from candidate byte to candidate byte: the search for the next one is a tight loop
+    // of one table load per byte, and most texts hold few candidates.
+    let mut i = 0;
+    while let Some(skip) = b[i..].iter().position(|&c| BYTE_CLASS[c as usize] != 0) {
+        i += skip;
+        match BYTE_CLASS[b[i] as usize] {
             1 => {
                 if leader_at(b, i + 1) {
                     return true;
@@ -78,6 +81,7 @@ pub fn may_affect_session(sql: &str) -> bool {
                 }
             }
         }
+        i += 1;
     }
     false
 }
@@ -101,9 +105,11 @@ fn leader_at(b: &[u8], i: usize) -> bool {
 
 /// Whether `word` is one of the (lowercase) `words`, in any letter case.
 fn is_one_of(word: &[u8], words: &[&str]) -> bool {
-    words
-        .iter()
-        .any(|w| w.as_bytes().eq_ignore_ascii_case(word))
+    // No word at all (a text's final `;`) is the common case: no comparisons.
+    !word.is_empty()
+        && words
+            .iter()
+            .any(|w| w.as_bytes().eq_ignore_ascii_case(word))
 }
 
 /// The first word at or after `i`, skipping whitespace, `(` and comments (empty when something

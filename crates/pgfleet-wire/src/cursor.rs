@@ -51,11 +51,7 @@ impl<'a> Cursor<'a> {
 
     /// A NUL-terminated string (the protocol's "String" type).
     pub(crate) fn cstr(&mut self) -> Result<&'a str, WireError> {
-        let end = self
-            .buf
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(WireError::Truncated(self.what))?;
+        let end = memchr::memchr(0, self.buf).ok_or(WireError::Truncated(self.what))?;
         let s =
             std::str::from_utf8(&self.buf[..end]).map_err(|_| WireError::InvalidUtf8(self.what))?;
         self.buf = &self.buf[end + 1..];

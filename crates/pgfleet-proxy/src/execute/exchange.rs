@@ -175,8 +175,16 @@ impl Exchange {
         self.client_pending == 0 || self.copy_in
     }
 
-    /// Sends every synthetic answer that has reached the head of the queue.
+    /// Sends every synthetic answer that has reached the head of the queue. Inlined: the session
+    /// loop asks several times per transaction, and the answer is nearly always "none".
+    #[inline]
     pub(crate) fn drain_synthetic(&mut self, out: &mut BytesMut) {
+        if matches!(self.queue.front(), Some(Expect::Synthetic(_))) {
+            self.drain_synthetic_slow(out);
+        }
+    }
+
+    fn drain_synthetic_slow(&mut self, out: &mut BytesMut) {
         while let Some(Expect::Synthetic(_)) = self.queue.front() {
             if let Some(Expect::Synthetic(bytes)) = self.queue.pop_front() {
                 out.extend_from_slice(&bytes);

@@ -21,6 +21,7 @@ use super::exchange::{Exchange, Expect};
 use crate::prepared::StatementDef;
 use crate::runtime::Runtime;
 use crate::server::ServerConn;
+use crate::settings::Settings;
 use crate::stats::Stats;
 use crate::ProxyError;
 
@@ -66,8 +67,9 @@ pub(crate) struct RequestCtx<'a> {
     pub(crate) effects: &'a mut PendingEffects,
     pub(crate) pinned: &'a mut Option<PinReason>,
     pub(crate) tx: TxStatus,
-    /// The session's search_path (part of a prepared statement's identity).
-    pub(crate) search_path: Option<&'a str>,
+    /// The session's wanted settings; their search_path is part of a prepared statement's
+    /// identity (looked up only when a statement is prepared, not for every request).
+    pub(crate) settings: &'a Settings,
     /// The client's unnamed statement (its last `Parse ""`), re-sent to a server that lacks it.
     pub(crate) unnamed: &'a mut Option<Arc<UnnamedStatement>>,
 }
@@ -142,6 +144,11 @@ fn client_error(x: &mut Exchange, code: &str, message: &str) {
 }
 
 impl RequestCtx<'_> {
+    /// The session's search_path (`None`: the login default).
+    fn search_path(&self) -> Option<&str> {
+        self.settings.get("search_path").map(String::as_str)
+    }
+
     /// Translates one client message into bytes for `server` (appended to `to_server`) and expected
     /// answers (pushed on `x`).
     pub(crate) fn translate(
@@ -201,7 +208,7 @@ impl RequestCtx<'_> {
                 let def =
                     self.rt
                         .prepared
-                        .intern(parse.query, &parse.param_types, self.search_path);
+                        .intern(parse.query, &parse.param_types, self.search_path());
                 self.statements.insert(parse.name.to_owned(), def.clone());
                 if server.prepared.get(&def.server_name).is_some() {
                     x.push(synthetic(|o| encode_empty(o, b::PARSE_COMPLETE)));

@@ -110,10 +110,13 @@ impl Session<'_> {
             // only once the settings the last one changed have been read back.
             let boundary = boundary || tenant_wait(tenant.is_some(), sent_request, *tx, x, effects);
             while x.accepts_client_messages() && !boundary {
-                let frame = match first.take() {
-                    Some(f) => f,
+                // A message kept in `first` already passed the tenant guard (in `serve` before
+                // the checkout, or here before the session moved on with it), under the rules
+                // still in force: no context is entered before it.
+                let (frame, guarded) = match first.take() {
+                    Some(f) => (f, true),
                     None => match client.next_frame()? {
-                        Some(f) => f,
+                        Some(f) => (f, false),
                         None => break,
                     },
                 };
@@ -139,7 +142,12 @@ impl Session<'_> {
                         }
                     }
                     if checked.is_ok() && !x.skip_until_sync && *tx != TxStatus::Failed {
-                        checked = ts.check(&frame, true).map(|()| false);
+                        checked = if guarded && !opens {
+                            ts.count_statement(&frame);
+                            Ok(false)
+                        } else {
+                            ts.check(&frame, true).map(|()| false)
+                        };
                     }
                     if let Err(e) = checked {
                         tracing::debug!(client = info.id, error = %e, "statement refused for the tenant");
@@ -270,14 +278,13 @@ impl Session<'_> {
                     }
                 }
                 x.soften_fatal = !session_mode && pinned.is_none() && *tx == TxStatus::Idle;
-                let search_path = params.desired().get("search_path").map(String::as_str);
                 let mut ctx = RequestCtx {
                     rt,
                     statements,
                     effects,
                     pinned,
                     tx: *tx,
-                    search_path,
+                    settings: params.desired(),
                     unnamed,
                 };
                 // A session that keeps its server runs later transactions without being routed

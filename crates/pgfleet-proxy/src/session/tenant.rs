@@ -46,6 +46,19 @@ pub(crate) struct TenantSession {
     /// A place under the tenant's connection cap while a server is held.
     permit: Option<OwnedSemaphorePermit>,
     held_since: Option<Instant>,
+    /// What the last full [`TenantSession::enter`] of a tenant read; while none of it changed,
+    /// the next one has nothing to do.
+    entered: Option<Entered>,
+}
+
+/// Everything a tenant's context is decided from, besides the session's fixed sources: the
+/// configuration, the tenant directory (unchanged while its change count stays the same), the
+/// session's `pgfleet.tenant` setting, and whether the session keeps its server.
+struct Entered {
+    config: Arc<pgfleet_config::Config>,
+    directory: u64,
+    setting: Option<String>,
+    held: bool,
 }
 
 /// Where a tenant of a `database`-model database lives: its own server database on its
@@ -88,12 +101,14 @@ impl TenantSession {
             home: None,
             permit: None,
             held_since: None,
+            entered: None,
         }))
     }
 
     /// The tenant named by the user name (`app.acme`).
     pub(crate) fn set_user_tenant(&mut self, tenant: Option<String>) {
         self.sources.user = tenant;
+        self.entered = None;
     }
 
     fn count_error(&self) {
@@ -132,6 +147,23 @@ impl TenantSession {
         unnamed: &mut Option<Arc<UnnamedStatement>>,
         held: bool,
     ) -> Result<bool, ProxyError> {
+        let setting = params.desired().get(TENANT_SETTING).map(String::as_str);
+        // Most transactions: the same tenant as last time, nothing changed; its forced settings
+        // are still the session's (a RESET ALL would have dropped them).
+        if let Some(last) = &self.entered {
+            if last.held == held
+                && last.setting.as_deref() == setting
+                && rt.config_is(&last.config)
+                && rt.tenancy.directory.unchanged_since() == Some(last.directory)
+                && self
+                    .forced
+                    .iter()
+                    .all(|(name, value)| params.desired().get(name) == Some(value))
+            {
+                return Ok(false);
+            }
+        }
+        self.entered = None;
         let config = rt.config();
         let Some(tenancy) = config
             .databases
@@ -144,7 +176,6 @@ impl TenantSession {
         };
         // Cheap (one map lookup); follows a reload that changed the schema template.
         self.guard = rt.tenancy.guard(&self.database, tenancy);
-        let setting = params.desired().get(TENANT_SETTING).map(String::as_str);
         let named = resolve(tenancy, &self.sources, setting);
         if let Some((name, source)) = &named {
             check_name(name, *source).map_err(|m| client_error("28000", m))?;
@@ -175,6 +206,9 @@ impl TenantSession {
             self.stats = None;
             return Ok(self.apply(params, c.forced));
         };
+        // Read before the row: a change that arrives meanwhile makes the next transaction look
+        // again.
+        let directory = rt.tenancy.directory.unchanged_since();
         let row = rt
             .tenancy
             .directory
@@ -236,7 +270,14 @@ impl TenantSession {
         let c = context(tenancy, Some(&placement), sharded, self.admin, refused);
         self.rules = c.rules;
         self.current = Some(current);
-        Ok(self.apply(params, c.forced))
+        let changed = self.apply(params, c.forced);
+        self.entered = directory.map(|directory| Entered {
+            config: config.clone(),
+            directory,
+            setting: params.desired().get(TENANT_SETTING).map(String::to_owned),
+            held,
+        });
+        Ok(changed)
     }
 
     /// The settings the current context forces (name, value).
@@ -294,10 +335,10 @@ impl TenantSession {
     /// (it can call any function by OID, `set_config` included). `count`: count it as a
     /// statement (once per message: the opening message of a request is checked twice).
     pub(crate) fn check(&self, frame: &Frame, count: bool) -> Result<(), ProxyError> {
-        let tag = frame.tag();
-        if let (true, Some(s), t::QUERY | t::EXECUTE) = (count, &self.stats, tag) {
-            s.statements.fetch_add(1, Ordering::Relaxed);
+        if count {
+            self.count_statement(frame);
         }
+        let tag = frame.tag();
         let Some(rules) = &self.rules else {
             return Ok(());
         };
@@ -322,6 +363,13 @@ impl TenantSession {
             self.count_error();
             client_error(v.code, v.message)
         })
+    }
+
+    /// Counts a client message that runs a statement (Query, Execute) in the tenant's statistics.
+    pub(crate) fn count_statement(&self, frame: &Frame) {
+        if let (Some(s), t::QUERY | t::EXECUTE) = (&self.stats, frame.tag()) {
+            s.statements.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Before a checkout in transaction pooling: waits for a place under the tenant's cap

@@ -125,6 +125,14 @@ impl Directory {
         }
     }
 
+    /// While cached rows are trustworthy (the LISTEN connection is up), the count of changes
+    /// seen so far: as long as it stays the same, no cached row changed. `None` while not
+    /// listening (every lookup reads the directory).
+    pub fn unchanged_since(&self) -> Option<u64> {
+        let generation = self.generation.load(Ordering::Acquire);
+        self.listening.load(Ordering::Acquire).then_some(generation)
+    }
+
     /// Forgets `tenant` in every database (a NOTIFY names only the tenant).
     pub fn invalidate(&self, tenant: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
