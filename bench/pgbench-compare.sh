@@ -415,7 +415,7 @@ MD=$ROOT/bench/results/$(date -u +%Y-%m-%d-%H%M)$SUFFIX.md
     echo "# pgbench: direct vs PgBouncer vs pgfleet — $START_DATE"
     echo
     echo "- command: \`$CMD\` (BENCH_ROUNDS=$ROUNDS BENCH_SECONDS=$SECONDS_PER_RUN BENCH_CLIENTS=\"$CLIENTS\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_MODES=\"$MODES\" BENCH_POOL=$POOL BENCH_SCALE=$SCALE; targets in ABBA order by round)"
-    echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+    echo "- machine: $(machine_summary)"
     echo "- PostgreSQL $PG_VERSION ($STORAGE_NOTE; max_connections=400, shared_buffers=128MB, fsync=off), $BOUNCER_VERSION, pgfleet $PGFLEET_REV ($BUILD_NOTE)"
     echo "- pgbench \`-h 127.0.0.1 -p PORT -U bench -c C -j 2 -T $SECONDS_PER_RUN -M MODE -n -P 1 {-S|-N} bench\`; tables vacuumed and history truncated directly before each run"
     echo "- pool: PgBouncer default_pool_size=$POOL, pgfleet pool_size=$POOL, both transaction mode, SCRAM auth"

@@ -382,7 +382,7 @@ SCAN_SUMMARY="pgfleet peak RSS (VmHWM of a fresh process, $SCAN_ROUNDS scan(s)):
 
 # ---- report -------------------------------------------------------------------------------------
 ELAPSED=$(( $(date +%s) - START_EPOCH ))
-MACHINE="$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+MACHINE=$(machine_summary)
 report() {
     echo "# Sharding (issue 4 targets) — $START_DATE"
     echo

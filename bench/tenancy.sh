@@ -355,7 +355,7 @@ ROUND_RATIOS=$(awk -F'\t' '
 
 # ---- report -------------------------------------------------------------------------------------
 ELAPSED=$(( $(date +%s) - START_EPOCH ))
-MACHINE="$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+MACHINE=$(machine_summary)
 LOAD_AVG=$(cut -d' ' -f1-3 /proc/loadavg)
 report() {
     echo "# Tenancy (issue 5 targets) — $START_DATE"
