@@ -333,7 +333,8 @@ impl TenantSession {
 
     /// Checks one client message against the guard: SQL of a Query or Parse, and FunctionCall
     /// (it can call any function by OID, `set_config` included). `count`: count it as a
-    /// statement (once per message: the opening message of a request is checked twice).
+    /// statement (a request's opening message is checked before the checkout without being
+    /// counted, then only counted when it is sent, see [`TenantSession::count_statement`]).
     pub(crate) fn check(&self, frame: &Frame, count: bool) -> Result<(), ProxyError> {
         if count {
             self.count_statement(frame);
