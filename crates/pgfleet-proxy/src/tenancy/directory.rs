@@ -229,3 +229,28 @@ async fn listener(config: &pgfleet_config::Config) -> Result<TenantChanges, Stri
         .await
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_change_count_is_offered_only_while_listening_and_moves_with_every_change() {
+        let d = Directory::default();
+        // No listener: cached rows are not trusted, so nothing may be taken as unchanged.
+        assert_eq!(d.unchanged_since(), None);
+        d.listening.store(true, Ordering::Release);
+        let before = d.unchanged_since().expect("listening");
+        assert_eq!(d.unchanged_since(), Some(before));
+        // A notification for any tenant, even one this process never cached, is a change.
+        d.invalidate("someone-else");
+        let after = d.unchanged_since().expect("listening");
+        assert_ne!(after, before);
+        // The listener going away: every count seen before is stale.
+        d.listening.store(false, Ordering::Release);
+        d.clear();
+        assert_eq!(d.unchanged_since(), None);
+        d.listening.store(true, Ordering::Release);
+        assert!(!matches!(d.unchanged_since(), Some(g) if g == after || g == before));
+    }
+}
