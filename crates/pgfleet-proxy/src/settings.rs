@@ -83,6 +83,13 @@ impl From<BTreeMap<String, String>> for Settings {
     }
 }
 
+impl Settings {
+    /// The `search_path` setting, if set (part of a prepared statement's identity).
+    pub fn search_path(&self) -> Option<&str> {
+        self.map.get("search_path").map(String::as_str)
+    }
+}
+
 impl FromIterator<(String, String)> for Settings {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Settings {
         Settings::from(iter.into_iter().collect::<BTreeMap<_, _>>())

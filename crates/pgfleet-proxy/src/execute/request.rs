@@ -144,11 +144,6 @@ fn client_error(x: &mut Exchange, code: &str, message: &str) {
 }
 
 impl RequestCtx<'_> {
-    /// The session's search_path (`None`: the login default).
-    fn search_path(&self) -> Option<&str> {
-        self.settings.get("search_path").map(String::as_str)
-    }
-
     /// Translates one client message into bytes for `server` (appended to `to_server`) and expected
     /// answers (pushed on `x`).
     pub(crate) fn translate(
@@ -205,10 +200,11 @@ impl RequestCtx<'_> {
                     );
                     return Ok(Step::Continue);
                 }
-                let def =
-                    self.rt
-                        .prepared
-                        .intern(parse.query, &parse.param_types, self.search_path());
+                let def = self.rt.prepared.intern(
+                    parse.query,
+                    &parse.param_types,
+                    self.settings.search_path(),
+                );
                 self.statements.insert(parse.name.to_owned(), def.clone());
                 if server.prepared.get(&def.server_name).is_some() {
                     x.push(synthetic(|o| encode_empty(o, b::PARSE_COMPLETE)));

@@ -190,11 +190,10 @@ impl Session<'_> {
                 &e.param_types,
             )));
         } else {
-            let search_path = self.params.desired().get("search_path").cloned();
-            let def = self
-                .rt
-                .prepared
-                .intern(sql, &e.param_types, search_path.as_deref());
+            let def =
+                self.rt
+                    .prepared
+                    .intern(sql, &e.param_types, self.params.desired().search_path());
             self.statements.insert(name.clone(), def);
         }
     }

@@ -482,7 +482,7 @@ impl<'a> Session<'a> {
         }
         let mut frames = vec![first.clone()];
         frames.extend(rest);
-        let search_path = self.params.desired().get("search_path").cloned();
+        let search_path = self.params.desired().search_path();
         let mut defs = Vec::new();
         for f in &frames[..frames.len() - 1] {
             let parse = pgfleet_wire::frontend::decode_parse(f)?;
@@ -493,11 +493,11 @@ impl<'a> Session<'a> {
             {
                 return Ok(false);
             }
-            match self.rt.prepared.validated(
-                parse.query,
-                &parse.param_types,
-                search_path.as_deref(),
-            ) {
+            match self
+                .rt
+                .prepared
+                .validated(parse.query, &parse.param_types, search_path)
+            {
                 Some(def) => defs.push((parse.name.to_owned(), def)),
                 None => return Ok(false),
             }

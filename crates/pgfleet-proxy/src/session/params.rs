@@ -317,7 +317,7 @@ pub(crate) async fn sync_server(
         return false;
     };
     if sync.fits_inside_request() && inside_request() {
-        let search_path = server.params.get("search_path").cloned();
+        let search_path = server.params.search_path().map(str::to_owned);
         sync.encode_inline(
             to_server,
             prepared.sync_token(),
