@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use pgfleet_sql::merge_plan::{SortColumn, SortKey};
-use pgfleet_wire::rows::{decode_data_row, encode_data_row_raw, FieldDescription};
+use pgfleet_wire::rows::{data_row_values, encode_data_row_raw, FieldDescription};
+use smallvec::SmallVec;
 
 use crate::error::MergeError;
 use crate::memory::{Distinct, Memory};
@@ -22,14 +23,26 @@ pub const SHARD_QUEUE_ROWS: usize = 16;
 /// Per-row bookkeeping beyond the raw bytes, for the memory budget.
 const ROW_OVERHEAD: usize = 64;
 
+/// A row's ORDER BY values, in ORDER BY order: inline up to two keys (no allocation per row for
+/// the usual ORDER BY).
+type Keys = SmallVec<[Option<Value>; 2]>;
+
+/// A row's raw values, inline up to 16 columns (collected per row, never kept).
+type RawValues<'a> = SmallVec<[Option<&'a [u8]>; 16]>;
+
+/// The values of a DataRow message (`raw`: the whole message, tag and length included).
+fn raw_values(raw: &[u8]) -> Result<RawValues<'_>, MergeError> {
+    Ok(data_row_values(&raw[5..])?.collect::<Result<_, _>>()?)
+}
+
 struct Queued {
     raw: Bytes,
-    keys: Vec<Option<Value>>,
+    keys: Keys,
 }
 
 /// One shard's current row in the heap.
 struct Head {
-    keys: Vec<Option<Value>>,
+    keys: Keys,
     shard: usize,
     raw: Bytes,
     order: Arc<[SortKey]>,
@@ -91,7 +104,7 @@ pub(crate) struct RowMerge {
     key_columns: Vec<usize>,
     types: Vec<(u32, Format)>,
     queues: Vec<VecDeque<Queued>>,
-    last_keys: Vec<Option<Vec<Option<Value>>>>,
+    last_keys: Vec<Option<Keys>>,
     heap: BinaryHeap<Head>,
     in_heap: Vec<bool>,
     next_shard: usize,
@@ -161,13 +174,10 @@ impl RowMerge {
         Ok(fields[..self.visible].to_vec())
     }
 
-    pub(crate) fn push(
-        &mut self,
-        shard: usize,
-        raw: Bytes,
-        memory: &mut Memory,
-    ) -> Result<(), MergeError> {
-        let values = decode_data_row(&raw[5..])?;
+    /// The ORDER BY values of a shard's row (`raw`: the whole DataRow message). Only the key
+    /// columns are decoded; the others are only counted.
+    fn keys_of(&self, shard: usize, raw: &[u8]) -> Result<Keys, MergeError> {
+        let values = data_row_values(&raw[5..])?;
         if values.len() != self.types.len() {
             return Err(MergeError::Protocol(format!(
                 "shard {shard} sent a row of {} columns, its RowDescription has {}",
@@ -175,15 +185,28 @@ impl RowMerge {
                 self.types.len()
             )));
         }
-        let keys = self
-            .key_columns
-            .iter()
-            .map(|&c| {
-                values[c]
-                    .map(|b| Value::decode(self.types[c].0, self.types[c].1, b))
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys: Keys = smallvec::smallvec![None; self.key_columns.len()];
+        for (c, value) in values.enumerate() {
+            let Some(b) = value? else { continue };
+            for (k, _) in self
+                .key_columns
+                .iter()
+                .enumerate()
+                .filter(|(_, &kc)| kc == c)
+            {
+                keys[k] = Some(Value::decode(self.types[c].0, self.types[c].1, b)?);
+            }
+        }
+        Ok(keys)
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        shard: usize,
+        raw: Bytes,
+        memory: &mut Memory,
+    ) -> Result<(), MergeError> {
+        let keys = self.keys_of(shard, &raw)?;
         if let Some(prev) = &self.last_keys[shard] {
             for (i, k) in self.sort.iter().enumerate() {
                 match compare_nullable(
@@ -199,10 +222,18 @@ impl RowMerge {
             }
         }
         if !self.sort.is_empty() {
-            self.last_keys[shard] = Some(keys.clone());
+            match &mut self.last_keys[shard] {
+                Some(last) => last.clone_from(&keys),
+                last => *last = Some(keys.clone()),
+            }
         }
         memory.grow(raw.len() + ROW_OVERHEAD, "rows buffered from shards")?;
-        self.queues[shard].push_back(Queued { raw, keys });
+        let queue = &mut self.queues[shard];
+        if queue.capacity() == 0 {
+            // What `wants` lets a shard buffer: one allocation instead of a doubling series.
+            queue.reserve(SHARD_QUEUE_ROWS);
+        }
+        queue.push_back(Queued { raw, keys });
         Ok(())
     }
 
@@ -252,7 +283,7 @@ impl RowMerge {
             };
             memory.shrink(raw.len() + ROW_OVERHEAD);
             if !matches!(self.distinct, Distinct::Off) {
-                let values = decode_data_row(&raw[5..])?;
+                let values = raw_values(&raw)?;
                 let mut key = Vec::new();
                 for (c, v) in values[..self.visible].iter().enumerate() {
                     let (t, f) = self.types[c];
@@ -284,7 +315,7 @@ impl RowMerge {
         if self.hidden == 0 {
             return Ok(raw);
         }
-        let values = decode_data_row(&raw[5..])?;
+        let values = raw_values(&raw)?;
         let mut out = BytesMut::with_capacity(raw.len());
         encode_data_row_raw(&mut out, &values[..self.visible]);
         Ok(out.freeze())

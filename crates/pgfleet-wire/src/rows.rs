@@ -64,22 +64,61 @@ pub fn encode_row_description(out: &mut BytesMut, fields: &[FieldDescription]) {
 
 /// Decodes a DataRow body into its values (`None` = NULL), borrowing from `body`.
 pub fn decode_data_row(body: &[u8]) -> Result<Vec<Option<&[u8]>>, WireError> {
-    let mut c = Cursor::new(body, "DataRow");
-    let n = c.i16()?;
-    let mut values = Vec::with_capacity(n.max(0) as usize);
-    for _ in 0..n {
-        let len = c.i32()?;
-        if len < 0 {
-            values.push(None);
-        } else {
-            values.push(Some(c.bytes(len as usize)?));
-        }
-    }
-    if !c.is_empty() {
+    data_row_values(body)?.collect()
+}
+
+/// The values of a DataRow body in column order (`None` = NULL), read as they are asked for:
+/// collect them into whatever container suits (the merge uses one on the stack). Yields an error
+/// for a truncated row or bytes after its last value, then stops.
+pub fn data_row_values(body: &[u8]) -> Result<DataRowValues<'_>, WireError> {
+    let mut cursor = Cursor::new(body, "DataRow");
+    let left = cursor.i16()?.max(0) as usize;
+    if left == 0 && !cursor.is_empty() {
         return Err(WireError::Truncated("DataRow"));
     }
-    Ok(values)
+    Ok(DataRowValues { cursor, left })
 }
+
+/// Iterator of [`data_row_values`].
+pub struct DataRowValues<'a> {
+    cursor: Cursor<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for DataRowValues<'a> {
+    type Item = Result<Option<&'a [u8]>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let value = self.cursor.i32().and_then(|len| {
+            if len < 0 {
+                Ok(None)
+            } else {
+                self.cursor.bytes(len as usize).map(Some)
+            }
+        });
+        let value = match value {
+            Ok(_) if self.left == 0 && !self.cursor.is_empty() => {
+                Err(WireError::Truncated("DataRow"))
+            }
+            v => v,
+        };
+        if value.is_err() {
+            self.left = 0;
+        }
+        Some(value)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// The row's column count until an error, then 0.
+impl ExactSizeIterator for DataRowValues<'_> {}
 
 /// Appends a DataRow of raw values in any format (`None` = NULL).
 pub fn encode_data_row_raw(out: &mut BytesMut, values: &[Option<&[u8]>]) {
@@ -144,5 +183,26 @@ mod tests {
         body.push(0);
         assert!(decode_data_row(&body).is_err());
         assert!(decode_data_row(&body[..body.len() - 3]).is_err());
+        // A row of no columns is two bytes; anything after them is an error too.
+        assert_eq!(
+            decode_data_row(&[0, 0]).unwrap(),
+            Vec::<Option<&[u8]>>::new()
+        );
+        assert!(decode_data_row(&[0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn data_row_values_stop_after_an_error() {
+        let mut out = BytesMut::new();
+        encode_data_row_raw(&mut out, &[Some(b"12"), Some(b"3")]);
+        let f = split_frame(&mut out, 1 << 20).unwrap().unwrap();
+        let body = f.body();
+        let short = &body[..body.len() - 1];
+        let values = data_row_values(short).unwrap();
+        assert_eq!(values.len(), 2);
+        let got: Vec<_> = values.collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].as_ref().unwrap(), &Some(&b"12"[..]));
+        assert!(got[1].is_err());
     }
 }

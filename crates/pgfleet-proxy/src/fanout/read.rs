@@ -40,16 +40,17 @@ pub(crate) fn merge_error(e: &MergeError) -> Bytes {
     out.freeze()
 }
 
-/// Runs the merge over `legs` (their requests are sent) and writes the merged result to the
-/// client after `out` (what the client gets first, e.g. ParseComplete/BindComplete). Everything
-/// but the final ReadyForQuery is written; a failure is sent as an ErrorResponse after the rows
-/// that went out before it, like a server does. Legs that are not ready afterwards are in an
+/// Runs the merge over `legs` (their requests are sent) and streams the merged result to the
+/// client after what `out` holds (what the client gets first, e.g. ParseComplete/BindComplete).
+/// A failure is an ErrorResponse after the rows that went out before it, like a server sends.
+/// The end of the answer stays in `out` for the caller to send with its ReadyForQuery, so a
+/// small answer reaches the client in one write. Legs that are not ready afterwards are in an
 /// unknown state (the caller closes them).
 pub(crate) async fn merged_read(
     legs: &mut [Leg],
     merge: &mut Merge,
     client: &mut ClientConn,
-    mut out: BytesMut,
+    out: &mut BytesMut,
 ) -> Result<(), ProxyError> {
     let mut failure: Option<Bytes> = None;
     let mut urgent = false;
@@ -70,7 +71,7 @@ pub(crate) async fn merged_read(
             break;
         }
         if out.len() >= FLUSH_AT {
-            client.write_all(&out).await?;
+            client.write_all(out).await?;
             out.clear();
         }
         // Messages already buffered first.
@@ -89,14 +90,14 @@ pub(crate) async fn merged_read(
                 progressed = true;
                 // PostgreSQL flushes a notice at once: so does pgfleet, at the next wait.
                 urgent |= frame.tag() == b::NOTICE_RESPONSE;
-                handle(leg, frame, merge, &mut out, &mut failure);
+                handle(leg, frame, merge, out, &mut failure);
             }
         }
         if progressed || failure.is_some() {
             continue;
         }
         if urgent || out.len() >= FLUSH_BEFORE_WAIT_AT {
-            client.write_all(&out).await?;
+            client.write_all(out).await?;
             out.clear();
             urgent = false;
         }
@@ -123,9 +124,6 @@ pub(crate) async fn merged_read(
     }
     if let Some(f) = failure {
         out.extend_from_slice(&f);
-    }
-    if !out.is_empty() {
-        client.write_all(&out).await?;
     }
     Ok(())
 }

@@ -433,8 +433,7 @@ impl Session<'_> {
             }
             encode_empty(out, b::BIND_COMPLETE);
         }
-        let first = std::mem::take(out);
-        let result = merged_read(&mut legs, &mut merge, &mut self.client, first).await;
+        let result = merged_read(&mut legs, &mut merge, &mut self.client, out).await;
         finish_legs(legs);
         self.info.set_state(crate::clients::ClientState::Idle);
         result
