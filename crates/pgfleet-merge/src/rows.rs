@@ -5,7 +5,7 @@
 //! whose queue is full.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -40,50 +40,74 @@ struct Queued {
     keys: Keys,
 }
 
-/// One shard's current row in the heap.
-struct Head {
-    keys: Keys,
-    shard: usize,
-    raw: Bytes,
-    order: Arc<[SortKey]>,
-}
-
-impl Head {
-    fn cmp_keys(&self, other: &Head) -> Ordering {
-        for (i, k) in self.order.iter().enumerate() {
-            // Values of one column share a type, so comparison cannot fail here; a failure would
-            // have been reported when the row was pushed (out-of-order check).
-            let o = compare_nullable(
-                self.keys[i].as_ref(),
-                other.keys[i].as_ref(),
-                k.descending,
-                k.nulls_first,
-            )
-            .unwrap_or(Ordering::Equal);
-            if o != Ordering::Equal {
-                return o;
-            }
+/// Whether shard `a`'s current row comes before shard `b`'s: by the ORDER BY keys, then the lower
+/// shard first (so the output is deterministic). Both shards have a current row.
+fn before(current: &[Option<Queued>], order: &[SortKey], a: usize, b: usize) -> bool {
+    let (Some(ra), Some(rb)) = (&current[a], &current[b]) else {
+        return a < b;
+    };
+    for (i, k) in order.iter().enumerate() {
+        // Values of one column share a type, so comparison cannot fail here; a failure would
+        // have been reported when the row was pushed (out-of-order check).
+        match compare_nullable(
+            ra.keys[i].as_ref(),
+            rb.keys[i].as_ref(),
+            k.descending,
+            k.nulls_first,
+        )
+        .unwrap_or(Ordering::Equal)
+        {
+            Ordering::Less => return true,
+            Ordering::Greater => return false,
+            Ordering::Equal => {}
         }
-        // Ties: lower shard first, so the output is deterministic.
-        self.shard.cmp(&other.shard)
     }
+    a < b
 }
 
-impl PartialEq for Head {
-    fn eq(&self, other: &Head) -> bool {
-        self.cmp(other) == Ordering::Equal
+/// A binary min-heap of shard numbers ordered by their current rows ([`before`]): only the
+/// numbers move when it is reordered, never the rows.
+#[derive(Default)]
+struct ShardHeap(Vec<usize>);
+
+impl ShardHeap {
+    fn push(&mut self, shard: usize, current: &[Option<Queued>], order: &[SortKey]) {
+        let h = &mut self.0;
+        h.push(shard);
+        let mut i = h.len() - 1;
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !before(current, order, h[i], h[parent]) {
+                break;
+            }
+            h.swap(i, parent);
+            i = parent;
+        }
     }
-}
-impl Eq for Head {}
-impl PartialOrd for Head {
-    fn partial_cmp(&self, other: &Head) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Head {
-    fn cmp(&self, other: &Head) -> Ordering {
-        // BinaryHeap is a max-heap: reverse so the smallest row is on top.
-        self.cmp_keys(other).reverse()
+
+    fn pop(&mut self, current: &[Option<Queued>], order: &[SortKey]) -> Option<usize> {
+        let h = &mut self.0;
+        if h.is_empty() {
+            return None;
+        }
+        let top = h.swap_remove(0);
+        let mut i = 0;
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut first = i;
+            if l < h.len() && before(current, order, h[l], h[first]) {
+                first = l;
+            }
+            if r < h.len() && before(current, order, h[r], h[first]) {
+                first = r;
+            }
+            if first == i {
+                break;
+            }
+            h.swap(i, first);
+            i = first;
+        }
+        Some(top)
     }
 }
 
@@ -105,8 +129,9 @@ pub(crate) struct RowMerge {
     types: Vec<(u32, Format)>,
     queues: Vec<VecDeque<Queued>>,
     last_keys: Vec<Option<Keys>>,
-    heap: BinaryHeap<Head>,
-    in_heap: Vec<bool>,
+    /// Each shard's current row: the one it offers to the merge.
+    current: Vec<Option<Queued>>,
+    heap: ShardHeap,
     next_shard: usize,
 }
 
@@ -122,8 +147,8 @@ impl RowMerge {
             types: Vec::new(),
             queues: (0..shards).map(|_| VecDeque::new()).collect(),
             last_keys: vec![None; shards],
-            heap: BinaryHeap::new(),
-            in_heap: vec![false; shards],
+            current: (0..shards).map(|_| None).collect(),
+            heap: ShardHeap::default(),
             next_shard: 0,
         }
     }
@@ -238,7 +263,7 @@ impl RowMerge {
     }
 
     pub(crate) fn wants(&self, shard: usize) -> bool {
-        self.queues[shard].len() + usize::from(self.in_heap[shard]) < SHARD_QUEUE_ROWS
+        self.queues[shard].len() + usize::from(self.current[shard].is_some()) < SHARD_QUEUE_ROWS
     }
 
     /// The next merged row, or why there is none yet.
@@ -256,28 +281,24 @@ impl RowMerge {
                 }
             } else {
                 for s in 0..self.queues.len() {
-                    if !self.in_heap[s] {
+                    if self.current[s].is_none() {
                         if let Some(q) = self.queues[s].pop_front() {
-                            self.heap.push(Head {
-                                keys: q.keys,
-                                shard: s,
-                                raw: q.raw,
-                                order: self.sort.clone(),
-                            });
-                            self.in_heap[s] = true;
+                            self.current[s] = Some(q);
+                            self.heap.push(s, &self.current, &self.sort);
                         }
                     }
                 }
-                // Safe to emit only when every running shard has a row in the heap: a shard
+                // Safe to emit only when every running shard has a current row: a shard
                 // without one might still send a smaller row.
-                if (0..done.len()).any(|s| !done[s] && !self.in_heap[s]) {
+                if (0..done.len()).any(|s| !done[s] && self.current[s].is_none()) {
                     return Ok(RowPoll::NeedInput);
                 }
-                match self.heap.pop() {
-                    Some(h) => {
-                        self.in_heap[h.shard] = false;
-                        h.raw
-                    }
+                match self
+                    .heap
+                    .pop(&self.current, &self.sort)
+                    .and_then(|s| self.current[s].take())
+                {
+                    Some(q) => q.raw,
                     None => return Ok(RowPoll::Exhausted),
                 }
             };

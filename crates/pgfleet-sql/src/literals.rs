@@ -209,7 +209,10 @@ mod tests {
     fn placeholders_count_past_nine() {
         let sql = format!(
             "SELECT * FROM t WHERE id IN ({})",
-            (1..=12).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            (1..=12)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let n = normalize(&sql).unwrap();
         assert_eq!(
