@@ -146,6 +146,26 @@ fn utf8(type_oid: u32, b: &[u8]) -> Result<&str, MergeError> {
     std::str::from_utf8(b).map_err(|_| bad(type_oid, "not UTF-8"))
 }
 
+/// An integer as PostgreSQL writes it (`-` and up to 18 digits: any such number fits an i64),
+/// read straight from the bytes; `None` for anything else, which the caller parses in full.
+fn short_int_text(b: &[u8]) -> Option<i64> {
+    let (negative, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -v } else { v })
+}
+
 impl Value {
     /// Decodes a value of a comparable type (see [`is_comparable`]).
     pub fn decode(type_oid: u32, format: Format, b: &[u8]) -> Result<Value, MergeError> {
@@ -158,9 +178,10 @@ impl Value {
                 Value::Int(i64::from(i32::from_be_bytes(fixed(type_oid, b)?)))
             }
             (INT8, Format::Binary) => Value::Int(i64::from_be_bytes(fixed(type_oid, b)?)),
-            (INT2 | INT4 | INT8, Format::Text) => {
-                Value::Int(utf8(type_oid, b)?.parse().map_err(|e| bad(type_oid, e))?)
-            }
+            (INT2 | INT4 | INT8, Format::Text) => Value::Int(match short_int_text(b) {
+                Some(v) => v,
+                None => utf8(type_oid, b)?.parse().map_err(|e| bad(type_oid, e))?,
+            }),
             (FLOAT4, Format::Binary) => {
                 Value::Float(f64::from(f32::from_be_bytes(fixed(type_oid, b)?)))
             }
@@ -338,5 +359,52 @@ pub fn canonical_nullable(v: Option<&Value>, out: &mut Vec<u8>) {
     match v {
         None => out.push(0),
         Some(v) => v.canonical(out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn integer_text_reads_like_the_full_parse() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "123456789012345678",
+            "-123456789012345678",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999999999999",
+            "",
+            "-",
+            "+5",
+            "1 ",
+            " 1",
+            "1a",
+            "--1",
+        ] {
+            let full = text.parse::<i64>().ok();
+            if let Some(v) = short_int_text(text.as_bytes()) {
+                assert_eq!(Some(v), full, "{text:?}");
+            }
+            let decoded = Value::decode(oid::INT8, Format::Text, text.as_bytes()).ok();
+            assert_eq!(decoded, full.map(Value::Int), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_int8_round_trips_through_its_text(v in any::<i64>()) {
+            let text = v.to_string();
+            prop_assert_eq!(
+                Value::decode(oid::INT8, Format::Text, text.as_bytes()).unwrap(),
+                Value::Int(v)
+            );
+        }
     }
 }
