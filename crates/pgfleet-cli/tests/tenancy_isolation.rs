@@ -352,6 +352,46 @@ async fn schema_model_attacks() {
             .collect();
         assert_eq!(rows, vec!["acme-1", "acme-2"]);
     }
+    // pgfleet's own server-side statements by name from SQL: globex prepares a statement that
+    // names its schema (its own, so allowed); on the shared server connection it is a statement
+    // `pgfleet_N`, listed in pg_prepared_statements. acme may not run, replace or drop it (run
+    // with acme's rights, it would read globex's rows).
+    let st = b
+        .prepare("SELECT body FROM tenant_globex.notes ORDER BY id")
+        .await
+        .unwrap();
+    only(
+        "globex",
+        &texts(&b, &st).await,
+        "globex's own qualified statement",
+    );
+    let names: Vec<String> = a
+        .query("SELECT name FROM pg_prepared_statements", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("pgfleet_")),
+        "acme sees the shared connection's statements: {names:?}"
+    );
+    for name in names.iter().filter(|n| n.starts_with("pgfleet_")) {
+        for sql in [
+            format!("EXECUTE {name}"),
+            format!("EXECUTE \"{name}\""),
+            format!("EXPLAIN EXECUTE {name}"),
+            format!("CREATE TEMP TABLE stolen AS EXECUTE {name}"),
+            format!("DEALLOCATE {name}"),
+            format!("DEALLOCATE PREPARE {name}"),
+            format!("PREPARE {name} AS SELECT body FROM notes"),
+        ] {
+            refused(&a, &sql, &format!("prepared statement {name}")).await;
+            own_rows(&a, "acme").await;
+        }
+    }
+    // globex's statement still works after those attempts.
+    only("globex", &texts(&b, &st).await, "after the attempts");
     assert_eq!(
         w.proxy().rt.pools().list().len(),
         1,
@@ -1080,8 +1120,9 @@ async fn failed_request_leaves_no_context_behind(w: &World) {
         assert_eq!(got, vec!["acme-1".to_owned(), "acme-2".to_owned()]);
         own_rows(&a, "acme").await;
     }
-    // pgfleet's set_config statement is visible to the tenant; run through SQL without pgfleet's
-    // secret, it sets nothing.
+    // pgfleet's set_config statement is visible to the tenant, but a tenant may not run it by name
+    // (nor any other statement of pgfleet's). Run without pgfleet's secret it would set nothing
+    // (tests/pooling.rs checks that for sessions without a tenant, which may run it).
     let name: String = a
         .query_one(
             "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'SELECT pg_catalog.set_config(%' LIMIT 1",
@@ -1095,13 +1136,10 @@ async fn failed_request_leaves_no_context_behind(w: &World) {
             let sql = format!(
                 "BEGIN; EXECUTE {name}('{setting}', '{value}', 'guess'); SELECT body FROM notes; COMMIT"
             );
-            match bodies(&a, &sql).await {
-                Ok(rows) => assert_eq!(rows, vec!["acme-1", "acme-2"], "{sql}"),
-                Err(e) => panic!("{sql}: {}", message(&e)),
-            }
+            refused(&a, &sql, &format!("prepared statement {name}")).await;
+            own_rows(&a, "acme").await;
         }
     }
-    own_rows(&a, "acme").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

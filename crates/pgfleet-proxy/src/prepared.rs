@@ -10,6 +10,7 @@ use std::sync::Arc;
 use lru::LruCache;
 
 use parking_lot::Mutex;
+use pgfleet_sql::tenant_guard::SERVER_STATEMENT_PREFIX;
 
 use crate::auth::md5::{hex, md5_hex};
 
@@ -98,7 +99,7 @@ impl PreparedRegistry {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let def = Arc::new(StatementDef {
-            server_name: format!("pgfleet_{id}"),
+            server_name: format!("{SERVER_STATEMENT_PREFIX}{id}"),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
             validated: AtomicBool::new(false),

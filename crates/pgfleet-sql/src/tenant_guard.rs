@@ -48,6 +48,11 @@ const VALUE_CATALOGS: &[&str] = &[
     "pg_statistic_ext_data",
 ];
 
+/// Start of the names of the server-side prepared statements pgfleet makes for its clients and
+/// itself (`pgfleet_1`, …). They are shared by every session that uses a server connection, so a
+/// tenant must not run, replace or drop them by name from SQL.
+pub const SERVER_STATEMENT_PREFIX: &str = "pgfleet_";
+
 /// How a statement touches one setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettingChange {
@@ -72,6 +77,9 @@ pub struct TenantFacts {
     pub sql_text_call: Option<String>,
     /// A catalog view that shows column values of all tables (lower-cased name).
     pub value_catalog: Option<String>,
+    /// A SQL-level `EXECUTE`, `PREPARE` or `DEALLOCATE` of a name that starts with
+    /// [`SERVER_STATEMENT_PREFIX`] (the name).
+    pub server_statement: Option<String>,
     /// Schema names the text mentions that match the schema template, lower-cased, deduplicated:
     /// as identifiers, in qualified names and in string constants (`'tenant_b.notes'::regclass`).
     pub tenant_schemas: Vec<String>,
@@ -164,6 +172,13 @@ impl TenantFacts {
         if let Some(v) = &self.value_catalog {
             return Err(violation(format!(
                 "permission denied for {v}: it shows column values of every tenant"
+            )));
+        }
+        if let Some(name) = &self.server_statement {
+            return Err(violation(format!(
+                "permission denied for prepared statement {name}: statements named \
+                 {SERVER_STATEMENT_PREFIX}… are pgfleet's own, shared by every session that uses \
+                 a server connection"
             )));
         }
         if let Some(schema) = self
@@ -362,6 +377,10 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
                 NodeRef::DoStmt(_) => {
                     facts.opaque_code.get_or_insert("DO blocks");
                 }
+                // The parser folded unquoted names to lower case, as the server does.
+                NodeRef::ExecuteStmt(s) => note_server_statement(&mut facts, &s.name),
+                NodeRef::PrepareStmt(s) => note_server_statement(&mut facts, &s.name),
+                NodeRef::DeallocateStmt(s) => note_server_statement(&mut facts, &s.name),
                 NodeRef::CreateFunctionStmt(_) => {
                     facts
                         .opaque_code
@@ -409,6 +428,13 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
         }
     }
     facts
+}
+
+/// A SQL-level reference to one of pgfleet's own server-side statements.
+fn note_server_statement(facts: &mut TenantFacts, name: &str) {
+    if name.starts_with(SERVER_STATEMENT_PREFIX) && facts.server_statement.is_none() {
+        facts.server_statement = Some(name.to_owned());
+    }
 }
 
 /// The last part of a function's name, lower-cased.
@@ -513,6 +539,12 @@ mod tests {
             "SELECT set_config('work_mem', '8MB', false)",
             "COPY notes TO STDOUT",
             "SELECT current_setting('search_path')",
+            "PREPARE mine AS SELECT * FROM notes",
+            "EXECUTE mine",
+            "DEALLOCATE mine",
+            "DEALLOCATE ALL",
+            "SELECT name, statement FROM pg_prepared_statements",
+            "EXECUTE \"PGFLEET_1\"",
         ];
         for sql in allowed {
             assert_eq!(check(sql, &r), Ok(()), "{sql}");
@@ -548,6 +580,15 @@ mod tests {
             ("SELECT * FROM pg_stats", "pg_stats"),
             ("CREATE SCHEMA mine", "create a schema"),
             ("ALTER ROLE app SET work_mem = 1", "ALTER ROLE"),
+            ("EXECUTE pgfleet_3", "prepared statement pgfleet_3"),
+            ("EXECUTE PGFLEET_3(1, 'x')", "prepared statement pgfleet_3"),
+            ("EXECUTE \"pgfleet_3\"", "prepared statement pgfleet_3"),
+            ("EXPLAIN ANALYZE EXECUTE pgfleet_3", "prepared statement pgfleet_3"),
+            ("CREATE TABLE t AS EXECUTE pgfleet_3", "prepared statement pgfleet_3"),
+            ("SELECT 1; EXECUTE pgfleet_3", "prepared statement pgfleet_3"),
+            ("PREPARE pgfleet_3 AS SELECT 1", "prepared statement pgfleet_3"),
+            ("DEALLOCATE pgfleet_3", "prepared statement pgfleet_3"),
+            ("DEALLOCATE PREPARE pgfleet_3", "prepared statement pgfleet_3"),
         ];
         for (sql, needle) in refused {
             let e = check(sql, &r).expect_err(sql);
