@@ -294,6 +294,10 @@ async fn schema_model_attacks() {
             "query_to_xml",
         ),
         ("SELECT * FROM pg_stats", "pg_stats"),
+        // pgfleet's own two-phase commits (its decision log finishes them).
+        ("ROLLBACK PREPARED 'pgfleet_1_1_1'", "prepared transaction 'pgfleet_1_1_1'"),
+        ("COMMIT PREPARED 'pgfleet_1_1_1'", "prepared transaction 'pgfleet_1_1_1'"),
+        ("BEGIN; PREPARE TRANSACTION 'pgfleet_9_9_9'", "prepared transaction 'pgfleet_9_9_9'"),
     ] {
         refused(&a, sql, needle).await;
         // The session carries on in its own context.

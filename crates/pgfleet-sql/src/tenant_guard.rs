@@ -53,6 +53,11 @@ const VALUE_CATALOGS: &[&str] = &[
 /// tenant must not run, replace or drop them by name from SQL.
 pub const SERVER_STATEMENT_PREFIX: &str = "pgfleet_";
 
+/// Start of the names of pgfleet's two-phase-commit transactions on the servers
+/// (`pgfleet_<node>_<start>_<n>`): only pgfleet commits or rolls them back, following its
+/// decision log.
+pub const TWO_PHASE_GID_PREFIX: &str = "pgfleet_";
+
 /// How a statement touches one setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettingChange {
@@ -80,6 +85,9 @@ pub struct TenantFacts {
     /// A SQL-level `EXECUTE`, `PREPARE` or `DEALLOCATE` of a name that starts with
     /// [`SERVER_STATEMENT_PREFIX`] (the name).
     pub server_statement: Option<String>,
+    /// `PREPARE TRANSACTION`, `COMMIT PREPARED` or `ROLLBACK PREPARED` of a transaction name that
+    /// starts with [`TWO_PHASE_GID_PREFIX`] (the name).
+    pub own_transaction: Option<String>,
     /// Schema names the text mentions that match the schema template, lower-cased, deduplicated:
     /// as identifiers, in qualified names and in string constants (`'tenant_b.notes'::regclass`).
     pub tenant_schemas: Vec<String>,
@@ -172,6 +180,13 @@ impl TenantFacts {
         if let Some(v) = &self.value_catalog {
             return Err(violation(format!(
                 "permission denied for {v}: it shows column values of every tenant"
+            )));
+        }
+        if let Some(gid) = &self.own_transaction {
+            return Err(violation(format!(
+                "permission denied for prepared transaction '{gid}': transactions named \
+                 {TWO_PHASE_GID_PREFIX}… are pgfleet's two-phase commits, which only pgfleet \
+                 finishes"
             )));
         }
         if let Some(name) = &self.server_statement {
@@ -381,6 +396,12 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
                 NodeRef::ExecuteStmt(s) => note_server_statement(&mut facts, &s.name),
                 NodeRef::PrepareStmt(s) => note_server_statement(&mut facts, &s.name),
                 NodeRef::DeallocateStmt(s) => note_server_statement(&mut facts, &s.name),
+                NodeRef::TransactionStmt(t)
+                    if t.gid.starts_with(TWO_PHASE_GID_PREFIX)
+                        && facts.own_transaction.is_none() =>
+                {
+                    facts.own_transaction = Some(t.gid.clone());
+                }
                 NodeRef::CreateFunctionStmt(_) => {
                     facts
                         .opaque_code
@@ -545,6 +566,9 @@ mod tests {
             "DEALLOCATE ALL",
             "SELECT name, statement FROM pg_prepared_statements",
             "EXECUTE \"PGFLEET_1\"",
+            "ROLLBACK PREPARED 'mine'",
+            "COMMIT PREPARED 'PGFLEET_1'",
+            "SELECT * FROM pg_prepared_xacts",
         ];
         for sql in allowed {
             assert_eq!(check(sql, &r), Ok(()), "{sql}");
@@ -589,6 +613,9 @@ mod tests {
             ("PREPARE pgfleet_3 AS SELECT 1", "prepared statement pgfleet_3"),
             ("DEALLOCATE pgfleet_3", "prepared statement pgfleet_3"),
             ("DEALLOCATE PREPARE pgfleet_3", "prepared statement pgfleet_3"),
+            ("ROLLBACK PREPARED 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
+            ("COMMIT PREPARED 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
+            ("PREPARE TRANSACTION 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
         ];
         for (sql, needle) in refused {
             let e = check(sql, &r).expect_err(sql);
