@@ -959,6 +959,28 @@ async fn transactions_span_shards_and_commit_with_two_phase_commit() {
     let s = shards();
     let proxy = TestProxy::start(&config(&s, "127.0.0.1:0")).await;
     let mut c = proxy.connect().await;
+
+    // pgfleet's own two-phase commits are not the client's to finish or to fake.
+    for sql in [
+        "ROLLBACK PREPARED 'pgfleet_1_1_1'",
+        "COMMIT PREPARED 'pgfleet_1_1_1'",
+        "BEGIN; PREPARE TRANSACTION 'pgfleet_1_1_2'",
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "42501", "{sql}: {}", message(&e));
+        assert!(
+            message(&e).contains("one of pgfleet's two-phase commits"),
+            "{sql}: {}",
+            message(&e)
+        );
+    }
+    // Other names are the client's own business: the server answers.
+    let e = c
+        .simple_query("ROLLBACK PREPARED 'not_pgfleets'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42704", "{}", message(&e));
+    c.batch_execute("SELECT 1").await.unwrap();
     let (a, b) = two_shards(&s, 7001);
 
     // Simple protocol: BEGIN, a write on each shard, back to the first, COMMIT.

@@ -84,6 +84,10 @@ pub enum ShardRouteError {
         /// Where, e.g. "sharded table `orders`".
         tables: String,
     },
+    /// `COMMIT PREPARED`, `ROLLBACK PREPARED` or `PREPARE TRANSACTION` of one of pgfleet's
+    /// two-phase-commit names. SQLSTATE 42501.
+    #[error("transaction '{0}' is one of pgfleet's two-phase commits: only pgfleet commits or rolls it back, following its decision log (SHOW TRANSACTIONS on the admin console lists the unfinished ones)")]
+    OwnTransaction(String),
 }
 
 impl ShardRouteError {
@@ -100,6 +104,7 @@ impl ShardRouteError {
             | ShardRouteError::Unsupported { .. } => "0A000",
             ShardRouteError::BadShardChoice { .. } => "22023",
             ShardRouteError::MissingParameter { .. } => "08P01",
+            ShardRouteError::OwnTransaction(_) => "42501",
         }
     }
 

@@ -250,6 +250,12 @@ fn statement(sql: &str, stmt: &NodeEnum, db: &DatabaseTopology) -> Result<Stmt, 
                 None => Ok(Stmt::Fixed(default_route(db))),
             }
         }
+        // A client must not finish (or fake) one of pgfleet's two-phase commits on a shard.
+        NodeEnum::TransactionStmt(t)
+            if t.gid.starts_with(crate::tenant_guard::TWO_PHASE_GID_PREFIX) =>
+        {
+            Err(ShardRouteError::OwnTransaction(t.gid.clone()))
+        }
         NodeEnum::TransactionStmt(_)
         | NodeEnum::VariableSetStmt(_)
         | NodeEnum::VariableShowStmt(_)
