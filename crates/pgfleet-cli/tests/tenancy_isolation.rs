@@ -294,6 +294,12 @@ async fn schema_model_attacks() {
             "query_to_xml",
         ),
         ("SELECT * FROM pg_stats", "pg_stats"),
+        // Other tenants' server connections.
+        (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+            "pg_terminate_backend",
+        ),
+        ("SELECT pg_cancel_backend(1)", "pg_cancel_backend"),
         // pgfleet's own two-phase commits (its decision log finishes them).
         ("ROLLBACK PREPARED 'pgfleet_1_1_1'", "prepared transaction 'pgfleet_1_1_1'"),
         ("COMMIT PREPARED 'pgfleet_1_1_1'", "prepared transaction 'pgfleet_1_1_1'"),

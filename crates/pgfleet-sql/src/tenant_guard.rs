@@ -38,6 +38,11 @@ const SQL_TEXT_FUNCTIONS: &[&str] = &[
     "dblink_send_query",
 ];
 
+/// Functions that signal server processes: with one server role for every tenant they reach the
+/// server connections that serve other tenants (a client cancels its own query with the
+/// protocol's CancelRequest, which pgfleet forwards to exactly its server).
+const SIGNAL_FUNCTIONS: &[&str] = &["pg_cancel_backend", "pg_terminate_backend"];
+
 /// Catalog views that show column values of every table (most common values, histograms): with
 /// one server role for every tenant they would show other tenants' data.
 const VALUE_CATALOGS: &[&str] = &[
@@ -80,6 +85,8 @@ pub struct TenantFacts {
     pub opaque_code: Option<&'static str>,
     /// A call of a function that runs SQL given as text (lower-cased name).
     pub sql_text_call: Option<String>,
+    /// A call of a function that signals server processes (lower-cased name).
+    pub signal_call: Option<String>,
     /// A catalog view that shows column values of all tables (lower-cased name).
     pub value_catalog: Option<String>,
     /// A SQL-level `EXECUTE`, `PREPARE` or `DEALLOCATE` of a name that starts with
@@ -175,6 +182,12 @@ impl TenantFacts {
         if let Some(f) = &self.sql_text_call {
             return Err(violation(format!(
                 "permission denied for function {f}: it runs SQL text pgfleet cannot check"
+            )));
+        }
+        if let Some(f) = &self.signal_call {
+            return Err(violation(format!(
+                "permission denied for function {f}: the server processes it reaches serve other \
+                 tenants too; cancel a query with the protocol's cancel request"
             )));
         }
         if let Some(v) = &self.value_catalog {
@@ -481,6 +494,8 @@ fn visit_call(call: &FuncCall, facts: &mut TenantFacts) {
         || name.starts_with("cursor_to_xml")
     {
         facts.sql_text_call.get_or_insert(name);
+    } else if SIGNAL_FUNCTIONS.contains(&name.as_str()) {
+        facts.signal_call.get_or_insert(name);
     }
 }
 
@@ -613,6 +628,8 @@ mod tests {
             ("PREPARE pgfleet_3 AS SELECT 1", "prepared statement pgfleet_3"),
             ("DEALLOCATE pgfleet_3", "prepared statement pgfleet_3"),
             ("DEALLOCATE PREPARE pgfleet_3", "prepared statement pgfleet_3"),
+            ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "pg_terminate_backend"),
+            ("SELECT pg_catalog.pg_cancel_backend(42)", "pg_cancel_backend"),
             ("ROLLBACK PREPARED 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
             ("COMMIT PREPARED 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
             ("PREPARE TRANSACTION 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
