@@ -294,6 +294,11 @@ async fn schema_model_attacks() {
             "query_to_xml",
         ),
         ("SELECT * FROM pg_stats", "pg_stats"),
+        // A query given as text, its schema name split so no literal names it.
+        (
+            "SELECT word FROM ts_stat('SELECT to_tsvector(body) FROM tenant_' || 'globex.notes')",
+            "ts_stat",
+        ),
         // Other tenants' server connections.
         (
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",

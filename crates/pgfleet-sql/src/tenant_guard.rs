@@ -36,6 +36,14 @@ const SQL_TEXT_FUNCTIONS: &[&str] = &[
     "dblink_exec",
     "dblink_open",
     "dblink_send_query",
+    // Full text search statistics over the rows of a query given as text.
+    "ts_stat",
+    // tablefunc: pivot and tree queries built from SQL or relation names given as text.
+    "crosstab",
+    "crosstab2",
+    "crosstab3",
+    "crosstab4",
+    "connectby",
 ];
 
 /// Functions that signal server processes: with one server role for every tenant they reach the
@@ -492,6 +500,8 @@ fn visit_call(call: &FuncCall, facts: &mut TenantFacts) {
     } else if SQL_TEXT_FUNCTIONS.contains(&name.as_str())
         || name.starts_with("table_to_xml")
         || name.starts_with("cursor_to_xml")
+        // ts_rewrite(query, 'SELECT target, substitute FROM …') runs that SELECT.
+        || (name == "ts_rewrite" && call.args.len() == 2)
     {
         facts.sql_text_call.get_or_insert(name);
     } else if SIGNAL_FUNCTIONS.contains(&name.as_str()) {
@@ -584,6 +594,7 @@ mod tests {
             "ROLLBACK PREPARED 'mine'",
             "COMMIT PREPARED 'PGFLEET_1'",
             "SELECT * FROM pg_prepared_xacts",
+            "SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)",
         ];
         for sql in allowed {
             assert_eq!(check(sql, &r), Ok(()), "{sql}");
@@ -628,6 +639,15 @@ mod tests {
             ("PREPARE pgfleet_3 AS SELECT 1", "prepared statement pgfleet_3"),
             ("DEALLOCATE pgfleet_3", "prepared statement pgfleet_3"),
             ("DEALLOCATE PREPARE pgfleet_3", "prepared statement pgfleet_3"),
+            (
+                "SELECT * FROM ts_stat('SELECT to_tsvector(body) FROM tenant_' || 'globex.notes')",
+                "ts_stat",
+            ),
+            (
+                "SELECT ts_rewrite('a'::tsquery, 'SELECT t, s FROM ' || 'x')",
+                "ts_rewrite",
+            ),
+            ("SELECT * FROM crosstab('SELECT 1')", "crosstab"),
             ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "pg_terminate_backend"),
             ("SELECT pg_catalog.pg_cancel_backend(42)", "pg_cancel_backend"),
             ("ROLLBACK PREPARED 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
