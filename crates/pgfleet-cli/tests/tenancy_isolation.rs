@@ -299,6 +299,8 @@ async fn schema_model_attacks() {
             "SELECT word FROM ts_stat('SELECT to_tsvector(body) FROM tenant_' || 'globex.notes')",
             "ts_stat",
         ),
+        // Another tenant's sequence under a computed name (setval could make its inserts fail).
+        ("SELECT setval('tenant_' || 'globex.notes_seq', 1)", "computed sequence"),
         // Other tenants' server connections.
         (
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",

@@ -88,6 +88,9 @@ pub struct TenantFacts {
     pub settings: Vec<(String, SettingChange)>,
     /// A `set_config` whose setting name is not a constant.
     pub dynamic_set_config: bool,
+    /// `nextval`, `setval` or `currval` of a sequence not named by a string constant (computed
+    /// names, OIDs): the name check cannot see whose sequence it is (the function name).
+    pub dynamic_sequence: Option<String>,
     /// Code pgfleet cannot check: `DO`, `CREATE FUNCTION`/`PROCEDURE`, `ALTER FUNCTION`,
     /// `ALTER ROLE … SET`, `ALTER DATABASE … SET`, `ALTER SYSTEM` (a short description).
     pub opaque_code: Option<&'static str>,
@@ -182,6 +185,11 @@ impl TenantFacts {
                 "permission denied for set_config with a computed setting name: {who} may only name settings literally"
             )));
         }
+        if let Some(f) = &self.dynamic_sequence {
+            return Err(violation(format!(
+                "permission denied for {f} with a computed sequence: {who} may only name sequences literally"
+            )));
+        }
         if let Some(what) = self.opaque_code {
             return Err(violation(format!(
                 "permission denied for {what}: {who} may not run code pgfleet cannot check; use an admin role"
@@ -268,12 +276,12 @@ impl TenantGuard {
     /// The facts of `sql` (cached). Texts that differ only in literals share one analysis
     /// ([`crate::literals`]): the facts of the text with parameters in place of its literals,
     /// plus the schema names its string literals mention (the only facts a literal's value
-    /// decides, see [`tenant_facts`]). When that text does not parse, or its `set_config` lost
-    /// its literal setting name, the exact text is analyzed.
+    /// decides, see [`tenant_facts`]). When that text does not parse, or its `set_config` or
+    /// sequence function lost its literal name, the exact text is analyzed.
     pub fn facts(&self, sql: &str) -> std::sync::Arc<TenantFacts> {
         if let Some(n) = normalize(sql) {
             let shared = self.cached(&n.key);
-            if shared.parsed && !shared.dynamic_set_config {
+            if shared.parsed && !shared.dynamic_set_config && shared.dynamic_sequence.is_none() {
                 let mut extra = TenantFacts::default();
                 for v in &n.values {
                     note_string_schema(&mut extra, v, self.pattern.as_ref());
@@ -497,6 +505,11 @@ fn visit_call(call: &FuncCall, facts: &mut TenantFacts) {
                 .push((setting.to_ascii_lowercase(), SettingChange::Set)),
             None => facts.dynamic_set_config = true,
         }
+    } else if matches!(name.as_str(), "nextval" | "setval" | "currval") {
+        // A constant name is checked like any other string constant naming a qualified object.
+        if call.args.first().and_then(literal_str).is_none() {
+            facts.dynamic_sequence.get_or_insert(name);
+        }
     } else if SQL_TEXT_FUNCTIONS.contains(&name.as_str())
         || name.starts_with("table_to_xml")
         || name.starts_with("cursor_to_xml")
@@ -595,6 +608,9 @@ mod tests {
             "COMMIT PREPARED 'PGFLEET_1'",
             "SELECT * FROM pg_prepared_xacts",
             "SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)",
+            "SELECT nextval('notes_id_seq')",
+            "SELECT setval('public.s'::regclass, 5, false)",
+            "SELECT lastval()",
         ];
         for sql in allowed {
             assert_eq!(check(sql, &r), Ok(()), "{sql}");
@@ -648,6 +664,10 @@ mod tests {
                 "ts_rewrite",
             ),
             ("SELECT * FROM crosstab('SELECT 1')", "crosstab"),
+            ("SELECT setval('tenant_' || 'globex.s', 1)", "setval with a computed sequence"),
+            ("SELECT nextval(16400)", "nextval with a computed sequence"),
+            ("SELECT currval(x) FROM t", "currval with a computed sequence"),
+            ("SELECT nextval('tenant_globex.s')", "schema tenant_globex"),
             ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "pg_terminate_backend"),
             ("SELECT pg_catalog.pg_cancel_backend(42)", "pg_cancel_backend"),
             ("ROLLBACK PREPARED 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
@@ -733,6 +753,10 @@ mod tests {
             "INSERT INTO notes VALUES (1, 'a'), (2, 'b'); SELECT 1",
             "COPY (SELECT * FROM notes WHERE id = 1) TO STDOUT",
             "SELECT * FROM notes WHERE id = 5 AND",
+            "SELECT nextval('notes_id_seq')",
+            "SELECT setval('tenant_globex.s', 5)",
+            "SELECT setval('tenant_' || 'globex.s', 5)",
+            "SELECT nextval(16400)",
         ];
         let g = TenantGuard::new(Some(pattern()), 64);
         for rules in [schema_rules(), row_rules()] {
