@@ -294,6 +294,9 @@ async fn schema_model_attacks() {
             "query_to_xml",
         ),
         ("SELECT * FROM pg_stats", "pg_stats"),
+        // The schema name spelled with Unicode escapes.
+        (r#"DROP TABLE U&"tenant\005fglobex".notes"#, "schema tenant_globex"),
+        (r#"SELECT U&"tenant\005fglobex".now()"#, "schema tenant_globex"),
         // A query given as text, its schema name split so no literal names it.
         (
             "SELECT word FROM ts_stat('SELECT to_tsvector(body) FROM tenant_' || 'globex.notes')",

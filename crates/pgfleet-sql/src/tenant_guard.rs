@@ -359,7 +359,19 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
     if let Ok(scan) = pg_query::scan(sql) {
         let tokens = &scan.tokens;
         for (i, token) in tokens.iter().enumerate() {
-            if token.token != Token::Ident as i32 {
+            let unicode = token.token == Token::Uident as i32;
+            if token.token != Token::Ident as i32 && !unicode {
+                continue;
+            }
+            if unicode
+                && tokens
+                    .get(i + 1)
+                    .is_some_and(|n| n.token == Token::Uescape as i32)
+            {
+                // Another escape character: not decoded here, so not accepted.
+                facts
+                    .opaque_code
+                    .get_or_insert("identifiers with a UESCAPE clause");
                 continue;
             }
             let qualifier = tokens
@@ -377,9 +389,21 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
             let Some(text) = sql.get(token.start as usize..token.end as usize) else {
                 continue;
             };
-            let ident = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-                Some(quoted) => quoted.replace("\"\"", "\""),
-                None => text.to_owned(),
+            let ident = if unicode {
+                match unicode_identifier(text) {
+                    Some(ident) => ident,
+                    None => {
+                        facts
+                            .opaque_code
+                            .get_or_insert("malformed Unicode-escaped identifiers");
+                        continue;
+                    }
+                }
+            } else {
+                match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                    Some(quoted) => quoted.replace("\"\"", "\""),
+                    None => text.to_owned(),
+                }
             };
             note_schema(&mut facts, &ident);
         }
@@ -485,6 +509,42 @@ fn note_server_statement(facts: &mut TenantFacts, name: &str) {
     if name.starts_with(SERVER_STATEMENT_PREFIX) && facts.server_statement.is_none() {
         facts.server_statement = Some(name.to_owned());
     }
+}
+
+/// The name a `U&"…"` identifier stands for, with PostgreSQL's default escape character `\`:
+/// `\XXXX` and `\+XXXXXX` are code points in hex, `\\` is a backslash, `""` a quote. `None` for
+/// anything malformed (the caller refuses it rather than guess).
+fn unicode_identifier(text: &str) -> Option<String> {
+    let body = text
+        .get(2..)
+        .filter(|_| text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&")))?
+        .strip_prefix('"')?
+        .strip_suffix('"')?
+        .replace("\"\"", "\"");
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let rest = chars.as_str();
+        if let Some(after) = rest.strip_prefix('\\') {
+            out.push('\\');
+            chars = after.chars();
+            continue;
+        }
+        let (digits, after) = match rest.strip_prefix('+') {
+            Some(r) => (r.get(..6)?, r.get(6..)?),
+            None => (rest.get(..4)?, rest.get(4..)?),
+        };
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        out.push(char::from_u32(u32::from_str_radix(digits, 16).ok()?)?);
+        chars = after.chars();
+    }
+    Some(out)
 }
 
 /// The last part of a function's name, lower-cased.
@@ -611,6 +671,8 @@ mod tests {
             "SELECT nextval('notes_id_seq')",
             "SELECT setval('public.s'::regclass, 5, false)",
             "SELECT lastval()",
+            r#"SELECT * FROM U&"tenant\005facme".notes"#,
+            r#"SELECT U&"b\\ody" FROM notes"#,
         ];
         for sql in allowed {
             assert_eq!(check(sql, &r), Ok(()), "{sql}");
@@ -668,6 +730,16 @@ mod tests {
             ("SELECT nextval(16400)", "nextval with a computed sequence"),
             ("SELECT currval(x) FROM t", "currval with a computed sequence"),
             ("SELECT nextval('tenant_globex.s')", "schema tenant_globex"),
+            (r#"DROP TABLE U&"tenant\005fglobex".notes"#, "schema tenant_globex"),
+            (r#"DROP TABLE u&"tenant\+00005Fglobex".notes"#, "schema tenant_globex"),
+            (r#"SELECT U&"tenant\005fglobex".f()"#, "schema tenant_globex"),
+            (r#"SELECT NULL::U&"tenant\005fglobex".t"#, "schema tenant_globex"),
+            (
+                r#"GRANT ALL ON ALL TABLES IN SCHEMA U&"tenant\005fglobex" TO x"#,
+                "schema tenant_globex",
+            ),
+            (r#"DROP TABLE U&"tenant!005fglobex" UESCAPE '!'.notes"#, "UESCAPE"),
+            (r#"DROP TABLE U&"tenant\05fglobex".notes"#, "malformed"),
             ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "pg_terminate_backend"),
             ("SELECT pg_catalog.pg_cancel_backend(42)", "pg_cancel_backend"),
             ("ROLLBACK PREPARED 'pgfleet_1_5_7'", "prepared transaction 'pgfleet_1_5_7'"),
