@@ -294,6 +294,9 @@ async fn schema_model_attacks() {
             "query_to_xml",
         ),
         ("SELECT * FROM pg_stats", "pg_stats"),
+        // What every tenant shares: the server role's objects and attributes.
+        ("DROP OWNED BY CURRENT_USER", "DROP OWNED"),
+        ("ALTER ROLE CURRENT_USER PASSWORD 'x'", "ROLE"),
         // The schema name spelled with Unicode escapes.
         (r#"DROP TABLE U&"tenant\005fglobex".notes"#, "schema tenant_globex"),
         (r#"SELECT U&"tenant\005fglobex".now()"#, "schema tenant_globex"),

@@ -98,6 +98,10 @@ pub struct TenantFacts {
     pub sql_text_call: Option<String>,
     /// A call of a function that signals server processes (lower-cased name).
     pub signal_call: Option<String>,
+    /// A statement that acts on what every tenant shares: the server role (its objects in every
+    /// schema, its password and attributes, role membership) or the database (a short
+    /// description).
+    pub shared_objects: Option<&'static str>,
     /// A catalog view that shows column values of all tables (lower-cased name).
     pub value_catalog: Option<String>,
     /// A SQL-level `EXECUTE`, `PREPARE` or `DEALLOCATE` of a name that starts with
@@ -198,6 +202,11 @@ impl TenantFacts {
         if let Some(f) = &self.sql_text_call {
             return Err(violation(format!(
                 "permission denied for function {f}: it runs SQL text pgfleet cannot check"
+            )));
+        }
+        if let Some(what) = self.shared_objects {
+            return Err(violation(format!(
+                "permission denied for {what}: it acts on the server role or the database that every tenant shares; use an admin role"
             )));
         }
         if let Some(f) = &self.signal_call {
@@ -465,6 +474,23 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
                         .opaque_code
                         .get_or_insert("ALTER FUNCTION and ALTER PROCEDURE");
                 }
+                NodeRef::DropOwnedStmt(_) => {
+                    facts.shared_objects.get_or_insert("DROP OWNED");
+                }
+                NodeRef::ReassignOwnedStmt(_) => {
+                    facts.shared_objects.get_or_insert("REASSIGN OWNED");
+                }
+                NodeRef::CreateRoleStmt(_)
+                | NodeRef::AlterRoleStmt(_)
+                | NodeRef::DropRoleStmt(_)
+                | NodeRef::GrantRoleStmt(_) => {
+                    facts
+                        .shared_objects
+                        .get_or_insert("CREATE, ALTER and DROP ROLE and role membership");
+                }
+                NodeRef::AlterDatabaseStmt(_) => {
+                    facts.shared_objects.get_or_insert("ALTER DATABASE");
+                }
                 NodeRef::AlterRoleSetStmt(_) => {
                     facts.opaque_code.get_or_insert("ALTER ROLE … SET");
                 }
@@ -730,6 +756,14 @@ mod tests {
             ("SELECT nextval(16400)", "nextval with a computed sequence"),
             ("SELECT currval(x) FROM t", "currval with a computed sequence"),
             ("SELECT nextval('tenant_globex.s')", "schema tenant_globex"),
+            ("DROP OWNED BY CURRENT_USER", "DROP OWNED"),
+            ("REASSIGN OWNED BY CURRENT_USER TO x", "REASSIGN OWNED"),
+            ("ALTER ROLE CURRENT_USER PASSWORD 'x'", "ROLE"),
+            ("ALTER USER app CONNECTION LIMIT 0", "ROLE"),
+            ("CREATE ROLE x", "ROLE"),
+            ("DROP ROLE x", "ROLE"),
+            ("GRANT admin TO app", "role membership"),
+            ("ALTER DATABASE app CONNECTION LIMIT 0", "ALTER DATABASE"),
             (r#"DROP TABLE U&"tenant\005fglobex".notes"#, "schema tenant_globex"),
             (r#"DROP TABLE u&"tenant\+00005Fglobex".notes"#, "schema tenant_globex"),
             (r#"SELECT U&"tenant\005fglobex".f()"#, "schema tenant_globex"),
