@@ -294,6 +294,12 @@ async fn schema_model_attacks() {
             "query_to_xml",
         ),
         ("SELECT * FROM pg_stats", "pg_stats"),
+        // pg_settings' update rule calls set_config.
+        (
+            "BEGIN; UPDATE pg_settings SET setting = 'tenant_globex' WHERE name = 'search_path'; \
+             SELECT body FROM notes; COMMIT",
+            "update pg_settings",
+        ),
         // What every tenant shares: the server role's objects and attributes.
         ("DROP OWNED BY CURRENT_USER", "DROP OWNED"),
         ("ALTER ROLE CURRENT_USER PASSWORD 'x'", "ROLE"),
@@ -458,6 +464,11 @@ async fn row_model_attacks() {
             "CREATE FUNCTION",
         ),
         ("SELECT * FROM pg_stats WHERE tablename = 'notes'", "pg_stats"),
+        (
+            "BEGIN; UPDATE pg_settings SET setting = 'globex' WHERE name = 'app.current_tenant'; \
+             SELECT body FROM notes; COMMIT",
+            "update pg_settings",
+        ),
     ] {
         refused(&a, sql, needle).await;
         own_rows(&a, "acme").await;

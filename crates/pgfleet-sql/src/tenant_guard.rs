@@ -88,6 +88,8 @@ pub struct TenantFacts {
     pub settings: Vec<(String, SettingChange)>,
     /// A `set_config` whose setting name is not a constant.
     pub dynamic_set_config: bool,
+    /// An `UPDATE` of `pg_settings` (PostgreSQL's rule turns it into `set_config` calls).
+    pub settings_update: bool,
     /// `nextval`, `setval` or `currval` of a sequence not named by a string constant (computed
     /// names, OIDs): the name check cannot see whose sequence it is (the function name).
     pub dynamic_sequence: Option<String>,
@@ -187,6 +189,11 @@ impl TenantFacts {
         if self.dynamic_set_config {
             return Err(violation(format!(
                 "permission denied for set_config with a computed setting name: {who} may only name settings literally"
+            )));
+        }
+        if self.settings_update {
+            return Err(violation(format!(
+                "permission denied to update pg_settings: it changes settings like set_config; {who} may only SET settings by name"
             )));
         }
         if let Some(f) = &self.dynamic_sequence {
@@ -474,6 +481,13 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
                         .opaque_code
                         .get_or_insert("ALTER FUNCTION and ALTER PROCEDURE");
                 }
+                NodeRef::UpdateStmt(u)
+                    if u.relation
+                        .as_ref()
+                        .is_some_and(|r| r.relname.eq_ignore_ascii_case("pg_settings")) =>
+                {
+                    facts.settings_update = true;
+                }
                 NodeRef::DropOwnedStmt(_) => {
                     facts.shared_objects.get_or_insert("DROP OWNED");
                 }
@@ -758,6 +772,14 @@ mod tests {
             ("SELECT nextval('tenant_globex.s')", "schema tenant_globex"),
             ("DROP OWNED BY CURRENT_USER", "DROP OWNED"),
             ("REASSIGN OWNED BY CURRENT_USER TO x", "REASSIGN OWNED"),
+            (
+                "UPDATE pg_settings SET setting = 'tenant_globex' WHERE name = 'search_path'",
+                "update pg_settings",
+            ),
+            (
+                "WITH s AS (UPDATE pg_catalog.pg_settings SET setting = 'x' RETURNING 1) SELECT * FROM s",
+                "update pg_settings",
+            ),
             ("ALTER ROLE CURRENT_USER PASSWORD 'x'", "ROLE"),
             ("ALTER USER app CONNECTION LIMIT 0", "ROLE"),
             ("CREATE ROLE x", "ROLE"),
