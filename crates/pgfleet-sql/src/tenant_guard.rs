@@ -13,7 +13,9 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 use parking_lot::Mutex;
-use pg_query::protobuf::{a_const::Val, FuncCall, Token, VariableSetKind};
+use pg_query::protobuf::{
+    a_const::Val, AlterTableType, FuncCall, ObjectType, Token, VariableSetKind,
+};
 use pg_query::{NodeEnum, NodeRef};
 
 use crate::children::push_children;
@@ -90,6 +92,10 @@ pub struct TenantFacts {
     pub dynamic_set_config: bool,
     /// An `UPDATE` of `pg_settings` (PostgreSQL's rule turns it into `set_config` calls).
     pub settings_update: bool,
+    /// A statement row-level security does not restrict, or one that changes it: `TRUNCATE`,
+    /// `ALTER TABLE … DISABLE / NO FORCE ROW LEVEL SECURITY`, `CREATE / ALTER / DROP POLICY`
+    /// (a short description).
+    pub row_security_bypass: Option<&'static str>,
     /// `nextval`, `setval` or `currval` of a sequence not named by a string constant (computed
     /// names, OIDs): the name check cannot see whose sequence it is (the function name).
     pub dynamic_sequence: Option<String>,
@@ -141,6 +147,9 @@ pub struct TenantRules {
     pub tenant_switch_refused: Option<String>,
     /// Refuse shard hints (the tenant lives on one shard).
     pub pinned_shard: bool,
+    /// Every tenant's rows share tables under row-level security (the row model): refuse what
+    /// bypasses or changes it.
+    pub shared_rows: bool,
 }
 
 /// A refused statement: SQLSTATE and message for the client.
@@ -189,6 +198,11 @@ impl TenantFacts {
         if self.dynamic_set_config {
             return Err(violation(format!(
                 "permission denied for set_config with a computed setting name: {who} may only name settings literally"
+            )));
+        }
+        if let (Some(what), true) = (self.row_security_bypass, rules.shared_rows) {
+            return Err(violation(format!(
+                "permission denied for {what}: {who} shares its tables with other tenants under row-level security, which {what} would bypass or change"
             )));
         }
         if self.settings_update {
@@ -488,6 +502,30 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
                 {
                     facts.settings_update = true;
                 }
+                NodeRef::TruncateStmt(_) => {
+                    facts.row_security_bypass.get_or_insert("TRUNCATE");
+                }
+                NodeRef::AlterTableCmd(c)
+                    if matches!(
+                        AlterTableType::try_from(c.subtype),
+                        Ok(AlterTableType::AtDisableRowSecurity
+                            | AlterTableType::AtNoForceRowSecurity)
+                    ) =>
+                {
+                    facts
+                        .row_security_bypass
+                        .get_or_insert("turning row-level security off");
+                }
+                NodeRef::CreatePolicyStmt(_) | NodeRef::AlterPolicyStmt(_) => {
+                    facts
+                        .row_security_bypass
+                        .get_or_insert("CREATE and ALTER POLICY");
+                }
+                NodeRef::DropStmt(d)
+                    if ObjectType::try_from(d.remove_type) == Ok(ObjectType::ObjectPolicy) =>
+                {
+                    facts.row_security_bypass.get_or_insert("DROP POLICY");
+                }
                 NodeRef::DropOwnedStmt(_) => {
                     facts.shared_objects.get_or_insert("DROP OWNED");
                 }
@@ -659,6 +697,7 @@ mod tests {
             own_schemas: vec!["tenant_acme".into()],
             tenant_switch_refused: None,
             pinned_shard: false,
+            shared_rows: false,
         }
     }
 
@@ -673,6 +712,7 @@ mod tests {
             own_schemas: Vec::new(),
             tenant_switch_refused: Some("tenant is fixed".into()),
             pinned_shard: true,
+            shared_rows: true,
         }
     }
 
@@ -828,10 +868,36 @@ mod tests {
             ("SET pgfleet.tenant = 'globex'", "tenant is fixed"),
             ("SET ROLE other", "role"),
             ("/* pgfleet: shard=1 */ SELECT 1", "shard hint"),
+            ("TRUNCATE notes", "TRUNCATE"),
+            ("TRUNCATE TABLE notes, other RESTART IDENTITY", "TRUNCATE"),
+            (
+                "ALTER TABLE notes DISABLE ROW LEVEL SECURITY",
+                "row-level security off",
+            ),
+            (
+                "ALTER TABLE notes NO FORCE ROW LEVEL SECURITY",
+                "row-level security off",
+            ),
+            ("CREATE POLICY p ON notes USING (true)", "POLICY"),
+            ("ALTER POLICY p ON notes USING (true)", "POLICY"),
+            ("DROP POLICY p ON notes", "DROP POLICY"),
         ] {
             let e = check(sql, &r).expect_err(sql);
             assert!(e.contains(needle), "{sql}: {e}");
         }
+        // The schema model keeps tenants apart by schema: its own tables are its own to empty.
+        for sql in [
+            "TRUNCATE notes",
+            "ALTER TABLE notes ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE notes FORCE ROW LEVEL SECURITY",
+            "DROP TABLE notes",
+        ] {
+            assert_eq!(check(sql, &schema_rules()), Ok(()), "{sql}");
+        }
+        assert_eq!(
+            check("ALTER TABLE notes FORCE ROW LEVEL SECURITY", &r),
+            Ok(())
+        );
     }
 
     #[test]

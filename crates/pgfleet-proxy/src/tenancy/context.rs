@@ -103,6 +103,7 @@ pub fn context(
             own_schemas,
             tenant_switch_refused: switch_refused,
             pinned_shard,
+            shared_rows: t.model == TenantModel::Row,
         }),
     }
 }
