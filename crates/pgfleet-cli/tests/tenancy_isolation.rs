@@ -303,6 +303,7 @@ async fn schema_model_attacks() {
         // What every tenant shares: the server role's objects and attributes.
         ("DROP OWNED BY CURRENT_USER", "DROP OWNED"),
         ("ALTER ROLE CURRENT_USER PASSWORD 'x'", "ROLE"),
+        ("VACUUM FULL", "without a table list"),
         // The schema name spelled with Unicode escapes.
         (r#"DROP TABLE U&"tenant\005fglobex".notes"#, "schema tenant_globex"),
         (r#"SELECT U&"tenant\005fglobex".now()"#, "schema tenant_globex"),

@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use parking_lot::Mutex;
 use pg_query::protobuf::{
-    a_const::Val, AlterTableType, FuncCall, ObjectType, Token, VariableSetKind,
+    a_const::Val, AlterTableType, FuncCall, ObjectType, ReindexObjectType, Token, VariableSetKind,
 };
 use pg_query::{NodeEnum, NodeRef};
 
@@ -543,6 +543,28 @@ pub fn tenant_facts(sql: &str, pattern: Option<&(String, String)>) -> TenantFact
                 NodeRef::AlterDatabaseStmt(_) => {
                     facts.shared_objects.get_or_insert("ALTER DATABASE");
                 }
+                // Maintenance of every table at once locks and rewrites every tenant's tables.
+                NodeRef::VacuumStmt(v) if v.rels.is_empty() => {
+                    facts
+                        .shared_objects
+                        .get_or_insert("VACUUM and ANALYZE without a table list");
+                }
+                NodeRef::ClusterStmt(c) if c.relation.is_none() => {
+                    facts
+                        .shared_objects
+                        .get_or_insert("CLUSTER without a table");
+                }
+                NodeRef::ReindexStmt(r)
+                    if matches!(
+                        ReindexObjectType::try_from(r.kind),
+                        Ok(ReindexObjectType::ReindexObjectDatabase
+                            | ReindexObjectType::ReindexObjectSystem)
+                    ) =>
+                {
+                    facts
+                        .shared_objects
+                        .get_or_insert("REINDEX DATABASE and REINDEX SYSTEM");
+                }
                 NodeRef::AlterRoleSetStmt(_) => {
                     facts.opaque_code.get_or_insert("ALTER ROLE … SET");
                 }
@@ -747,6 +769,12 @@ mod tests {
             "ROLLBACK PREPARED 'mine'",
             "COMMIT PREPARED 'PGFLEET_1'",
             "SELECT * FROM pg_prepared_xacts",
+            "VACUUM notes",
+            "VACUUM (ANALYZE) notes, public.plans",
+            "ANALYZE notes",
+            "CLUSTER notes USING notes_pkey",
+            "REINDEX TABLE notes",
+            "REINDEX SCHEMA tenant_acme",
             "SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)",
             "SELECT nextval('notes_id_seq')",
             "SELECT setval('public.s'::regclass, 5, false)",
@@ -826,6 +854,11 @@ mod tests {
             ("DROP ROLE x", "ROLE"),
             ("GRANT admin TO app", "role membership"),
             ("ALTER DATABASE app CONNECTION LIMIT 0", "ALTER DATABASE"),
+            ("VACUUM FULL", "VACUUM and ANALYZE without a table list"),
+            ("ANALYZE", "VACUUM and ANALYZE without a table list"),
+            ("CLUSTER", "CLUSTER without a table"),
+            ("REINDEX DATABASE app", "REINDEX DATABASE"),
+            ("REINDEX SYSTEM", "REINDEX DATABASE"),
             (r#"DROP TABLE U&"tenant\005fglobex".notes"#, "schema tenant_globex"),
             (r#"DROP TABLE u&"tenant\+00005Fglobex".notes"#, "schema tenant_globex"),
             (r#"SELECT U&"tenant\005fglobex".f()"#, "schema tenant_globex"),
