@@ -265,14 +265,16 @@ fn parse_integer(key_type: ShardKeyType, text: &str) -> Result<i64, String> {
     let (lo, hi) = key_type.integer_bounds().unwrap_or((i64::MIN, i64::MAX));
     // Up to 18 digits fit an i64 whatever they are (the usual key, parsed cheaply); i128 holds
     // any 38-digit number, so only longer inputs fail to parse: out of range too.
-    if digits.len() <= 18 {
-        return match trimmed.parse::<i64>() {
-            Ok(v) if (lo..=hi).contains(&v) => Ok(v),
-            _ => Err(format!("out of range for type {key_type}")),
-        };
-    }
-    match trimmed.parse::<i128>() {
-        Ok(v) if (i128::from(lo)..=i128::from(hi)).contains(&v) => Ok(v as i64),
+    let value = if digits.len() <= 18 {
+        trimmed.parse::<i64>().ok()
+    } else {
+        trimmed
+            .parse::<i128>()
+            .ok()
+            .and_then(|v| i64::try_from(v).ok())
+    };
+    match value {
+        Some(v) if (lo..=hi).contains(&v) => Ok(v),
         _ => Err(format!("out of range for type {key_type}")),
     }
 }

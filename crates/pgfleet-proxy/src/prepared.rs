@@ -10,7 +10,7 @@ use std::sync::Arc;
 use lru::LruCache;
 
 use parking_lot::Mutex;
-use pgfleet_sql::tenant_guard::SERVER_STATEMENT_PREFIX;
+use pgfleet_sql::own_names::SERVER_STATEMENT_PREFIX;
 
 use crate::auth::md5::{hex, md5_hex};
 

@@ -34,6 +34,7 @@ pub mod effect;
 pub mod hint;
 pub mod literals;
 pub mod merge_plan;
+pub mod own_names;
 pub mod prefilter;
 mod read_walk;
 pub mod shard;

@@ -81,7 +81,7 @@ pub struct TwoPhase {
 }
 
 /// Prefix of every transaction name pgfleet prepares.
-pub const GID_PREFIX: &str = pgfleet_sql::tenant_guard::TWO_PHASE_GID_PREFIX;
+pub const GID_PREFIX: &str = pgfleet_sql::own_names::TWO_PHASE_GID_PREFIX;
 
 impl TwoPhase {
     /// The coordinator of instance `node_id`.

@@ -252,7 +252,7 @@ fn statement(sql: &str, stmt: &NodeEnum, db: &DatabaseTopology) -> Result<Stmt, 
         }
         // A client must not finish (or fake) one of pgfleet's two-phase commits on a shard.
         NodeEnum::TransactionStmt(t)
-            if t.gid.starts_with(crate::tenant_guard::TWO_PHASE_GID_PREFIX) =>
+            if t.gid.starts_with(crate::own_names::TWO_PHASE_GID_PREFIX) =>
         {
             Err(ShardRouteError::OwnTransaction(t.gid.clone()))
         }
