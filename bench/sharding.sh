@@ -10,8 +10,9 @@
 #      id = :id` through pgfleet, items split over 2 shards vs the same N rows on one unsharded
 #      cluster; -M simple and prepared, each client count, rounds in alternating order, medians.
 #      Target: sharded / unsharded TPS >= 0.9. Also measured: a sharded database whose one shard
-#      is the unsharded cluster (pgfleet's routing cost alone), and the CPU per transaction of
-#      pgfleet, the servers and pgbench.
+#      is the unsharded cluster (pgfleet's routing cost alone), PostgreSQL directly with the rows
+#      on one instance vs split over the two shards (what two instances on this machine cost
+#      without pgfleet), and the CPU per transaction of pgfleet, the servers and pgbench.
 #   2. cross-shard top-N: `SELECT id, x FROM events ORDER BY x LIMIT 10` over 4 shards (x not
 #      indexed: each shard sorts its rows) and the same ORDER BY an indexed column y; median latency
 #      through pgfleet vs run directly on each shard. Target: pgfleet < 2x the slowest shard's own.
@@ -250,13 +251,48 @@ run_point() { # round mode clients db
         "$(awk -v t=$((pg1 - pg0)) -v hz="$CLK_TCK" -v n="${n:-0}" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')" \
         "$(awk -v s="${bench_cpu:-0}" -v n="${n:-0}" 'BEGIN { printf "%.1f", n ? s * 1e6 / n : 0 }')" >>"$POINT_TSV"
 }
+# PostgreSQL alone, no pgfleet: what splitting the rows over two server instances on this machine
+# costs by itself. `direct1`: two pgbench processes of C/2 clients each against the unsharded
+# cluster; `direct2`: one of them against each of the two shards. The lookup is
+# `WHERE id >= :id ORDER BY id LIMIT 1` for both (one row found per transaction on either side;
+# with `id = :id` half of a shard's lookups would find no row).
+printf '\\set id random(1, %s)\nSELECT v FROM items WHERE id >= :id ORDER BY id LIMIT 1;\n' "$POINT_ROWS" >"$WORK/point-direct.sql"
+run_point_direct() { # round mode clients direct1|direct2
+    local half=$(( $3 / 2 )) ports=() pids=() i tps=0 n=0 bench_cpu=0 pg0=0 pg1=0 c out
+    if [[ $4 == direct1 ]]; then ports=("${PGPORT[solo]}" "${PGPORT[solo]}"); else ports=("${PGPORT[shard0]}" "${PGPORT[shard1]}"); fi
+    log "part 1, round $1/$POINT_ROUNDS: $4 (PostgreSQL directly) -M $2 -c $half x 2 (${POINT_SECONDS}s)"
+    for c in solo shard0 shard1; do pg0=$((pg0 + $(cluster_ticks "$WORK/$c"))); done
+    for i in 0 1; do
+        /usr/bin/time -f 'pgbench-cpu %U %S' pgbench -n -h 127.0.0.1 -p "${ports[$i]}" -U bench -c "$half" -j 1 \
+            -T "$POINT_SECONDS" -M "$2" -f "$WORK/point-direct.sql" point >"$WORK/direct-$i.out" 2>&1 &
+        pids+=($!)
+    done
+    for i in 0 1; do
+        wait "${pids[$i]}" || { POINT_FAILURES+=("$4 -M $2 -c $3: $(grep -m1 -iE 'error|fatal|abort' "$WORK/direct-$i.out")"); return 0; }
+    done
+    for c in solo shard0 shard1; do pg1=$((pg1 + $(cluster_ticks "$WORK/$c"))); done
+    for i in 0 1; do
+        out=$(cat "$WORK/direct-$i.out")
+        tps=$(awk -v a="$tps" -v b="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n1)" 'BEGIN { print a + b }')
+        n=$(( n + $(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out" | head -n1) ))
+        bench_cpu=$(awk -v a="$bench_cpu" '$1 == "pgbench-cpu" { a += $2 + $3 } END { print a }' <<<"$out")
+    done
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$1" "$tps" "0.0" \
+        "$(awk -v t=$((pg1 - pg0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }')" \
+        "$(awk -v s="$bench_cpu" -v n="$n" 'BEGIN { printf "%.1f", n ? s * 1e6 / n : 0 }')" >>"$POINT_TSV"
+}
 for round in $(seq "$POINT_ROUNDS"); do
     # Forward in odd rounds, backward in even ones: a drift of the machine's speed during the run
     # favours no target.
-    if (( round % 2 )); then ORDER="flat sharded1 sharded2"; else ORDER="sharded2 sharded1 flat"; fi
+    if (( round % 2 )); then ORDER="flat sharded1 sharded2 direct1 direct2"; else ORDER="direct2 direct1 sharded2 sharded1 flat"; fi
     for mode in $POINT_MODES; do
         for c in $POINT_CLIENTS; do
-            for db in $ORDER; do run_point "$round" "$mode" "$c" "$db"; done
+            for db in $ORDER; do
+                case $db in
+                    direct*) run_point_direct "$round" "$mode" "$c" "$db" ;;
+                    *) run_point "$round" "$mode" "$c" "$db" ;;
+                esac
+            done
         done
     done
 done
@@ -265,13 +301,14 @@ kill -0 "${PIDS[0]}" 2>/dev/null || die "pgfleet exited during part 1"
 POINT_TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
     { k = $1 SUBSEP $2; v[k SUBSEP $3] = v[k SUBSEP $3] " " sprintf("%.0f", $5); if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
     END {
-        print "| mode | clients | unsharded TPS (median) | 1 shard TPS (median) | 2 shards TPS (median) | 1 shard / unsharded | 2 shards / unsharded | target >= 0.9 (2 shards) | unsharded, per round | 1 shard, per round | 2 shards, per round |"
-        print "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|"
+        print "| mode | clients | unsharded TPS (median) | 1 shard TPS (median) | 2 shards TPS (median) | 1 shard / unsharded | 2 shards / unsharded | target >= 0.9 (2 shards) | PostgreSQL directly: 2 instances / 1 (TPS) | unsharded, per round | 1 shard, per round | 2 shards, per round | directly, 1 instance / 2, per round |"
+        print "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|"
         for (i = 0; i < n; i++) {
             k = order[i]; split(k, kk, SUBSEP)
             a = median(v[k SUBSEP "flat"]); o = median(v[k SUBSEP "sharded1"]); b = median(v[k SUBSEP "sharded2"])
-            r1 = (a > 0 ? o / a : 0); r = (a > 0 ? b / a : 0)
-            printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s | %s | %s |\n", kk[1], kk[2], a, o, b, r1, r, (r >= 0.9 ? "met" : "NOT met"), substr(v[k SUBSEP "flat"], 2), substr(v[k SUBSEP "sharded1"], 2), substr(v[k SUBSEP "sharded2"], 2)
+            d1 = median(v[k SUBSEP "direct1"]); d2 = median(v[k SUBSEP "direct2"])
+            r1 = (a > 0 ? o / a : 0); r = (a > 0 ? b / a : 0); rd = (d1 > 0 ? d2 / d1 : 0)
+            printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %.2f (%.0f / %.0f) | %s | %s | %s | %s / %s |\n", kk[1], kk[2], a, o, b, r1, r, (r >= 0.9 ? "met" : "NOT met"), rd, d2, d1, substr(v[k SUBSEP "flat"], 2), substr(v[k SUBSEP "sharded1"], 2), substr(v[k SUBSEP "sharded2"], 2), substr(v[k SUBSEP "direct1"], 2), substr(v[k SUBSEP "direct2"], 2)
         }
     }' "$POINT_TSV")
 POINT_CPU_TABLE=$(awk -F'\t' "$AWK_MEDIAN"'
@@ -394,7 +431,7 @@ report() {
     echo
     echo "## 1. Point queries: 2 shards vs one unsharded cluster, both through pgfleet"
     echo
-    echo "\`pgbench -n -h 127.0.0.1 -p PGFLEET -U bench -c C -j 2 -T $POINT_SECONDS -M MODE -f point.sql {flat|sharded1|sharded2}\`, point.sql: \`\\set id random(1, $POINT_ROWS)\` / \`SELECT v FROM items WHERE id = :id;\`. items: $POINT_ROWS rows (id bigint primary key, v integer); the unsharded cluster holds all of them, the shards $P0 and $P1 (PostgreSQL's hash partitioning, modulus 2). A third target, \`sharded1\`, is a sharded database whose one shard is the unsharded cluster itself: the same server, data and pool as \`flat\`, but every statement takes the sharded path (routing by key), so its ratio is pgfleet's routing cost alone. $POINT_ROUNDS round(s), the targets in turn (forward, then backward); medians."
+    echo "\`pgbench -n -h 127.0.0.1 -p PGFLEET -U bench -c C -j 2 -T $POINT_SECONDS -M MODE -f point.sql {flat|sharded1|sharded2}\`, point.sql: \`\\set id random(1, $POINT_ROWS)\` / \`SELECT v FROM items WHERE id = :id;\`. items: $POINT_ROWS rows (id bigint primary key, v integer); the unsharded cluster holds all of them, the shards $P0 and $P1 (PostgreSQL's hash partitioning, modulus 2). A third target, \`sharded1\`, is a sharded database whose one shard is the unsharded cluster itself: the same server, data and pool as \`flat\`, but every statement takes the sharded path (routing by key), so its ratio is pgfleet's routing cost alone. Two more targets run PostgreSQL directly, without pgfleet, to show what splitting the rows over two server instances on this machine costs by itself: \`direct1\` is two pgbench processes of C/2 clients each (\`-j 1\`) against the unsharded cluster, \`direct2\` one of them against each shard, both with point-direct.sql (\`\\set id random(1, $POINT_ROWS)\` / \`SELECT v FROM items WHERE id >= :id ORDER BY id LIMIT 1;\`, which finds one row on either side, where \`id = :id\` on a shard would miss half the time), no pool: C server backends in all. $POINT_ROUNDS round(s), the targets in turn (forward, then backward); medians."
     echo
     echo "$POINT_TABLE"
     echo

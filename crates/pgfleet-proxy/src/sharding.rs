@@ -16,7 +16,8 @@ use std::sync::Arc;
 use pgfleet_catalog::{Catalog, DatabaseTopology, Layout, ValueFormat};
 use pgfleet_config::Config;
 use pgfleet_sql::shard::{Param, ReferenceAccess, ShardRoute, ShardRouteError, ShardRouter};
-use pgfleet_wire::frontend::BindParam;
+use pgfleet_wire::frontend::{BindParam, INLINE_BIND_PARAMS};
+use smallvec::SmallVec;
 
 use crate::ProxyError;
 
@@ -187,7 +188,7 @@ pub fn place_conflict(held: &Place, wanted: &Place, holder: Holder) -> ProxyErro
 }
 
 /// Bind parameters as the router reads them.
-pub fn router_params<'a>(params: &[BindParam<'a>]) -> Vec<Param<'a>> {
+pub fn router_params<'a>(params: &[BindParam<'a>]) -> SmallVec<[Param<'a>; INLINE_BIND_PARAMS]> {
     params
         .iter()
         .map(|p| match p.value {

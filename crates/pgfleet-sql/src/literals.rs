@@ -13,13 +13,23 @@
 //! placeholders do not parse (`varchar(10)` → `varchar($1)`, `SET x = 5`) is the caller's to
 //! detect: plan the exact text then.
 
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
+/// Literal values kept inline by [`normalize`] (more go to the heap).
+pub const INLINE_LITERALS: usize = 4;
+
+/// A text's literal values: borrowed from the text unless a string's `''` had to be undone.
+pub type LiteralValues<'a> = SmallVec<[Cow<'a, str>; INLINE_LITERALS]>;
+
 /// A text with its literals replaced by `$1…$n` (in text order) and their values.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Normalized {
+pub struct Normalized<'a> {
     /// The text with placeholders.
     pub key: String,
     /// Each placeholder's value as text (a string's value with `''` undone).
-    pub values: Vec<String>,
+    pub values: LiteralValues<'a>,
 }
 
 /// Texts longer than this are not normalized (they are not cached either).
@@ -35,13 +45,13 @@ fn ident_char(b: u8) -> bool {
 
 /// The text with its literals replaced, or `None` when it has none or cannot be normalized
 /// safely (see the module documentation).
-pub fn normalize(sql: &str) -> Option<Normalized> {
+pub fn normalize(sql: &str) -> Option<Normalized<'_>> {
     if sql.len() > MAX_TEXT {
         return None;
     }
     let b = sql.as_bytes();
     let mut key = String::with_capacity(sql.len() + 8);
-    let mut values: Vec<String> = Vec::new();
+    let mut values = LiteralValues::new();
     // The last byte that was not whitespace or part of a comment.
     let mut prev_significant = 0u8;
     // Start of the text not yet copied to `key`.
@@ -96,20 +106,18 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
                     return None;
                 }
                 let start = i;
-                let mut value = Vec::new();
+                // Whether the value has a `''` to undo (else it is the text between the quotes).
+                let mut doubled = false;
                 i += 1;
                 loop {
                     match b.get(i) {
                         Some(b'\'') if b.get(i + 1) == Some(&b'\'') => {
-                            value.push(b'\'');
+                            doubled = true;
                             i += 2;
                         }
                         Some(b'\'') => break,
                         Some(b'\\') | None => return None,
-                        Some(&x) => {
-                            value.push(x);
-                            i += 1;
-                        }
+                        Some(_) => i += 1,
                     }
                 }
                 i += 1;
@@ -123,7 +131,13 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
                     return None;
                 }
                 key.push_str(&sql[copied..start]);
-                values.push(String::from_utf8(value).ok()?);
+                // Quotes are ASCII, so these are character boundaries.
+                let inner = &sql[start + 1..i - 1];
+                values.push(if doubled {
+                    Cow::Owned(inner.replace("''", "'"))
+                } else {
+                    Cow::Borrowed(inner)
+                });
                 placeholder(&mut key, values.len());
                 copied = i;
                 prev_significant = b'\'';
@@ -143,7 +157,7 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
                     }
                 } else {
                     key.push_str(&sql[copied..start]);
-                    values.push(sql[start..i].to_owned());
+                    values.push(Cow::Borrowed(&sql[start..i]));
                     placeholder(&mut key, values.len());
                     copied = i;
                 }
@@ -199,7 +213,7 @@ mod tests {
             let values = n
                 .values
                 .iter()
-                .map(|v| &*Box::leak(v.clone().into_boxed_str()))
+                .map(|v| &*Box::leak(v.to_string().into_boxed_str()))
                 .collect();
             (n.key, values)
         })

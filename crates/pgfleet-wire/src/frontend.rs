@@ -2,6 +2,7 @@
 //! for the ones it sends itself (PostgreSQL docs 55.7).
 
 use bytes::{BufMut, BytesMut};
+use smallvec::SmallVec;
 
 use crate::cursor::Cursor;
 use crate::frame::{put_cstr, write_message, Frame};
@@ -110,24 +111,24 @@ pub struct BindParam<'a> {
 
 impl<'a> Bind<'a> {
     /// The parameter values with their formats (PostgreSQL docs 55.7, Bind: no format codes means
-    /// all text, one format code applies to every parameter, otherwise one per parameter).
-    pub fn parameters(&self) -> Result<Vec<BindParam<'a>>, WireError> {
+    /// all text, one format code applies to every parameter, otherwise one per parameter). Up to
+    /// [`INLINE_BIND_PARAMS`] of them are kept inline, without an allocation.
+    pub fn parameters(&self) -> Result<BindValues<'a>, WireError> {
         let mut c = Cursor::new(self.rest, "Bind");
         let nformats = c.i16()?.max(0) as usize;
-        let mut formats = Vec::with_capacity(nformats);
-        for _ in 0..nformats {
-            formats.push(c.i16()? == 1);
-        }
+        // The format codes, read in place: two bytes each.
+        let formats = c.bytes(2 * nformats)?;
         let n = c.i16()?.max(0) as usize;
         if nformats > 1 && nformats != n {
             return Err(WireError::Truncated("Bind"));
         }
-        let mut params = Vec::with_capacity(n);
+        let is_binary = |i: usize| formats[2 * i..2 * i + 2] == [0, 1];
+        let mut params = BindValues::with_capacity(n);
         for i in 0..n {
             let binary = match nformats {
                 0 => false,
-                1 => formats[0],
-                _ => formats[i],
+                1 => is_binary(0),
+                _ => is_binary(i),
             };
             let len = c.i32()?;
             let value = if len < 0 {
@@ -140,6 +141,12 @@ impl<'a> Bind<'a> {
         Ok(params)
     }
 }
+
+/// Parameters of a Bind kept inline by [`Bind::parameters`].
+pub const INLINE_BIND_PARAMS: usize = 4;
+
+/// The parameter values of a Bind message.
+pub type BindValues<'a> = SmallVec<[BindParam<'a>; INLINE_BIND_PARAMS]>;
 
 impl Bind<'_> {
     /// The result-column format codes (none: all text; one: for every column; else per column).
@@ -362,7 +369,7 @@ mod tests {
         let f = frame(&mut out);
         let b = decode_bind(&f).unwrap();
         assert_eq!((b.portal, b.statement), ("p", "s"));
-        assert_eq!(b.parameters().unwrap(), params.to_vec());
+        assert_eq!(b.parameters().unwrap().as_slice(), &params[..]);
         assert_eq!(b.result_formats().unwrap(), vec![1, 0]);
         let mut out = BytesMut::new();
         encode_execute(&mut out, "p", 5);

@@ -3,7 +3,7 @@
 //! Pure: the session supplies the frames and its statement tables.
 
 use pgfleet_wire::frontend::{
-    decode_bind, decode_execute, decode_named, decode_parse, decode_query, BindParam, Target,
+    decode_bind, decode_execute, decode_named, decode_parse, decode_query, BindValues, Target,
 };
 use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
@@ -43,7 +43,7 @@ pub(crate) struct Extended {
 
 impl Extended {
     /// The bound parameter values.
-    pub(crate) fn params(&self) -> Result<Vec<BindParam<'_>>, ProxyError> {
+    pub(crate) fn params(&self) -> Result<BindValues<'_>, ProxyError> {
         Ok(decode_bind(&self.bind)?.parameters()?)
     }
 
@@ -142,6 +142,7 @@ mod tests {
     use pgfleet_wire::frame::split_frame;
     use pgfleet_wire::frontend::{
         encode_bind, encode_execute, encode_named, encode_parse, encode_query, encode_sync,
+        BindParam,
     };
 
     fn frames(f: impl FnOnce(&mut BytesMut)) -> Vec<Frame> {

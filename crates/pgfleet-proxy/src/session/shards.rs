@@ -280,24 +280,24 @@ pub(super) fn settings_of(params: &SessionParams) -> ShardSettings {
 }
 
 /// The text of the client's statement `name` (`""`: the unnamed one).
-fn query_of(
-    statements: &HashMap<String, Arc<StatementDef>>,
-    unnamed: &Option<Arc<UnnamedStatement>>,
+fn query_of<'a>(
+    statements: &'a HashMap<String, Arc<StatementDef>>,
+    unnamed: &'a Option<Arc<UnnamedStatement>>,
     name: &str,
-) -> Option<String> {
+) -> Option<&'a str> {
     if name.is_empty() {
-        unnamed.as_ref().map(|u| u.query().to_owned())
+        unnamed.as_ref().map(|u| u.query())
     } else {
-        statements.get(name).map(|d| d.query.clone())
+        statements.get(name).map(|d| d.query.as_str())
     }
 }
 
 /// What one client message needs: `Ok(None)` for messages that run no statement text (Describe,
 /// Execute, Sync, …) or bind a statement that does not exist (the translation reports that).
-fn message_want(
+fn message_want<'a>(
     router: &ShardRouter,
     frame: &Frame,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &dyn Fn(&str) -> Option<&'a str>,
     params: &SessionParams,
 ) -> Result<Option<Want>, ProxyError> {
     if !matches!(frame.tag(), t::QUERY | t::PARSE | t::BIND) {
@@ -334,7 +334,7 @@ fn message_want(
             };
             let values = bind.parameters()?;
             let params = router_params(&values);
-            let planned = router.plan_text(&text);
+            let planned = router.plan_text(text);
             text_want(router, planned, BindParams::Bound(&params), settings, false).map(Some)
         }
         _ => Ok(None),
@@ -469,12 +469,11 @@ impl Session<'_> {
             .ok_or_else(|| ProxyError::Client {
                 code: "22023",
                 message: format!("pgfleet: database `{}` has no {place}", self.pools.key.1),
-            })?
-            .to_owned();
+            })?;
         if self.shard.is_none() {
             return Ok(());
         }
-        let pools = self.pools_on(&cluster)?;
+        let pools = self.pools_on(cluster)?;
         let Some(shard) = self.shard.as_deref_mut() else {
             return Ok(());
         };
@@ -565,9 +564,9 @@ impl Session<'_> {
             parsed.push((parse.name.to_owned(), parse.query.to_owned()));
         }
         for frame in rest.iter() {
-            let lookup = |name: &str| -> Option<String> {
+            let lookup = |name: &str| -> Option<&str> {
                 if let Some((_, text)) = parsed.iter().rev().find(|(n, _)| n == name) {
-                    return Some(text.clone());
+                    return Some(text);
                 }
                 query_of(&self.statements, &self.unnamed, name)
             };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use lru::LruCache;
 use parking_lot::Mutex;
 use pgfleet_catalog::{DatabaseTopology, TableLocation, ValueFormat};
+use smallvec::SmallVec;
 
 use super::error::ShardRouteError;
 use super::kind::{cross_shard_kind, CrossShardKind};
@@ -17,7 +18,7 @@ use super::params::{BindParams, Param, ShardSettings};
 use super::plan::{plan, ShardPlan};
 use super::route::ShardRoute;
 use crate::cache::MAX_CACHED_TEXT;
-use crate::literals::normalize;
+use crate::literals::{normalize, LiteralValues, INLINE_LITERALS};
 
 /// A cached plan, or the parse error of its text.
 pub type CachedPlan = Arc<Result<ShardPlan, ShardRouteError>>;
@@ -109,7 +110,7 @@ impl ShardRouter {
         let Some(literals) = &text.literals else {
             return plan.route(&self.topology, params, settings);
         };
-        let bound: Vec<Param<'_>> = literals
+        let bound: SmallVec<[Param<'_>; INLINE_LITERALS]> = literals
             .iter()
             .map(|v| Param::Value {
                 format: ValueFormat::Text,
@@ -185,7 +186,7 @@ pub struct TextPlan<'a> {
     sql: &'a str,
     plan: CachedPlan,
     /// The text's literal values when `plan` is the plan of the text with placeholders.
-    literals: Option<Vec<String>>,
+    literals: Option<LiteralValues<'a>>,
 }
 
 impl TextPlan<'_> {

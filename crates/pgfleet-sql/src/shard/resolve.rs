@@ -6,6 +6,7 @@
 //! inserted row, as PostgreSQL refuses a row that fits no partition.
 
 use pgfleet_catalog::{parse_key, CatalogError, DatabaseTopology, ShardMap, ValueFormat};
+use smallvec::SmallVec;
 
 use super::array::{parse_binary_array, parse_text_array};
 use super::error::ShardRouteError;
@@ -72,7 +73,7 @@ impl ShardPlan {
             BindParams::Bound(p) => p,
         };
         let eval = Eval { db, params: bound };
-        let mut routes = Vec::new();
+        let mut routes: SmallVec<[ShardRoute; 1]> = SmallVec::new();
         for s in &self.statements {
             match s {
                 Stmt::Neutral | Stmt::Refused(_) => {}
@@ -380,7 +381,7 @@ impl Eval<'_> {
             ShardRoute::Single(d) => d,
             _ => 0,
         };
-        let sets: Vec<Set> = q
+        let sets: SmallVec<[Set; 2]> = q
             .classes
             .iter()
             .map(|c| self.pred(q, &c.pred))
