@@ -26,12 +26,17 @@ pub const LEADERS: &[&str] = &[
 /// - `temp`: TEMP/TEMPORARY objects, `SELECT … INTO TEMP`, `pg_temp`;
 /// - `hold`: `WITH HOLD`;
 /// - `u&`: a Unicode-escaped identifier (`U&"pg_advisory\006cock"`) can spell any name.
-///
-/// No two needles start with the same letter: [`BYTE_CLASS`] maps a first byte to its needle.
 pub const ANYWHERE: &[&str] = &["set_config", "advisory", "temp", "hold", "u&"];
 
-/// What a byte may start: 0 nothing, 1 a `;` (a statement may follow), `2 + k` needle `k` of
-/// [`ANYWHERE`] (either letter case).
+/// For each needle of [`ANYWHERE`], the position of its anchor: a byte that is rare in SQL texts
+/// (`f`, `v`, `m`, `h`, `&`), so that the scan stops at few places (the `s`, `a` and `t` the
+/// needles start with are in almost every identifier). Every occurrence of a needle holds its
+/// anchor, so finding every anchor finds every needle. No two needles share an anchor:
+/// [`BYTE_CLASS`] maps an anchor byte to its needle.
+const ANCHOR: [usize; 5] = [7, 2, 2, 0, 1];
+
+/// What a byte may be: 0 nothing, 1 a `;` (a statement may follow), `2 + k` the anchor of needle
+/// `k` of [`ANYWHERE`] (either letter case).
 static BYTE_CLASS: [u8; 256] = byte_classes();
 
 const fn byte_classes() -> [u8; 256] {
@@ -40,13 +45,17 @@ const fn byte_classes() -> [u8; 256] {
     let mut k = 0;
     while k < ANYWHERE.len() {
         let needle = ANYWHERE[k].as_bytes();
-        // Needles are lowercase and at least two bytes long (the scan tests the second first).
-        assert!(needle.len() >= 2 && needle[1] == needle[1].to_ascii_lowercase());
-        let first = needle[0];
-        // Needles must not share a first letter (checked when the table is built).
-        assert!(t[first.to_ascii_lowercase() as usize] == 0);
-        t[first.to_ascii_lowercase() as usize] = 2 + k as u8;
-        t[first.to_ascii_uppercase() as usize] = 2 + k as u8;
+        // Needles are lowercase.
+        let mut j = 0;
+        while j < needle.len() {
+            assert!(needle[j] == needle[j].to_ascii_lowercase());
+            j += 1;
+        }
+        let anchor = needle[ANCHOR[k]];
+        // Needles must not share an anchor (checked when the table is built).
+        assert!(t[anchor as usize] == 0);
+        t[anchor as usize] = 2 + k as u8;
+        t[anchor.to_ascii_uppercase() as usize] = 2 + k as u8;
         k += 1;
     }
     t
@@ -72,10 +81,12 @@ pub fn may_affect_session(sql: &str) -> bool {
                 }
             }
             k => {
-                // Most candidates already fail at their second byte: test it before the rest.
-                let needle = ANYWHERE[(k - 2) as usize].as_bytes();
-                if let Some(w) = b[i..].get(..needle.len()) {
-                    if w[1].to_ascii_lowercase() == needle[1] && w.eq_ignore_ascii_case(needle) {
+                let k = (k - 2) as usize;
+                let needle = ANYWHERE[k].as_bytes();
+                if let Some(start) = i.checked_sub(ANCHOR[k]) {
+                    if b.get(start..start + needle.len())
+                        .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+                    {
                         return true;
                     }
                 }
@@ -245,7 +256,8 @@ mod tests {
             proptest::sample::select(vec![
                 "set_config", "SET_Config", "set_confi", "Temp", "tem", "HOLD", "hol", "u&", "U&",
                 "u", "advisory", "ADVISOR", "a", "t", "h", "s", ";", " ", "set", "Reset", "x",
-                "é", "/*", "*/", "--", "\n", "(", "'",
+                "é", "/*", "*/", "--", "\n", "(", "'", "f", "V", "m", "H", "&", "config", "_con",
+                "ad", "vis", "te", "mp", "ho", "ld", "old",
             ]),
             0..12,
         )) {
