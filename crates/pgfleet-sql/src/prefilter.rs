@@ -28,11 +28,11 @@ pub const LEADERS: &[&str] = &[
 /// - `u&`: a Unicode-escaped identifier (`U&"pg_advisory\006cock"`) can spell any name.
 pub const ANYWHERE: &[&str] = &["set_config", "advisory", "temp", "hold", "u&"];
 
-/// For each needle of [`ANYWHERE`], the position of its anchor: a byte that is rare in SQL texts
-/// (`f`, `v`, `m`, `h`, `&`), so that the scan stops at few places (the `s`, `a` and `t` the
-/// needles start with are in almost every identifier). Every occurrence of a needle holds its
-/// anchor, so finding every anchor finds every needle. No two needles share an anchor:
-/// [`BYTE_CLASS`] maps an anchor byte to its needle.
+/// For each needle of [`ANYWHERE`], the position of its anchor: the byte the scan stops at,
+/// chosen to be uncommon in SQL texts (`f`, `v`, `m`, `h`, `&`), where the first letters of
+/// `set_config`, `advisory` and `temp` are in almost every identifier. Every occurrence of a
+/// needle holds its anchor, so finding every anchor finds every needle. No two needles share an
+/// anchor: [`BYTE_CLASS`] maps an anchor byte to its needle.
 const ANCHOR: [usize; 5] = [7, 2, 2, 0, 1];
 
 /// What a byte may be: 0 nothing, 1 a `;` (a statement may follow), `2 + k` the anchor of needle
