@@ -17,6 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use pgfleet_config::Config;
 use pgfleet_meta::Decision;
+use pgfleet_sql::own_names::TWO_PHASE_GID_PREFIX;
 
 /// What a cross-shard write is doing, for SHOW TRANSACTIONS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,9 +81,6 @@ pub struct TwoPhase {
     crash_at: Option<String>,
 }
 
-/// Prefix of every transaction name pgfleet prepares.
-pub const GID_PREFIX: &str = pgfleet_sql::own_names::TWO_PHASE_GID_PREFIX;
-
 impl TwoPhase {
     /// The coordinator of instance `node_id`.
     pub fn new(node_id: u16) -> TwoPhase {
@@ -102,12 +100,12 @@ impl TwoPhase {
     /// A new transaction name: `pgfleet_<node>_<start stamp>_<sequence>`.
     pub fn next_gid(&self) -> String {
         let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        format!("{GID_PREFIX}{}_{}_{n}", self.node_id, self.stamp)
+        format!("{TWO_PHASE_GID_PREFIX}{}_{}_{n}", self.node_id, self.stamp)
     }
 
     /// The prefix of this instance's names (any start).
     pub fn node_prefix(&self) -> String {
-        format!("{GID_PREFIX}{}_", self.node_id)
+        format!("{TWO_PHASE_GID_PREFIX}{}_", self.node_id)
     }
 
     /// Whether `gid` was named by an earlier start of this instance (so no commit of this
