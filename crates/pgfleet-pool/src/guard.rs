@@ -50,10 +50,7 @@ impl<M: Manager> DerefMut for Guard<M> {
 
 impl<M: Manager> Drop for Guard<M> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.give_back(conn);
-        }
-        // The slot the checkout took (its permit was forgotten then).
-        self.pool.permits.add_permits(1);
+        // The slot goes back with the connection (none after `discard`).
+        self.pool.give_back(self.conn.take());
     }
 }

@@ -18,9 +18,11 @@ pub mod guard;
 pub mod manager;
 pub mod pool;
 pub mod settings;
+pub mod wait;
 
 pub use error::CheckoutError;
 pub use guard::Guard;
 pub use manager::Manager;
 pub use pool::{Pool, PoolStats, Prefer};
 pub use settings::Settings;
+pub use wait::Waiter;

@@ -1,16 +1,15 @@
-//! The pool: checkout with timeout, LIFO idle list, lifetimes and idle reaping.
+//! The pool: checkout with timeout, LIFO idle list, FIFO waiters served by direct hand-off,
+//! lifetimes and idle reaping.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
-use tokio::time::Sleep;
 
+use crate::wait::{Wait, WaitCell, Waiter};
 use crate::{CheckoutError, Guard, Manager, Settings};
 
 /// What [`Pool::get_preferring`] prefers: a test of an idle connection.
@@ -31,15 +30,42 @@ pub(crate) struct Inner<M: Manager> {
     /// The durations a checkout reads, copied from `settings`: plain loads, where the lock would
     /// be a cache line every checkout on every thread writes.
     limits: Limits,
-    /// LIFO: the most recently used connection is reused first, so the rest age out under low load.
-    /// Boxed: a checkout and a return move a pointer, not the whole connection.
-    idle: Mutex<Vec<Box<Pooled<M::Conn>>>>,
-    pub(crate) permits: Arc<Semaphore>,
+    /// Slots, idle connections and waiters under one lock: a connection coming back goes straight
+    /// to the first waiter.
+    state: Mutex<State<M::Conn>>,
     /// Open connections, idle or busy (connects in progress included).
     open: AtomicUsize,
-    waiting: AtomicUsize,
     closed: AtomicBool,
     stats: Counters,
+}
+
+/// A slot is the right to hold one connection (or to open one): `size` of them exist. Each is
+/// free, held (by a [`Guard`] or a checkout opening a connection), or handed to a waiter.
+pub(crate) struct State<C> {
+    /// LIFO: the most recently used connection is reused first, so the rest age out under low
+    /// load. Boxed: a checkout and a return move a pointer, not the whole connection.
+    idle: Vec<Box<Pooled<C>>>,
+    /// Free slots.
+    free: usize,
+    /// Slots to remove as they come back (the pool shrank while they were held).
+    retire: usize,
+    /// Callers waiting for a slot, first come first served.
+    waiters: VecDeque<Arc<WaitCell<C>>>,
+}
+
+impl<C> State<C> {
+    fn pop_idle(&mut self, prefer: Option<Prefer<'_, C>>) -> Option<Box<Pooled<C>>> {
+        if let Some(prefer) = prefer {
+            let n = self.idle.len();
+            if let Some(i) = (n.saturating_sub(AFFINITY_SCAN)..n)
+                .rev()
+                .find(|&i| prefer(&self.idle[i].conn))
+            {
+                return Some(self.idle.remove(i));
+            }
+        }
+        self.idle.pop()
+    }
 }
 
 /// Durations in nanoseconds (see [`Inner::limits`]).
@@ -71,18 +97,13 @@ impl Limits {
     }
 }
 
-/// A slot of the pool, taken from the semaphore with its permit forgotten (a checkout then moves
-/// no reference count): given back when dropped, unless it became a [`Guard`]'s.
+/// A slot taken for a checkout: given back when dropped (a failed connect, a checkout dropped
+/// while it connects), unless it became a [`Guard`]'s.
 struct Slot<'a, M: Manager> {
     inner: &'a Arc<Inner<M>>,
 }
 
-impl<'a, M: Manager> Slot<'a, M> {
-    fn new(inner: &'a Arc<Inner<M>>, permit: tokio::sync::SemaphorePermit<'_>) -> Slot<'a, M> {
-        permit.forget();
-        Slot { inner }
-    }
-
+impl<M: Manager> Slot<'_, M> {
     /// The checked-out connection, which gives the slot back when dropped.
     fn into_guard(self, conn: Box<Pooled<M::Conn>>) -> Guard<M> {
         let pool = self.inner.clone();
@@ -96,24 +117,27 @@ impl<'a, M: Manager> Slot<'a, M> {
 
 impl<M: Manager> Drop for Slot<'_, M> {
     fn drop(&mut self) {
-        self.inner.permits.add_permits(1);
+        self.inner.give_back(None);
     }
 }
 
-/// Counts a caller in `waiting` while it waits for a slot, also when its checkout is dropped
-/// mid-wait (a cancelled future).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn new(waiting: &'a AtomicUsize) -> Waiting<'a> {
-        waiting.fetch_add(1, Ordering::AcqRel);
-        Waiting(waiting)
-    }
+/// A caller in the wait queue: takes itself out again when dropped before it got its slot (a
+/// timed-out or cancelled checkout), giving back whatever was handed to it meanwhile.
+struct Queued<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    cell: Arc<WaitCell<M::Conn>>,
+    /// Still in the queue, or holding what was handed over (cleared once the wait is over).
+    armed: bool,
 }
 
-impl Drop for Waiting<'_> {
+impl<M: Manager> Drop for Queued<'_, M> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if !self.armed {
+            return;
+        }
+        if let Some(granted) = self.inner.withdraw(&self.cell) {
+            self.inner.give_back(granted);
+        }
     }
 }
 
@@ -170,16 +194,18 @@ impl<M: Manager> Clone for Pool<M> {
 impl<M: Manager> Pool<M> {
     /// A new, empty pool. Call [`Pool::maintain`] periodically to honour `min_idle` and timeouts.
     pub fn new(manager: M, settings: Settings) -> Pool<M> {
-        let permits = Arc::new(Semaphore::new(settings.size));
         Pool {
             inner: Arc::new(Inner {
                 manager,
                 limits: Limits::new(&settings),
+                state: Mutex::new(State {
+                    idle: Vec::new(),
+                    free: settings.size,
+                    retire: 0,
+                    waiters: VecDeque::new(),
+                }),
                 settings: Mutex::new(settings),
-                idle: Mutex::new(Vec::new()),
-                permits,
                 open: AtomicUsize::new(0),
-                waiting: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 stats: Counters::default(),
             }),
@@ -212,64 +238,80 @@ impl<M: Manager> Pool<M> {
         self.checkout(prefer, None).await
     }
 
-    /// As [`Pool::get_preferring`], timing a wait for a free slot with `timer`, which the caller
-    /// keeps from one checkout to the next. Moving a registered timer to a later deadline is one
-    /// atomic operation; a new timer for every wait is inserted into the runtime's timer wheel
-    /// and removed again each time. Once the checkout is done the timer stays set: when its
-    /// deadline passes it wakes the caller's task once, for nothing (harmless).
+    /// As [`Pool::get_preferring`], waiting (when all slots are taken) with the `waiter` the caller
+    /// keeps from one checkout to the next: its cell and timer are reused (see [`Waiter`]).
     pub async fn get_timed(
         &self,
         prefer: Option<Prefer<'_, M::Conn>>,
-        timer: Pin<&mut Sleep>,
+        waiter: &mut Waiter<M::Conn>,
     ) -> Result<Guard<M>, CheckoutError<M::Error>> {
-        self.checkout(prefer, Some(timer)).await
+        self.checkout(prefer, Some(waiter)).await
     }
 
     async fn checkout(
         &self,
         prefer: Option<Prefer<'_, M::Conn>>,
-        timer: Option<Pin<&mut Sleep>>,
+        mut waiter: Option<&mut Waiter<M::Conn>>,
     ) -> Result<Guard<M>, CheckoutError<M::Error>> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(CheckoutError::Closed);
         }
-        // One clock reading serves the wait's length and the lifetime checks below.
-        let (slot, now) = match inner.permits.try_acquire() {
-            Ok(p) => (Slot::new(inner, p), Instant::now()),
-            Err(_) => {
-                let timeout = Limits::get(&inner.limits.checkout_timeout);
-                let start = Instant::now();
-                let waiting = Waiting::new(&inner.waiting);
-                let res = match timer {
-                    Some(mut timer) => {
-                        let from = tokio::time::Instant::from_std(start);
-                        // As tokio's own timeout: a deadline past the clock's range is 30 years.
-                        let deadline = from
-                            .checked_add(timeout)
-                            .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400));
-                        timer.as_mut().reset(deadline);
-                        let mut acquire = std::pin::pin!(inner.permits.acquire());
-                        std::future::poll_fn(|cx| match acquire.as_mut().poll(cx) {
-                            Poll::Ready(p) => Poll::Ready(Ok(p)),
-                            Poll::Pending => timer.as_mut().poll(cx).map(|()| Err(())),
-                        })
-                        .await
-                    }
-                    None => tokio::time::timeout(timeout, inner.permits.acquire())
-                        .await
-                        .map_err(|_| ()),
+        // A free slot (and the idle connection to try first), or a place in the queue.
+        let queued_cell = {
+            let mut state = inner.state.lock();
+            if state.free > 0 {
+                state.free -= 1;
+                Ok(state.pop_idle(prefer))
+            } else {
+                let cell = match &mut waiter {
+                    Some(w) => w.fresh_cell(),
+                    None => WaitCell::queued(),
                 };
-                drop(waiting);
+                state.waiters.push_back(cell.clone());
+                Err(cell)
+            }
+        };
+        let (mut candidate, now) = match queued_cell {
+            Ok(c) => (c, Instant::now()),
+            Err(cell) => {
+                let mut own = None;
+                let waiter = match waiter {
+                    Some(w) => w,
+                    None => own.insert(Waiter::with_cell(cell.clone())),
+                };
+                let mut queued = Queued {
+                    inner,
+                    cell,
+                    armed: true,
+                };
+                let start = Instant::now();
+                let timeout = Limits::get(&inner.limits.checkout_timeout);
+                waiter.arm(start, timeout);
+                let res = std::future::poll_fn(|cx| match queued.cell.poll_granted(cx) {
+                    Poll::Ready(r) => Poll::Ready(r.map_err(|()| None)),
+                    Poll::Pending if waiter.poll_timeout(cx, start, timeout) => {
+                        // A hand-over that came in the meantime still counts.
+                        Poll::Ready(match inner.withdraw(&queued.cell) {
+                            Some(granted) => Ok(granted),
+                            None if inner.closed.load(Ordering::Acquire) => Err(None),
+                            None => Err(Some(())),
+                        })
+                    }
+                    Poll::Pending => Poll::Pending,
+                })
+                .await;
+                queued.armed = false;
+                drop(queued);
                 let now = Instant::now();
                 inner.stats.wait_micros.fetch_add(
                     now.saturating_duration_since(start).as_micros() as u64,
                     Ordering::Relaxed,
                 );
                 match res {
-                    Ok(Ok(p)) => (Slot::new(inner, p), now),
-                    Ok(Err(_)) => return Err(CheckoutError::Closed),
-                    Err(_) => {
+                    Ok(granted) => (granted, now),
+                    Err(None) => return Err(CheckoutError::Closed),
+                    Err(Some(())) => {
                         inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                         let s = self.stats();
                         return Err(CheckoutError::Timeout {
@@ -282,9 +324,11 @@ impl<M: Manager> Pool<M> {
                 }
             }
         };
-        while let Some(mut c) = inner.pop_idle(prefer) {
+        let slot = Slot { inner };
+        while let Some(mut c) = candidate {
             if inner.expired(&c, now) || !inner.manager.is_usable(&mut c.conn) {
                 inner.on_discard();
+                candidate = inner.state.lock().pop_idle(prefer);
                 continue;
             }
             inner.stats.checkouts.fetch_add(1, Ordering::Relaxed);
@@ -305,7 +349,8 @@ impl<M: Manager> Pool<M> {
         let s = self.settings();
         let now = Instant::now();
         {
-            let mut idle = inner.idle.lock();
+            let mut state = inner.state.lock();
+            let idle = &mut state.idle;
             let before = idle.len();
             let mut keep = idle.len();
             idle.retain(|c| {
@@ -321,22 +366,27 @@ impl<M: Manager> Pool<M> {
             let removed = before - idle.len();
             inner.open.fetch_sub(removed, Ordering::AcqRel);
         }
-        while !inner.closed.load(Ordering::Acquire) && inner.idle.lock().len() < s.min_idle {
-            let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
-                break;
-            };
+        while !inner.closed.load(Ordering::Acquire) {
+            {
+                let mut state = inner.state.lock();
+                if state.idle.len() >= s.min_idle || state.free == 0 {
+                    break;
+                }
+                state.free -= 1;
+            }
+            let slot = Slot { inner };
             match inner.open_one(s.connect_timeout).await {
                 Ok(c) => {
-                    inner.give_back(c);
-                    drop(permit);
+                    std::mem::forget(slot);
+                    inner.give_back(Some(c));
                 }
                 Err(_) => break,
             }
         }
     }
 
-    /// Applies new settings. Growing adds slots at once; shrinking removes free slots at once and the
-    /// rest as busy connections come back.
+    /// Applies new settings. Growing adds slots at once (to the waiters first); shrinking removes
+    /// free slots at once and the rest as busy connections come back.
     pub fn set_settings(&self, new: Settings) {
         let old_size = {
             let mut s = self.inner.settings.lock();
@@ -346,20 +396,26 @@ impl<M: Manager> Pool<M> {
             old
         };
         if new.size > old_size {
-            self.inner.permits.add_permits(new.size - old_size);
-        } else if new.size < old_size {
-            let excess = old_size - new.size;
-            let forgotten = self.inner.permits.forget_permits(excess);
-            let rest = excess - forgotten;
-            if rest > 0 {
-                let permits = self.inner.permits.clone();
-                tokio::spawn(async move {
-                    if let Ok(p) = permits.acquire_many_owned(rest as u32).await {
-                        p.forget();
-                    }
-                });
+            let added = {
+                let mut state = self.inner.state.lock();
+                let cancelled = (new.size - old_size).min(state.retire);
+                state.retire -= cancelled;
+                new.size - old_size - cancelled
+            };
+            for _ in 0..added {
+                self.inner.give_back(None);
             }
-            self.inner.trim_idle(new.size);
+        } else if new.size < old_size {
+            let mut state = self.inner.state.lock();
+            let excess = old_size - new.size;
+            let now_free = excess.min(state.free);
+            state.free -= now_free;
+            state.retire += excess - now_free;
+            if state.idle.len() > new.size {
+                let extra = state.idle.len() - new.size;
+                state.idle.drain(..extra);
+                self.inner.open.fetch_sub(extra, Ordering::AcqRel);
+            }
         }
     }
 
@@ -367,21 +423,34 @@ impl<M: Manager> Pool<M> {
     /// dropped when returned.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        self.inner.permits.close();
-        let drained: Vec<_> = std::mem::take(&mut *self.inner.idle.lock());
+        let (drained, waiters) = {
+            let mut state = self.inner.state.lock();
+            (
+                std::mem::take(&mut state.idle),
+                std::mem::take(&mut state.waiters),
+            )
+        };
         self.inner.open.fetch_sub(drained.len(), Ordering::AcqRel);
+        for w in waiters {
+            if let Some(waker) = w.close() {
+                waker.wake();
+            }
+        }
     }
 
     /// Drops every idle connection (e.g. after the server restarted).
     pub fn drain_idle(&self) {
-        let drained: Vec<_> = std::mem::take(&mut *self.inner.idle.lock());
+        let drained: Vec<_> = std::mem::take(&mut self.inner.state.lock().idle);
         self.inner.open.fetch_sub(drained.len(), Ordering::AcqRel);
     }
 
     /// Counters and gauges.
     pub fn stats(&self) -> PoolStats {
         let inner = &self.inner;
-        let idle = inner.idle.lock().len();
+        let (idle, waiting) = {
+            let state = inner.state.lock();
+            (state.idle.len(), state.waiters.len())
+        };
         let open = inner.open.load(Ordering::Acquire);
         let size = inner.settings.lock().size;
         PoolStats {
@@ -389,7 +458,7 @@ impl<M: Manager> Pool<M> {
             open,
             idle,
             busy: open.saturating_sub(idle),
-            waiting: inner.waiting.load(Ordering::Acquire),
+            waiting,
             checkouts: inner.stats.checkouts.load(Ordering::Relaxed),
             connects: inner.stats.connects.load(Ordering::Relaxed),
             connect_errors: inner.stats.connect_errors.load(Ordering::Relaxed),
@@ -401,20 +470,6 @@ impl<M: Manager> Pool<M> {
 }
 
 impl<M: Manager> Inner<M> {
-    fn pop_idle(&self, prefer: Option<Prefer<'_, M::Conn>>) -> Option<Box<Pooled<M::Conn>>> {
-        let mut idle = self.idle.lock();
-        if let Some(prefer) = prefer {
-            let n = idle.len();
-            if let Some(i) = (n.saturating_sub(AFFINITY_SCAN)..n)
-                .rev()
-                .find(|&i| prefer(&idle[i].conn))
-            {
-                return Some(idle.remove(i));
-            }
-        }
-        idle.pop()
-    }
-
     fn expired(&self, c: &Pooled<M::Conn>, now: Instant) -> bool {
         let lifetime = Limits::get(&self.limits.lifetime);
         !lifetime.is_zero() && now.duration_since(c.created) >= lifetime
@@ -449,27 +504,84 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    pub(crate) fn give_back(&self, mut conn: Box<Pooled<M::Conn>>) {
+    /// Gives a slot back with the connection it held, if any: to the first waiter (which checks
+    /// the connection itself), else to the free slots and the connection to the idle list, unless
+    /// it is expired or the pool closed.
+    pub(crate) fn give_back(&self, mut conn: Option<Box<Pooled<M::Conn>>>) {
+        if conn.is_some() && self.closed.load(Ordering::Acquire) {
+            conn = None;
+            self.on_discard();
+        }
+        let mut state = self.state.lock();
+        if state.retire > 0 {
+            state.retire -= 1;
+            let room = state.idle.len() < self.settings_size();
+            drop(state);
+            if let Some(c) = conn {
+                if room {
+                    self.park_idle(c);
+                } else {
+                    self.on_discard();
+                }
+            }
+            return;
+        }
+        while let Some(w) = state.waiters.pop_front() {
+            match w.grant(conn) {
+                Ok(waker) => {
+                    drop(state);
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                    return;
+                }
+                // Not waiting any more (it is taking itself out): the next one.
+                Err(back) => conn = back,
+            }
+        }
+        state.free += 1;
+        drop(state);
+        if let Some(c) = conn {
+            self.park_idle(c);
+        }
+    }
+
+    /// Puts a returned connection on the idle list (its slot is free already), or closes it when
+    /// it is past its lifetime.
+    fn park_idle(&self, mut conn: Box<Pooled<M::Conn>>) {
         let now = Instant::now();
-        if self.closed.load(Ordering::Acquire) || self.expired(&conn, now) {
+        if self.expired(&conn, now) {
             self.on_discard();
             return;
         }
         conn.last_used = now;
-        self.idle.lock().push(conn);
+        self.state.lock().idle.push(conn);
+    }
+
+    fn settings_size(&self) -> usize {
+        self.settings.lock().size
+    }
+
+    /// Takes a waiter out of the queue; returns what was handed to it meanwhile (`Some`), which the
+    /// caller then owns.
+    fn withdraw(&self, cell: &WaitCell<M::Conn>) -> Option<Option<Box<Pooled<M::Conn>>>> {
+        let mut state = self.state.lock();
+        let mut w = cell.wait.lock();
+        match std::mem::replace(&mut *w, Wait::Idle) {
+            Wait::Granted(g) => Some(g),
+            Wait::Waiting(_) => {
+                drop(w);
+                state
+                    .waiters
+                    .retain(|q| !std::ptr::eq(Arc::as_ptr(q), cell));
+                None
+            }
+            Wait::Closed | Wait::Idle => None,
+        }
     }
 
     pub(crate) fn on_discard(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
         self.stats.discarded.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn trim_idle(&self, size: usize) {
-        let mut idle = self.idle.lock();
-        if idle.len() > size {
-            let extra = idle.len() - size;
-            idle.drain(..extra);
-            self.open.fetch_sub(extra, Ordering::AcqRel);
-        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgfleet_pool::{CheckoutError, Manager, Pool, Settings};
+use pgfleet_pool::{CheckoutError, Manager, Pool, Settings, Waiter};
 
 #[derive(Default)]
 struct Counter {
@@ -187,15 +187,15 @@ async fn preferred_idle_connection_is_taken_first() {
 }
 
 #[tokio::test]
-async fn a_kept_timer_times_every_wait_and_a_dropped_wait_leaves_nothing_behind() {
+async fn a_kept_waiter_times_every_wait_and_a_dropped_wait_leaves_nothing_behind() {
     let counter = Arc::new(Counter::default());
     let pool = Pool::new(M(counter.clone()), settings(1));
-    let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
-    let held = pool.get_timed(None, timer.as_mut()).await.unwrap();
+    let mut waiter = Waiter::new();
+    let held = pool.get_timed(None, &mut waiter).await.unwrap();
     // The same timer times out two waits in a row (the second after it fired once).
     for _ in 0..2 {
         let start = std::time::Instant::now();
-        let err = pool.get_timed(None, timer.as_mut()).await.err().unwrap();
+        let err = pool.get_timed(None, &mut waiter).await.err().unwrap();
         assert!(matches!(err, CheckoutError::Timeout { .. }), "{err:?}");
         let waited = start.elapsed();
         assert!(
@@ -204,17 +204,132 @@ async fn a_kept_timer_times_every_wait_and_a_dropped_wait_leaves_nothing_behind(
         );
     }
     // A wait given up half way (its future dropped) is no longer counted and holds no slot.
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(20),
-        pool.get_timed(None, timer.as_mut()),
-    )
-    .await;
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(20), pool.get_timed(None, &mut waiter)).await;
     assert!(gave_up.is_err());
     assert_eq!(pool.stats().waiting, 0);
     drop(held);
-    let again = pool.get_timed(None, timer.as_mut()).await.unwrap();
+    let again = pool.get_timed(None, &mut waiter).await.unwrap();
     assert_eq!(again.id, 0, "the one connection, reused");
     assert_eq!(pool.stats().busy, 1);
+}
+
+#[tokio::test]
+async fn a_wait_that_starts_under_an_earlier_deadline_still_waits_its_whole_timeout() {
+    let pool = Pool::new(M(Arc::default()), settings(1));
+    let mut waiter = Waiter::new();
+    let held = pool.get().await.unwrap();
+    // The first wait arms the timer for t+100ms and is served at about t+50ms.
+    let p2 = pool.clone();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Held again, so that the next wait has to time out.
+        let again = p2.get().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(again);
+    });
+    let first = pool.get_timed(None, &mut waiter).await.unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The second wait starts near t+70ms, while the timer still points at t+100ms: it must wait
+    // until its own deadline, about t+170ms.
+    let start = std::time::Instant::now();
+    let err = pool.get_timed(None, &mut waiter).await.err().unwrap();
+    assert!(matches!(err, CheckoutError::Timeout { .. }), "{err:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100),
+        "cut short: {waited:?}"
+    );
+    release.abort();
+}
+
+#[tokio::test]
+async fn returned_connections_go_to_waiters_in_arrival_order() {
+    let pool = Pool::new(
+        M(Arc::default()),
+        Settings {
+            checkout_timeout: Duration::from_secs(5),
+            ..settings(1)
+        },
+    );
+    let held = pool.get().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        let (p, tx) = (pool.clone(), tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let g = p.get().await.unwrap();
+            tx.send((n, g.id)).unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }));
+        // Queue them one after the other.
+        while pool.stats().waiting < n + 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    drop(held);
+    for want in 0..3 {
+        let (n, id) = rx.recv().await.unwrap();
+        assert_eq!(
+            (n, id),
+            (want, 0),
+            "first come, first served, the one connection"
+        );
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(pool.stats().waiting, 0);
+    assert_eq!(pool.stats().idle, 1);
+}
+
+#[tokio::test]
+async fn close_wakes_waiters_and_growing_serves_them() {
+    let pool = Pool::new(
+        M(Arc::default()),
+        Settings {
+            checkout_timeout: Duration::from_secs(5),
+            ..settings(1)
+        },
+    );
+    let held = pool.get().await.unwrap();
+    let p2 = pool.clone();
+    let grown = tokio::spawn(async move { p2.get().await.map(|g| g.id) });
+    while pool.stats().waiting < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    pool.set_settings(Settings {
+        checkout_timeout: Duration::from_secs(5),
+        ..settings(2)
+    });
+    assert_eq!(
+        grown.await.unwrap().unwrap(),
+        1,
+        "the new slot opened a connection"
+    );
+    // Shrunk back to one while both are held: the first to come back retires its slot.
+    let second = pool.get().await.unwrap();
+    pool.set_settings(Settings {
+        checkout_timeout: Duration::from_secs(5),
+        ..settings(1)
+    });
+    drop(second);
+    let p3 = pool.clone();
+    let closed = tokio::spawn(async move { p3.get().await.map(|g| g.id) });
+    while pool.stats().waiting < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    pool.close();
+    assert!(matches!(closed.await.unwrap(), Err(CheckoutError::Closed)));
+    drop(held);
+    assert_eq!(
+        pool.stats().open,
+        0,
+        "closing dropped the idle connection, and the held one when it came back"
+    );
 }
 
 async fn checkout_n(pool: &Pool<M>, n: usize) -> Vec<pgfleet_pool::Guard<M>> {

@@ -1,10 +1,8 @@
 //! Getting a server connection for a client, with errors that say what happened.
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use pgfleet_pool::{CheckoutError, Guard};
-use tokio::time::Sleep;
+use pgfleet_pool::{CheckoutError, Guard, Waiter};
 
 use crate::pools::PoolEntry;
 use crate::runtime::Runtime;
@@ -29,20 +27,20 @@ pub(crate) async fn checkout(
 }
 
 /// As [`checkout`], preferring an idle connection `prefer` accepts (see
-/// [`pgfleet_pool::Pool::get_preferring`]), and timing a wait with `timer` when given (a session's
+/// [`pgfleet_pool::Pool::get_preferring`]), and waiting with `waiter` when given (a session's
 /// own, see [`pgfleet_pool::Pool::get_timed`]).
 pub(crate) async fn checkout_preferring(
     rt: &Runtime,
     entry: &PoolEntry,
     prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>>,
-    timer: Option<Pin<&mut Sleep>>,
+    waiter: Option<&mut Waiter<ServerConn>>,
 ) -> Result<Guard<ServerManager>, ProxyError> {
     rt.wait_unpaused().await;
     if rt.is_shutting_down() {
         return Err(ProxyError::ShuttingDown);
     }
-    let got = match timer {
-        Some(timer) => entry.pool.get_timed(prefer, timer).await,
+    let got = match waiter {
+        Some(waiter) => entry.pool.get_timed(prefer, waiter).await,
         None => entry.pool.get_preferring(prefer).await,
     };
     got.map_err(|e| match e {

@@ -20,7 +20,6 @@ mod shards;
 mod tenant;
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -127,9 +126,9 @@ pub(crate) struct Session<'a> {
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
-    /// Times the waits for a server connection, kept from one checkout to the next (see
-    /// [`pgfleet_pool::Pool::get_timed`]).
-    checkout_timer: Pin<Box<tokio::time::Sleep>>,
+    /// The session's place in a pool's wait queue and its timer, kept from one checkout to the
+    /// next (see [`pgfleet_pool::Pool::get_timed`]).
+    checkout_waiter: pgfleet_pool::Waiter<ServerConn>,
 }
 
 impl<'a> Session<'a> {
@@ -188,7 +187,7 @@ impl<'a> Session<'a> {
             replays: 0,
             to_server: BytesMut::new(),
             to_client: BytesMut::new(),
-            checkout_timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            checkout_waiter: pgfleet_pool::Waiter::new(),
         }
     }
 
@@ -339,8 +338,8 @@ impl<'a> Session<'a> {
         };
         let prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>> =
             (!forced.is_empty()).then_some(&in_context);
-        let timer = Some(self.checkout_timer.as_mut());
-        let result = match checkout_preferring(self.rt, &self.entry, prefer, timer).await {
+        let waiter = Some(&mut self.checkout_waiter);
+        let result = match checkout_preferring(self.rt, &self.entry, prefer, waiter).await {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();
