@@ -254,12 +254,14 @@ impl<M: Manager> Pool<M> {
         mut waiter: Option<&mut Waiter<M::Conn>>,
     ) -> Result<Guard<M>, CheckoutError<M::Error>> {
         let inner = &self.inner;
-        if inner.closed.load(Ordering::Acquire) {
-            return Err(CheckoutError::Closed);
-        }
         // A free slot (and the idle connection to try first), or a place in the queue.
         let queued_cell = {
             let mut state = inner.state.lock();
+            // Checked under the lock: `close` sets the flag before it takes the lock to empty the
+            // queue, so a caller queued after that point cannot be left behind.
+            if inner.closed.load(Ordering::Acquire) {
+                return Err(CheckoutError::Closed);
+            }
             if state.free > 0 {
                 state.free -= 1;
                 Ok(state.pop_idle(prefer))
@@ -527,7 +529,11 @@ impl<M: Manager> Inner<M> {
             return;
         }
         while let Some(w) = state.waiters.pop_front() {
-            match w.grant(conn) {
+            let granted = w.grant(conn);
+            // The queue's reference goes before the waiter can run again: its next wait reuses
+            // the cell only when nobody else holds it.
+            drop(w);
+            match granted {
                 Ok(waker) => {
                     drop(state);
                     if let Some(waker) = waker {

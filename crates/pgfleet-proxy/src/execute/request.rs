@@ -357,6 +357,10 @@ impl RequestCtx<'_> {
     /// Notes the session effects of SQL text. For a simple Query that is exactly one DEALLOCATE of
     /// a protocol-level statement (or DEALLOCATE ALL while not pinned), returns pgfleet's own answer.
     fn observe(&mut self, sql: &str, simple: bool) -> Option<Expect> {
+        // Most texts: no effect, and no shared reference count touched to say so.
+        if !pgfleet_sql::may_affect_session(sql) {
+            return None;
+        }
         let analysis = self.rt.analyzer.analyze(sql);
         if !analysis.changes_session() {
             return None;
