@@ -45,6 +45,28 @@ fn settings(size: usize) -> Settings {
     }
 }
 
+/// Settings whose checkouts wait long enough for a test to act while they wait.
+fn patient(size: usize) -> Settings {
+    Settings {
+        checkout_timeout: Duration::from_secs(5),
+        ..settings(size)
+    }
+}
+
+/// Starts a checkout in a task and returns once it waits in the queue; the task yields the id of
+/// the connection it got.
+async fn queued_checkout(
+    pool: &Pool<M>,
+) -> tokio::task::JoinHandle<Result<usize, CheckoutError<&'static str>>> {
+    let before = pool.stats().waiting;
+    let p = pool.clone();
+    let task = tokio::spawn(async move { p.get().await.map(|g| g.id) });
+    while pool.stats().waiting <= before {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    task
+}
+
 #[tokio::test]
 async fn reuses_connections_and_bounds_size() {
     let counter = Arc::new(Counter::default());
@@ -68,17 +90,9 @@ async fn reuses_connections_and_bounds_size() {
 
 #[tokio::test]
 async fn waiters_get_returned_connections() {
-    let pool = Pool::new(
-        M(Arc::default()),
-        Settings {
-            checkout_timeout: Duration::from_secs(5),
-            ..settings(1)
-        },
-    );
+    let pool = Pool::new(M(Arc::default()), patient(1));
     let a = pool.get().await.unwrap();
-    let p2 = pool.clone();
-    let waiter = tokio::spawn(async move { p2.get().await.map(|g| g.id) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiter = queued_checkout(&pool).await;
     assert_eq!(pool.stats().waiting, 1);
     drop(a);
     assert_eq!(waiter.await.unwrap().unwrap(), 0);
@@ -248,13 +262,7 @@ async fn a_wait_that_starts_under_an_earlier_deadline_still_waits_its_whole_time
 
 #[tokio::test]
 async fn returned_connections_go_to_waiters_in_arrival_order() {
-    let pool = Pool::new(
-        M(Arc::default()),
-        Settings {
-            checkout_timeout: Duration::from_secs(5),
-            ..settings(1)
-        },
-    );
+    let pool = Pool::new(M(Arc::default()), patient(1));
     let held = pool.get().await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
@@ -288,23 +296,10 @@ async fn returned_connections_go_to_waiters_in_arrival_order() {
 
 #[tokio::test]
 async fn close_wakes_waiters_and_growing_serves_them() {
-    let pool = Pool::new(
-        M(Arc::default()),
-        Settings {
-            checkout_timeout: Duration::from_secs(5),
-            ..settings(1)
-        },
-    );
+    let pool = Pool::new(M(Arc::default()), patient(1));
     let held = pool.get().await.unwrap();
-    let p2 = pool.clone();
-    let grown = tokio::spawn(async move { p2.get().await.map(|g| g.id) });
-    while pool.stats().waiting < 1 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    pool.set_settings(Settings {
-        checkout_timeout: Duration::from_secs(5),
-        ..settings(2)
-    });
+    let grown = queued_checkout(&pool).await;
+    pool.set_settings(patient(2));
     assert_eq!(
         grown.await.unwrap().unwrap(),
         1,
@@ -312,16 +307,9 @@ async fn close_wakes_waiters_and_growing_serves_them() {
     );
     // Shrunk back to one while both are held: the first to come back retires its slot.
     let second = pool.get().await.unwrap();
-    pool.set_settings(Settings {
-        checkout_timeout: Duration::from_secs(5),
-        ..settings(1)
-    });
+    pool.set_settings(patient(1));
     drop(second);
-    let p3 = pool.clone();
-    let closed = tokio::spawn(async move { p3.get().await.map(|g| g.id) });
-    while pool.stats().waiting < 1 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let closed = queued_checkout(&pool).await;
     pool.close();
     assert!(matches!(closed.await.unwrap(), Err(CheckoutError::Closed)));
     drop(held);
