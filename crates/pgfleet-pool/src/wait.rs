@@ -103,11 +103,11 @@ impl<C> WaitCell<C> {
 }
 
 /// What a caller keeps from one checkout to the next (see [`crate::Pool::get_timed`]): its wait
-/// cell, reused for every wait, and a timer. Moving a registered timer to another deadline takes
-/// the runtime's timer lock; this one is moved only when it has fired or would fire too late, so a
-/// wait that begins while an earlier wait's deadline is still ahead leaves it as it is and, should
-/// it fire first, sets it again to its own deadline. A timer left set after a checkout wakes its
-/// task once, for nothing, when it fires.
+/// cell, reused for every wait, and a timer. A new timer per wait would be inserted into the
+/// runtime's timer wheel and removed again each time; this one is moved only when it has fired or
+/// would fire too late, so a wait that begins while an earlier wait's deadline is still ahead
+/// leaves it as it is and, should it fire first, sets it again to its own deadline. A timer left
+/// set after a checkout wakes its task once, for nothing, when it fires.
 pub struct Waiter<C> {
     pub(crate) cell: Arc<WaitCell<C>>,
     timer: Pin<Box<Sleep>>,
