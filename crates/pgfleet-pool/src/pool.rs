@@ -2,6 +2,7 @@
 //! lifetimes and idle reaping.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -178,6 +179,9 @@ pub struct PoolStats {
     pub wait_micros: u64,
 }
 
+/// What a checkout ends with.
+pub type Checkout<M> = Result<Guard<M>, CheckoutError<<M as Manager>::Error>>;
+
 /// A pool of connections to one endpoint. Cheap to clone.
 pub struct Pool<M: Manager> {
     inner: Arc<Inner<M>>,
@@ -224,35 +228,38 @@ impl<M: Manager> Pool<M> {
 
     /// Checks out a connection: an idle one if usable, else a new one, waiting up to the checkout
     /// timeout for a free slot.
-    pub async fn get(&self) -> Result<Guard<M>, CheckoutError<M::Error>> {
-        self.get_preferring(None).await
+    pub fn get(&self) -> impl Future<Output = Checkout<M>> + Send + '_ {
+        self.checkout(None, None)
     }
 
     /// As [`Pool::get`], taking among the [`AFFINITY_SCAN`] most recently used idle connections
     /// the first one `prefer` accepts (one already in the caller's state, so that nothing needs
     /// to be sent to bring it there), else the most recently used one.
-    pub async fn get_preferring(
-        &self,
-        prefer: Option<Prefer<'_, M::Conn>>,
-    ) -> Result<Guard<M>, CheckoutError<M::Error>> {
-        self.checkout(prefer, None).await
+    pub fn get_preferring<'a>(
+        &'a self,
+        prefer: Option<Prefer<'a, M::Conn>>,
+    ) -> impl Future<Output = Checkout<M>> + Send + 'a {
+        self.checkout(prefer, None)
     }
 
     /// As [`Pool::get_preferring`], waiting (when all slots are taken) with the `waiter` the caller
     /// keeps from one checkout to the next: its cell and timer are reused (see [`Waiter`]).
-    pub async fn get_timed(
-        &self,
-        prefer: Option<Prefer<'_, M::Conn>>,
-        waiter: &mut Waiter<M::Conn>,
-    ) -> Result<Guard<M>, CheckoutError<M::Error>> {
-        self.checkout(prefer, Some(waiter)).await
+    ///
+    /// These three return the checkout's own future (no wrapping `async fn`): one state machine
+    /// less to build and poll per checkout.
+    pub fn get_timed<'a>(
+        &'a self,
+        prefer: Option<Prefer<'a, M::Conn>>,
+        waiter: &'a mut Waiter<M::Conn>,
+    ) -> impl Future<Output = Checkout<M>> + Send + 'a {
+        self.checkout(prefer, Some(waiter))
     }
 
     async fn checkout(
         &self,
         prefer: Option<Prefer<'_, M::Conn>>,
         mut waiter: Option<&mut Waiter<M::Conn>>,
-    ) -> Result<Guard<M>, CheckoutError<M::Error>> {
+    ) -> Checkout<M> {
         let inner = &self.inner;
         // A free slot (and the idle connection to try first), or a place in the queue.
         let queued_cell = {

@@ -11,7 +11,8 @@
 //!   for one session (the session carries it out in `session/shards.rs`).
 //! - [`fanout`]: statements that need several shards: merged SELECTs, writes in two-phase
 //!   commit, recovery of in-doubt transactions (the session drives it in `session/fanout.rs`).
-//! - [`settings`]: a set of session settings that compares in one step.
+//! - [`settings`]: a set of session settings that compares in one step; `socket`: writing without
+//!   a readiness wait when the socket takes it all.
 //! - [`runtime`]: explicit shared state ([`Runtime`]); [`clients`], [`stats`]: what the admin console shows.
 //! - [`tenancy`]: tenant identification, the tenant directory cache, tenant contexts and the
 //!   statement guard (the session carries them out in `session/tenant.rs`).
@@ -36,6 +37,7 @@ pub mod server;
 pub mod session;
 pub mod settings;
 pub mod sharding;
+mod socket;
 pub mod stats;
 pub mod tenancy;
 

@@ -83,8 +83,12 @@ impl ClientConn {
     /// Writes all bytes.
     pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ProxyError> {
         self.written += bytes.len() as u64;
+        let rest = crate::socket::write_now(&self.stream, bytes).map_err(ProxyError::ClientIo)?;
+        if rest.is_empty() {
+            return Ok(());
+        }
         self.stream
-            .write_all(bytes)
+            .write_all(rest)
             .await
             .map_err(ProxyError::ClientIo)
     }

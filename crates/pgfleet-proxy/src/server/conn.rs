@@ -99,7 +99,12 @@ impl ServerConn {
 
     /// Writes all bytes.
     pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
-        match self.stream.write_all(bytes).await {
+        let rest = match crate::socket::write_now(&self.stream, bytes) {
+            Ok([]) => return Ok(()),
+            Ok(rest) => rest,
+            Err(e) => return Err(self.io_error(e)),
+        };
+        match self.stream.write_all(rest).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.io_error(e)),
         }

@@ -35,7 +35,9 @@ pub(crate) async fn checkout_preferring(
     prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>>,
     waiter: Option<&mut Waiter<ServerConn>>,
 ) -> Result<Guard<ServerManager>, ProxyError> {
-    rt.wait_unpaused().await;
+    if rt.is_paused() {
+        rt.wait_unpaused().await;
+    }
     if rt.is_shutting_down() {
         return Err(ProxyError::ShuttingDown);
     }

@@ -255,10 +255,13 @@ impl<'a> Session<'a> {
                     }
                     continue;
                 }
-                if let Err(e) = self.tenant_request(&frame).await {
-                    self.local_transaction_failed();
-                    self.fail_request(&frame, &e).await?;
-                    continue;
+                // (Guarded here, not only inside: a session without tenancy builds no future.)
+                if self.tenant.is_some() {
+                    if let Err(e) = self.tenant_request(&frame).await {
+                        self.local_transaction_failed();
+                        self.fail_request(&frame, &e).await?;
+                        continue;
+                    }
                 }
                 if frame.tag() == t::PARSE && self.answer_prepare_locally(&frame).await? {
                     continue;
@@ -269,7 +272,12 @@ impl<'a> Session<'a> {
                 if self.shard.is_some() && self.run_across_shards(&frame).await? {
                     continue;
                 }
-                let acquired = match self.tenant_reserve().await {
+                let reserved = if self.tenant.is_some() {
+                    self.tenant_reserve().await
+                } else {
+                    Ok(())
+                };
+                let acquired = match reserved {
                     Ok(()) => self.route_and_acquire(&frame).await,
                     Err(e) => Err(e),
                 };
@@ -391,7 +399,10 @@ impl<'a> Session<'a> {
         }
         let mut attempts = 0;
         loop {
-            let routed = self.route(first).await?;
+            let routed = match self.fixed_route() {
+                Some(fixed) => fixed,
+                None => self.route(first).await?,
+            };
             // A transaction that may write, on the primary of a replicated cluster: learn its
             // commit position when it ends (read-your-writes), and hold its COMMIT for the quorum.
             let follow = routed.target == pgfleet_sql::Target::Primary

@@ -304,18 +304,18 @@ impl SessionParams {
 /// - Otherwise one FunctionCall per change, each answered with its own ReadyForQuery, swallowed;
 ///   the client's cancel requests wait until they are answered
 ///   ([`ClientInfo::start_settings_calls`]).
+///
+/// `sync` is what [`SessionParams::sync`] returned for this server: a server already in line
+/// (the common case) costs its caller no future.
 pub(crate) async fn sync_server(
     prepared: &PreparedRegistry,
     info: &ClientInfo,
-    params: &SessionParams,
+    sync: SettingsSync,
     server: &mut ServerConn,
     x: &mut Exchange,
     to_server: &mut BytesMut,
     inside_request: impl FnOnce() -> bool,
-) -> bool {
-    let Some(sync) = params.sync(&server.params, &server.startup_params) else {
-        return false;
-    };
+) {
     if sync.fits_inside_request() && inside_request() {
         let search_path = server.params.search_path().map(str::to_owned);
         sync.encode_inline(
@@ -341,7 +341,6 @@ pub(crate) async fn sync_server(
         server.params = sync.after;
         info.start_settings_calls().await;
     }
-    true
 }
 
 /// A request that carried a settings sync ended without committing it for certain: every setting

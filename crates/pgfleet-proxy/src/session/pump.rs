@@ -128,11 +128,14 @@ impl Session<'_> {
                     let mut checked = Ok(false);
                     if opens {
                         checked = ts.enter(rt, params, statements, unnamed, true).await;
-                        if matches!(checked, Ok(true)) && synced {
+                        let sync = (matches!(checked, Ok(true)) && synced)
+                            .then(|| params.sync(&server.params, &server.startup_params))
+                            .flatten();
+                        if let Some(sync) = sync {
                             super::params::sync_server(
                                 &rt.prepared,
                                 info,
-                                params,
+                                sync,
                                 server,
                                 x,
                                 to_server,
@@ -177,17 +180,17 @@ impl Session<'_> {
                                 super::inline_sync::RequestCheck::new(statements_now, unnamed_now),
                             )
                     };
-                    if super::params::sync_server(
-                        &rt.prepared,
-                        info,
-                        params,
-                        server,
-                        x,
-                        to_server,
-                        carried,
-                    )
-                    .await
-                    {
+                    if let Some(sync) = params.sync(&server.params, &server.startup_params) {
+                        super::params::sync_server(
+                            &rt.prepared,
+                            info,
+                            sync,
+                            server,
+                            x,
+                            to_server,
+                            carried,
+                        )
+                        .await;
                         Stats::add(&rt.stats().settings_replays, 1);
                     }
                     if let Some(sh) = shard.as_deref_mut() {

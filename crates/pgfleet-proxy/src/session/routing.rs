@@ -50,16 +50,27 @@ pub(super) struct Routed {
 }
 
 impl Session<'_> {
+    /// The route of every transaction when the cluster has one endpoint: its primary, without
+    /// looking at the request (no future to build for it either).
+    pub(super) fn fixed_route(&self) -> Option<Routed> {
+        let pools = &self.pools;
+        (pools.state.is_none() || pools.endpoints.len() <= 1).then(|| self.primary_route())
+    }
+
+    fn primary_route(&self) -> Routed {
+        Routed {
+            endpoint: self.pools.configured_primary,
+            target: Target::Primary,
+            writes: true,
+            lenient: false,
+        }
+    }
+
     /// The endpoint for the transaction `first` opens.
     pub(super) async fn route(&self, first: &Frame) -> Result<Routed, ProxyError> {
         let pools = &self.pools;
         let Some(state) = pools.state.as_ref().filter(|_| pools.endpoints.len() > 1) else {
-            return Ok(Routed {
-                endpoint: pools.configured_primary,
-                target: Target::Primary,
-                writes: true,
-                lenient: false,
-            });
+            return Ok(self.primary_route());
         };
         let mut hinted = None;
         let mut shape = self.classify_request(first)?;

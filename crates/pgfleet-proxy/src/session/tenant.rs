@@ -582,15 +582,16 @@ impl Session<'_> {
 
     /// Before a checkout: the tenant's connection cap.
     pub(super) async fn tenant_reserve(&mut self) -> Result<(), ProxyError> {
+        let Some(ts) = self.tenant.as_deref_mut() else {
+            return Ok(());
+        };
+        // Read only for a tenant: the pool's settings are behind a lock every session shares.
         let timeout = self
             .pools
             .endpoint(self.pools.configured_primary)
             .settings()
             .checkout_timeout;
-        match self.tenant.as_deref_mut() {
-            Some(ts) => ts.reserve(self.rt, timeout).await,
-            None => Ok(()),
-        }
+        ts.reserve(self.rt, timeout).await
     }
 
     /// After the server went back or broke.
