@@ -515,24 +515,28 @@ impl<M: Manager> Inner<M> {
 
     /// Gives a slot back with the connection it held, if any: to the first waiter (which checks
     /// the connection itself), else to the free slots and the connection to the idle list, unless
-    /// it is expired or the pool closed.
+    /// it is expired or the pool closed. One lock either way.
     pub(crate) fn give_back(&self, mut conn: Option<Box<Pooled<M::Conn>>>) {
         if conn.is_some() && self.closed.load(Ordering::Acquire) {
             conn = None;
             self.on_discard();
         }
+        // A connection closed here: dropped (its socket closed) only once the lock is released.
+        let mut closed = None;
         let mut state = self.state.lock();
         if state.retire > 0 {
+            // The slot goes; its connection stays idle while the idle list has room.
             state.retire -= 1;
-            let room = state.idle.len() < self.settings_size();
-            drop(state);
             if let Some(c) = conn {
-                if room {
-                    self.park_idle(c);
+                closed = if state.idle.len() < self.settings_size() {
+                    self.park_idle(&mut state, c)
                 } else {
                     self.on_discard();
-                }
+                    Some(c)
+                };
             }
+            drop(state);
+            drop(closed);
             return;
         }
         while let Some(w) = state.waiters.pop_front() {
@@ -553,22 +557,28 @@ impl<M: Manager> Inner<M> {
             }
         }
         state.free += 1;
-        drop(state);
         if let Some(c) = conn {
-            self.park_idle(c);
+            closed = self.park_idle(&mut state, c);
         }
+        drop(state);
+        drop(closed);
     }
 
-    /// Puts a returned connection on the idle list (its slot is free already), or closes it when
-    /// it is past its lifetime.
-    fn park_idle(&self, mut conn: Box<Pooled<M::Conn>>) {
+    /// Puts a returned connection on the idle list, or counts it discarded when it is past its
+    /// lifetime and returns it (for the caller to close once the lock is released).
+    fn park_idle(
+        &self,
+        state: &mut State<M::Conn>,
+        mut conn: Box<Pooled<M::Conn>>,
+    ) -> Option<Box<Pooled<M::Conn>>> {
         let now = Instant::now();
         if self.expired(&conn, now) {
             self.on_discard();
-            return;
+            return Some(conn);
         }
         conn.last_used = now;
-        self.state.lock().idle.push(conn);
+        state.idle.push(conn);
+        None
     }
 
     fn settings_size(&self) -> usize {
