@@ -70,9 +70,7 @@ impl ClientConn {
 
     /// Reads more bytes; false on EOF.
     pub(crate) async fn fill(&mut self) -> Result<bool, ProxyError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-            self.rbuf.reserve(8 * 1024);
-        }
+        crate::socket::make_room(&mut self.rbuf, 1024, 8 * 1024);
         match self.stream.read_buf(&mut self.rbuf).await {
             Ok(0) => Ok(false),
             Ok(_) => Ok(true),

@@ -87,9 +87,7 @@ impl ServerConn {
 
     /// Reads more bytes into the buffer; EOF is an error.
     pub(crate) async fn fill(&mut self) -> Result<(), ServerError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-            self.rbuf.reserve(16 * 1024);
-        }
+        crate::socket::make_room(&mut self.rbuf, 4096, 16 * 1024);
         match self.stream.read_buf(&mut self.rbuf).await {
             Ok(0) => Err(self.io_error(std::io::ErrorKind::UnexpectedEof.into())),
             Ok(_) => Ok(()),
