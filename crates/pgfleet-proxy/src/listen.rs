@@ -19,7 +19,7 @@ pub struct Proxy {
 }
 
 /// Counts open client connections; decremented when the connection task ends.
-struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -73,10 +73,7 @@ impl Proxy {
                         continue;
                     }
                     let rt = rt.clone();
-                    tokio::spawn(async move {
-                        let _slot = slot;
-                        handle_connection(rt, stream, peer).await;
-                    });
+                    tokio::spawn(handle_connection(rt, stream, peer, slot));
                 }
                 _ = rt.shutdown_started() => break,
             }

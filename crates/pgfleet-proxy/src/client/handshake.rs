@@ -32,8 +32,13 @@ enum First {
     Done,
 }
 
-/// Serves one accepted TCP connection until it closes.
-pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, peer: SocketAddr) {
+/// Serves one accepted TCP connection until it closes; `_slot` counts it as open until then.
+pub(crate) async fn handle_connection(
+    rt: Arc<Runtime>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    _slot: crate::listen::Slot,
+) {
     let _ = stream.set_nodelay(true);
     let max = rt.config().proxy.max_message_size;
     let mut rbuf = BytesMut::with_capacity(512);
@@ -80,7 +85,8 @@ pub(crate) async fn handle_connection(rt: Arc<Runtime>, mut stream: TcpStream, p
             let mut session =
                 Session::new(&rt, client, registered.info.clone(), pools, session_params);
             session.set_user_tenant(user_tenant.map(str::to_owned));
-            session.run().await;
+            let served = session.serve().await;
+            session.finish(served).await;
         }
         Ok(Ok(None)) => {}
         Ok(Err(e)) => {

@@ -45,8 +45,22 @@ pub(crate) async fn checkout_preferring(
         Some(waiter) => entry.pool.get_timed(prefer, waiter).await,
         None => entry.pool.get_preferring(prefer).await,
     };
-    got.map_err(|e| match e {
-        CheckoutError::Timeout { size, busy, waiting, .. } => {
+    got.map_err(|e| checkout_error(rt, entry, e))
+}
+
+/// What a client is told when its checkout from `entry` failed.
+pub(crate) fn checkout_error(
+    rt: &Runtime,
+    entry: &PoolEntry,
+    e: CheckoutError<ServerError>,
+) -> ProxyError {
+    match e {
+        CheckoutError::Timeout {
+            size,
+            busy,
+            waiting,
+            ..
+        } => {
             Stats::add(&rt.stats().checkout_timeouts, 1);
             ProxyError::PoolExhausted(format!(
                 "no server connection for {}@{} within {} (pool_size {size}, {busy} busy, {waiting} waiting)",
@@ -58,8 +72,11 @@ pub(crate) async fn checkout_preferring(
         CheckoutError::Connect(e) => ProxyError::Server(e),
         CheckoutError::ConnectTimeout(d) => ProxyError::Server(ServerError::Connect {
             addr: format!("{}:{}", entry.target().host, entry.target().port),
-            source: std::io::Error::new(std::io::ErrorKind::TimedOut, format!("timed out after {}", human(d))),
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("timed out after {}", human(d)),
+            ),
         }),
         CheckoutError::Closed => ProxyError::ShuttingDown,
-    })
+    }
 }

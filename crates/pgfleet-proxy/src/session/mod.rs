@@ -31,7 +31,7 @@ use pgfleet_wire::tag::frontend as t;
 use pgfleet_wire::Frame;
 
 pub(crate) use checkout::checkout;
-use checkout::checkout_preferring;
+use checkout::{checkout_error, checkout_preferring};
 pub use params::{dollar_quote, parse_options, readback_sql, SessionParams};
 
 use crate::client::ClientConn;
@@ -195,9 +195,11 @@ impl<'a> Session<'a> {
         self.pools.mode() == PoolMode::Session
     }
 
-    /// Serves the client until it leaves, then cleans up its server connection, if any.
-    pub(crate) async fn run(&mut self) {
-        if let Err(e) = self.serve().await {
+    /// After [`Self::serve`] returned `served`: tells the client why, if it should hear it, and
+    /// cleans up its server connection, if any. (The caller awaits the two in turn, so the
+    /// session's future is not nested one level deeper for every transaction.)
+    pub(crate) async fn finish(&mut self, served: Result<(), ProxyError>) {
+        if let Err(e) = served {
             tracing::debug!(client = self.info.id, error = %e, "session ended with error");
             if !matches!(e, ProxyError::ClientIo(_)) {
                 self.client.fatal(e.sqlstate(), &e.client_message()).await;
@@ -208,7 +210,8 @@ impl<'a> Session<'a> {
             .record_io(self.client.consumed, self.client.written);
     }
 
-    async fn serve(&mut self) -> Result<(), ProxyError> {
+    /// Serves the client until it leaves; [`Self::finish`] follows.
+    pub(crate) async fn serve(&mut self) -> Result<(), ProxyError> {
         // Registered once for the whole session, not at every wait for a request: each
         // registration takes the notifier's lock, and so does each removal.
         let info = self.info.clone();
@@ -278,6 +281,12 @@ impl<'a> Session<'a> {
                     Ok(())
                 };
                 let acquired = match reserved {
+                    // One endpoint and no shards: nothing to route, no commit to follow, no read
+                    // to replay (what `route_and_acquire` decides there), without its future.
+                    Ok(()) if self.shard.is_none() && self.pools.endpoints.len() <= 1 => self
+                        .acquire(self.pools.configured_primary)
+                        .await
+                        .map(|()| self.routed_to_primary_only()),
                     Ok(()) => self.route_and_acquire(&frame).await,
                     Err(e) => Err(e),
                 };
@@ -346,8 +355,23 @@ impl<'a> Session<'a> {
         };
         let prefer: Option<pgfleet_pool::Prefer<'_, ServerConn>> =
             (!forced.is_empty()).then_some(&in_context);
-        let waiter = Some(&mut self.checkout_waiter);
-        let result = match checkout_preferring(self.rt, &self.entry, prefer, waiter).await {
+        // Straight to the pool when neither PAUSE nor shutdown is in effect: one future less
+        // per transaction, and its state is one more cache line a session touches.
+        let checked_out = if self.rt.is_paused() || self.rt.is_shutting_down() {
+            checkout_preferring(
+                self.rt,
+                &self.entry,
+                prefer,
+                Some(&mut self.checkout_waiter),
+            )
+            .await
+        } else {
+            (self.entry.pool)
+                .get_timed(prefer, &mut self.checkout_waiter)
+                .await
+                .map_err(|e| checkout_error(self.rt, &self.entry, e))
+        };
+        let result = match checked_out {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
                 let config = self.rt.config();
@@ -440,6 +464,16 @@ impl<'a> Session<'a> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The transaction just checked out on the only endpoint of a database on one cluster: what
+    /// [`Self::route_and_acquire`] sets there (its `follow` needs several endpoints, a replay a
+    /// replica).
+    fn routed_to_primary_only(&mut self) {
+        self.follow_commits = false;
+        self.quorum = 0;
+        self.needs_commit_lsn = false;
+        self.replay = None;
     }
 
     /// What it takes to send the read `first` opens again if its replica fails first: only
