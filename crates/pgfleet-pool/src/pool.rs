@@ -5,12 +5,11 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::wait::{Wait, WaitCell, Waiter};
+use crate::wait::{Ended, Wait, WaitCell, Waiter};
 use crate::{CheckoutError, Guard, Manager, Settings};
 
 /// What [`Pool::get_preferring`] prefers: a test of an idle connection.
@@ -38,6 +37,9 @@ pub(crate) struct Inner<M: Manager> {
     open: AtomicUsize,
     closed: AtomicBool,
     stats: Counters,
+    /// Wakes the deadline watch early: a waiter with an earlier deadline than the one it sleeps
+    /// until, or the pool closed (see [`watch_deadlines`]).
+    watch_wake: tokio::sync::Notify,
 }
 
 /// A slot is the right to hold one connection (or to open one): `size` of them exist. Each is
@@ -51,7 +53,16 @@ pub(crate) struct State<C> {
     /// Slots to remove as they come back (the pool shrank while they were held).
     retire: usize,
     /// Callers waiting for a slot, first come first served.
-    waiters: VecDeque<Arc<WaitCell<C>>>,
+    waiters: VecDeque<Queue<C>>,
+    /// When the deadline watch will look at the queue next; `None`: no watch is running.
+    watch: Option<Instant>,
+}
+
+/// A place in the wait queue.
+pub(crate) struct Queue<C> {
+    cell: Arc<WaitCell<C>>,
+    /// When the wait times out (`None`: a timeout past the clock's range, never).
+    deadline: Option<Instant>,
 }
 
 impl<C> State<C> {
@@ -66,6 +77,44 @@ impl<C> State<C> {
             }
         }
         self.idle.pop()
+    }
+
+    /// What the deadline watch needs for a waiter about to be queued with `deadline`.
+    fn watch_for(&mut self, deadline: Option<Instant>) -> Watch {
+        match (self.watch, deadline) {
+            (_, None) => Watch::Asleep,
+            (None, Some(d)) => {
+                self.watch = Some(d);
+                Watch::Start
+            }
+            (Some(at), Some(d)) if d < at => {
+                self.watch = Some(d);
+                Watch::Wake
+            }
+            (Some(_), Some(_)) => Watch::Asleep,
+        }
+    }
+}
+
+/// What a newly queued waiter asks of the deadline watch.
+enum Watch {
+    /// Nothing: it will look at the queue by this waiter's deadline.
+    Asleep,
+    /// No watch is running: start one.
+    Start,
+    /// The watch sleeps past this waiter's deadline: wake it.
+    Wake,
+}
+
+/// The pool's deadline watch, running while anyone waits: times out each waiter at its deadline
+/// (one timer for the whole queue; a checkout itself touches none). It sleeps until the earliest
+/// deadline in the queue, and ends once the queue is empty or the pool closed.
+async fn watch_deadlines<M: Manager>(inner: Arc<Inner<M>>) {
+    while let Some(next) = inner.expire_waiters(Instant::now()) {
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
+            _ = inner.watch_wake.notified() => {}
+        }
     }
 }
 
@@ -123,7 +172,7 @@ impl<M: Manager> Drop for Slot<'_, M> {
 }
 
 /// A caller in the wait queue: takes itself out again when dropped before it got its slot (a
-/// timed-out or cancelled checkout), giving back whatever was handed to it meanwhile.
+/// cancelled checkout), giving back whatever was handed to it meanwhile.
 struct Queued<'a, M: Manager> {
     inner: &'a Inner<M>,
     cell: Arc<WaitCell<M::Conn>>,
@@ -207,11 +256,13 @@ impl<M: Manager> Pool<M> {
                     free: settings.size,
                     retire: 0,
                     waiters: VecDeque::new(),
+                    watch: None,
                 }),
                 settings: Mutex::new(settings),
                 open: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 stats: Counters::default(),
+                watch_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -243,7 +294,7 @@ impl<M: Manager> Pool<M> {
     }
 
     /// As [`Pool::get_preferring`], waiting (when all slots are taken) with the `waiter` the caller
-    /// keeps from one checkout to the next: its cell and timer are reused (see [`Waiter`]).
+    /// keeps from one checkout to the next: its cell is reused (see [`Waiter`]).
     ///
     /// These three return the checkout's own future (no wrapping `async fn`): one state machine
     /// less to build and poll per checkout.
@@ -261,7 +312,9 @@ impl<M: Manager> Pool<M> {
         mut waiter: Option<&mut Waiter<M::Conn>>,
     ) -> Checkout<M> {
         let inner = &self.inner;
+        let start = Instant::now();
         // A free slot (and the idle connection to try first), or a place in the queue.
+        let mut watch = Watch::Asleep;
         let queued_cell = {
             let mut state = inner.state.lock();
             // Checked under the lock: `close` sets the flag before it takes the lock to empty the
@@ -277,39 +330,31 @@ impl<M: Manager> Pool<M> {
                     Some(w) => w.fresh_cell(),
                     None => WaitCell::queued(),
                 };
-                state.waiters.push_back(cell.clone());
+                let deadline = start.checked_add(Limits::get(&inner.limits.checkout_timeout));
+                watch = state.watch_for(deadline);
+                state.waiters.push_back(Queue {
+                    cell: cell.clone(),
+                    deadline,
+                });
                 Err(cell)
             }
         };
+        match watch {
+            Watch::Asleep => {}
+            Watch::Start => {
+                tokio::spawn(watch_deadlines(inner.clone()));
+            }
+            Watch::Wake => inner.watch_wake.notify_one(),
+        }
         let (mut candidate, now) = match queued_cell {
-            Ok(c) => (c, Instant::now()),
+            Ok(c) => (c, start),
             Err(cell) => {
-                let mut own = None;
-                let waiter = match waiter {
-                    Some(w) => w,
-                    None => own.insert(Waiter::with_cell(cell.clone())),
-                };
                 let mut queued = Queued {
                     inner,
                     cell,
                     armed: true,
                 };
-                let start = Instant::now();
-                let timeout = Limits::get(&inner.limits.checkout_timeout);
-                waiter.arm(start, timeout);
-                let res = std::future::poll_fn(|cx| match queued.cell.poll_granted(cx) {
-                    Poll::Ready(r) => Poll::Ready(r.map_err(|()| None)),
-                    Poll::Pending if waiter.poll_timeout(cx, start, timeout) => {
-                        // A hand-over that came in the meantime still counts.
-                        Poll::Ready(match inner.withdraw(&queued.cell) {
-                            Some(granted) => Ok(granted),
-                            None if inner.closed.load(Ordering::Acquire) => Err(None),
-                            None => Err(Some(())),
-                        })
-                    }
-                    Poll::Pending => Poll::Pending,
-                })
-                .await;
+                let res = std::future::poll_fn(|cx| queued.cell.poll_granted(cx)).await;
                 queued.armed = false;
                 drop(queued);
                 let now = Instant::now();
@@ -319,8 +364,8 @@ impl<M: Manager> Pool<M> {
                 );
                 match res {
                     Ok(granted) => (granted, now),
-                    Err(None) => return Err(CheckoutError::Closed),
-                    Err(Some(())) => {
+                    Err(Ended::Closed) => return Err(CheckoutError::Closed),
+                    Err(Ended::TimedOut) => {
                         inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                         let s = self.stats();
                         return Err(CheckoutError::Timeout {
@@ -441,10 +486,12 @@ impl<M: Manager> Pool<M> {
         };
         self.inner.open.fetch_sub(drained.len(), Ordering::AcqRel);
         for w in waiters {
-            if let Some(waker) = w.close() {
+            if let Some(waker) = w.cell.close() {
                 waker.wake();
             }
         }
+        // A deadline watch still asleep ends now.
+        self.inner.watch_wake.notify_one();
     }
 
     /// Drops every idle connection (e.g. after the server restarted).
@@ -539,7 +586,7 @@ impl<M: Manager> Inner<M> {
             drop(closed);
             return;
         }
-        while let Some(w) = state.waiters.pop_front() {
+        while let Some(Queue { cell: w, .. }) = state.waiters.pop_front() {
             let granted = w.grant(conn);
             // The queue's reference goes before the waiter can run again: its next wait reuses
             // the cell only when nobody else holds it.
@@ -596,11 +643,38 @@ impl<M: Manager> Inner<M> {
                 drop(w);
                 state
                     .waiters
-                    .retain(|q| !std::ptr::eq(Arc::as_ptr(q), cell));
+                    .retain(|q| !std::ptr::eq(Arc::as_ptr(&q.cell), cell));
                 None
             }
-            Wait::Closed | Wait::Idle => None,
+            Wait::Closed | Wait::TimedOut | Wait::Idle => None,
         }
+    }
+
+    /// Times out the waiters whose deadline is past `now`; returns when to look again (`None`:
+    /// no deadline left to watch, or the pool closed; the watch ends).
+    fn expire_waiters(&self, now: Instant) -> Option<Instant> {
+        let mut wakers = Vec::new();
+        let next = {
+            let mut state = self.state.lock();
+            if self.closed.load(Ordering::Acquire) {
+                state.watch = None;
+                return None;
+            }
+            state.waiters.retain(|q| match q.deadline {
+                Some(d) if d <= now => {
+                    wakers.extend(q.cell.time_out());
+                    false
+                }
+                _ => true,
+            });
+            let next = state.waiters.iter().filter_map(|q| q.deadline).min();
+            state.watch = next;
+            next
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+        next
     }
 
     pub(crate) fn on_discard(&self) {

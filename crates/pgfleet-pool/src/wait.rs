@@ -1,15 +1,12 @@
 //! Waiting for a slot: a FIFO queue of wait cells that a returning connection is handed to
-//! directly, and the state a caller keeps between checkouts so that a wait allocates nothing and
-//! moves no timer most of the time.
+//! directly, and the cell a caller keeps between checkouts so that a wait allocates nothing.
+//! Deadlines are the pool's to watch (one task per pool with waiters), not each caller's: a wait
+//! touches no timer.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::time::Sleep;
 
 use crate::pool::Pooled;
 
@@ -24,6 +21,15 @@ pub(crate) enum Wait<C> {
     Granted(Option<Box<Pooled<C>>>),
     /// The pool closed while the caller waited.
     Closed,
+    /// The caller's deadline passed before anything was handed over.
+    TimedOut,
+}
+
+/// How a wait ended without a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Closed,
+    TimedOut,
 }
 
 /// One queued caller. The pool's queue and the caller share it; the pool's state lock is taken
@@ -65,11 +71,20 @@ impl<C> WaitCell<C> {
 
     /// Tells a waiting caller that the pool closed.
     pub(crate) fn close(&self) -> Option<Waker> {
+        self.end(Wait::Closed)
+    }
+
+    /// Tells a waiting caller that its deadline passed.
+    pub(crate) fn time_out(&self) -> Option<Waker> {
+        self.end(Wait::TimedOut)
+    }
+
+    fn end(&self, ended: Wait<C>) -> Option<Waker> {
         let mut w = self.wait.lock();
         match &mut *w {
             Wait::Waiting(waker) => {
                 let waker = waker.take();
-                *w = Wait::Closed;
+                *w = ended;
                 waker
             }
             _ => None,
@@ -80,7 +95,7 @@ impl<C> WaitCell<C> {
     pub(crate) fn poll_granted(
         &self,
         cx: &Context<'_>,
-    ) -> Poll<Result<Option<Box<Pooled<C>>>, ()>> {
+    ) -> Poll<Result<Option<Box<Pooled<C>>>, Ended>> {
         let mut w = self.wait.lock();
         match &mut *w {
             Wait::Waiting(waker) => {
@@ -94,39 +109,29 @@ impl<C> WaitCell<C> {
                 Wait::Granted(g) => Poll::Ready(Ok(g)),
                 _ => unreachable!("matched Granted above"),
             },
+            Wait::TimedOut => {
+                *w = Wait::Idle;
+                Poll::Ready(Err(Ended::TimedOut))
+            }
             Wait::Closed | Wait::Idle => {
                 *w = Wait::Idle;
-                Poll::Ready(Err(()))
+                Poll::Ready(Err(Ended::Closed))
             }
         }
     }
 }
 
 /// What a caller keeps from one checkout to the next (see [`crate::Pool::get_timed`]): its wait
-/// cell, reused for every wait, and a timer. A new timer per wait would be inserted into the
-/// runtime's timer wheel and removed again each time; this one is moved only when it has fired or
-/// would fire too late, so a wait that begins while an earlier wait's deadline is still ahead
-/// leaves it as it is and, should it fire first, sets it again to its own deadline. A timer left
-/// set after a checkout wakes its task once, for nothing, when it fires.
+/// cell, reused for every wait (the queue holds it only while the caller waits).
 pub struct Waiter<C> {
     pub(crate) cell: Arc<WaitCell<C>>,
-    timer: Pin<Box<Sleep>>,
 }
 
 impl<C> Waiter<C> {
-    /// A new waiter (call inside a tokio runtime: it holds a timer).
+    /// A new waiter.
     pub fn new() -> Waiter<C> {
         Waiter {
             cell: WaitCell::new(),
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
-        }
-    }
-
-    /// A waiter for one wait, around a cell queued already.
-    pub(crate) fn with_cell(cell: Arc<WaitCell<C>>) -> Waiter<C> {
-        Waiter {
-            cell,
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
     }
 
@@ -139,47 +144,10 @@ impl<C> Waiter<C> {
         *self.cell.wait.lock() = Wait::Waiting(None);
         self.cell.clone()
     }
-
-    /// Arms the timer for a wait that began at `start` and ends at `start + timeout`.
-    pub(crate) fn arm(&mut self, start: Instant, timeout: Duration) {
-        let deadline = deadline(start, timeout);
-        let current = self.timer.deadline();
-        if current <= tokio::time::Instant::from_std(start) || current > deadline {
-            self.timer.as_mut().reset(deadline);
-        }
-    }
-
-    /// Whether the wait that began at `start` has timed out; registers `cx` with the timer
-    /// otherwise.
-    pub(crate) fn poll_timeout(
-        &mut self,
-        cx: &mut Context<'_>,
-        start: Instant,
-        timeout: Duration,
-    ) -> bool {
-        loop {
-            if self.timer.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            // It fired: at this wait's deadline, or at an earlier wait's.
-            let deadline = deadline(start, timeout);
-            if tokio::time::Instant::now() >= deadline {
-                return true;
-            }
-            self.timer.as_mut().reset(deadline);
-        }
-    }
 }
 
 impl<C> Default for Waiter<C> {
     fn default() -> Self {
         Waiter::new()
     }
-}
-
-/// `start + timeout`; as tokio's own timeout, a deadline past the clock's range is 30 years.
-fn deadline(start: Instant, timeout: Duration) -> tokio::time::Instant {
-    let from = tokio::time::Instant::from_std(start);
-    from.checked_add(timeout)
-        .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400))
 }

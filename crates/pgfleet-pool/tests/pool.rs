@@ -327,3 +327,29 @@ async fn checkout_n(pool: &Pool<M>, n: usize) -> Vec<pgfleet_pool::Guard<M>> {
     }
     v
 }
+
+#[tokio::test]
+async fn a_shorter_timeout_after_a_reload_is_kept_while_an_older_wait_has_a_later_deadline() {
+    let pool = Pool::new(M(Arc::default()), patient(1));
+    let held = pool.get().await.unwrap();
+    // A waiter with the 5 s timeout: the pool's deadline watch sleeps until then.
+    let p2 = pool.clone();
+    let long = tokio::spawn(async move { p2.get().await.map(|g| g.id) });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(pool.stats().waiting, 1);
+    // RELOAD shortens the timeout: the next waiter gives up after 100 ms, not 5 s.
+    pool.set_settings(settings(1));
+    let start = std::time::Instant::now();
+    let err = pool.get().await.err().unwrap();
+    assert!(matches!(err, CheckoutError::Timeout { .. }), "{err:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    // The older waiter is still in line and gets the connection when it comes back.
+    assert_eq!(pool.stats().waiting, 1);
+    drop(held);
+    assert_eq!(long.await.unwrap().unwrap(), 0);
+    assert_eq!(pool.stats().timeouts, 1);
+}

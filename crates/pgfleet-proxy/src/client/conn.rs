@@ -80,8 +80,22 @@ impl ClientConn {
 
     /// Writes all bytes.
     pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ProxyError> {
+        let taken = self.write_now(bytes)?;
+        self.write_rest(&bytes[taken..]).await
+    }
+
+    /// Writes what the socket takes right now (see [`crate::socket::write_now`]) and counts all
+    /// of `bytes` as written: how many bytes went. The rest goes with [`Self::write_rest`], so
+    /// the usual write builds no future.
+    pub(crate) fn write_now(&mut self, bytes: &[u8]) -> Result<usize, ProxyError> {
         self.written += bytes.len() as u64;
         let rest = crate::socket::write_now(&self.stream, bytes).map_err(ProxyError::ClientIo)?;
+        Ok(bytes.len() - rest.len())
+    }
+
+    /// Writes all of `rest` (already counted by [`Self::write_now`]), waiting for the socket
+    /// as needed.
+    pub(crate) async fn write_rest(&mut self, rest: &[u8]) -> Result<(), ProxyError> {
         if rest.is_empty() {
             return Ok(());
         }

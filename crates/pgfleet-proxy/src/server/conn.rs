@@ -97,11 +97,25 @@ impl ServerConn {
 
     /// Writes all bytes.
     pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
-        let rest = match crate::socket::write_now(&self.stream, bytes) {
-            Ok([]) => return Ok(()),
-            Ok(rest) => rest,
-            Err(e) => return Err(self.io_error(e)),
-        };
+        let taken = self.write_now(bytes)?;
+        self.write_rest(&bytes[taken..]).await
+    }
+
+    /// Writes what the socket takes right now (see [`crate::socket::write_now`]): how many bytes
+    /// went. Callers on the hot path await [`Self::write_rest`] only for a rest, so the usual
+    /// write builds no future.
+    pub(crate) fn write_now(&mut self, bytes: &[u8]) -> Result<usize, ServerError> {
+        match crate::socket::write_now(&self.stream, bytes) {
+            Ok(rest) => Ok(bytes.len() - rest.len()),
+            Err(e) => Err(self.io_error(e)),
+        }
+    }
+
+    /// Writes all of `rest`, waiting for the socket as needed.
+    pub(crate) async fn write_rest(&mut self, rest: &[u8]) -> Result<(), ServerError> {
+        if rest.is_empty() {
+            return Ok(());
+        }
         match self.stream.write_all(rest).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.io_error(e)),

@@ -126,8 +126,8 @@ pub(crate) struct Session<'a> {
     /// Output buffers, kept across transactions so the hot path does not allocate.
     to_server: BytesMut,
     to_client: BytesMut,
-    /// The session's place in a pool's wait queue and its timer, kept from one checkout to the
-    /// next (see [`pgfleet_pool::Pool::get_timed`]).
+    /// The session's place in a pool's wait queue, kept from one checkout to the next (see
+    /// [`pgfleet_pool::Pool::get_timed`]).
     checkout_waiter: pgfleet_pool::Waiter<ServerConn>,
 }
 

@@ -376,7 +376,13 @@ impl Session<'_> {
             }
             x.drain_synthetic(to_client);
             if !to_server.is_empty() {
-                if let Err(e) = server.write_all(to_server).await {
+                // The socket usually takes it all at once: no future then.
+                let written = match server.write_now(to_server) {
+                    Ok(n) if n == to_server.len() => Ok(()),
+                    Ok(n) => server.write_rest(&to_server[n..]).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     *server_broken = true;
                     if replayable(replay, client, *tx) {
                         return Ok(PumpEnd::ReplayRead);
@@ -387,7 +393,10 @@ impl Session<'_> {
                 to_server.clear();
             }
             if !to_client.is_empty() && !holding {
-                client.write_all(to_client).await?;
+                let n = client.write_now(to_client)?;
+                if n < to_client.len() {
+                    client.write_rest(&to_client[n..]).await?;
+                }
                 to_client.clear();
             }
             if gone {
