@@ -55,18 +55,7 @@ log "instrumenting"
 
 # Scratch cluster for the training run.
 PG_PORT=$(free_port)
-DATA=$WORK/pgdata
-bench_initdb "$DATA" "$PG_PORT"
-"${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$DATA" -l "$WORK/postgres.log" -w start >/dev/null ||
-    die "PostgreSQL did not start"
-DATA_DIRS+=("$DATA")
-psql -h "$WORK" -p "$PG_PORT" -U postgres -d postgres -X -q -v ON_ERROR_STOP=1 <<'EOF'
-CREATE ROLE bench LOGIN PASSWORD 'bench';
-CREATE DATABASE bench OWNER bench;
-EOF
-export PGPASSWORD=bench
-pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U bench bench >"$WORK/pgbench-init.log" 2>&1 ||
-    { cat "$WORK/pgbench-init.log" >&2; die "pgbench -i failed"; }
+start_bench_cluster "$PG_PORT" 10
 
 PROXY_PORT=$(free_port)
 write_bench_config "$WORK/pgfleet.toml" "$PROXY_PORT" "$PG_PORT" 20

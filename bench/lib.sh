@@ -133,6 +133,22 @@ unix_socket_directories = '$WORK'
 EOF
 }
 
+# A started scratch cluster in WORK/pgdata (DATA) on 127.0.0.1:PORT with user and database `bench`
+# (password bench, exported as PGPASSWORD) and pgbench's tables at scale SCALE; stopped on exit
+# (see stop_everything_on_exit).
+start_bench_cluster() { # port scale
+    DATA=$WORK/pgdata
+    bench_initdb "$DATA" "$1"
+    "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$DATA" -l "$WORK/postgres.log" -w start >/dev/null ||
+        die "PostgreSQL did not start"
+    DATA_DIRS+=("$DATA")
+    psql -h "$WORK" -p "$1" -U postgres -d postgres -X -q -v ON_ERROR_STOP=1 \
+        -c "CREATE ROLE bench LOGIN PASSWORD 'bench'" -c "CREATE DATABASE bench OWNER bench"
+    export PGPASSWORD=bench
+    pgbench -i -q -s "$2" -h 127.0.0.1 -p "$1" -U bench bench >"$WORK/pgbench-init.log" 2>&1 ||
+        { cat "$WORK/pgbench-init.log" >&2; die "pgbench -i failed"; }
+}
+
 # A pgfleet config for pgbench: database and user `bench` (password bench) on one PostgreSQL server
 # at 127.0.0.1:PG_PORT, transaction pooling with POOL server connections.
 write_bench_config() { # file listen_port pg_port pool
@@ -154,6 +170,34 @@ cluster = "main"
 [users.bench]
 password = "bench"
 EOF
+}
+
+# A PgBouncer config for pgbench: database `bench` on 127.0.0.1:PG_PORT in transaction pooling with
+# POOL server connections, client authentication AUTH (scram-sha-256 as the benchmarks use, or trust
+# where logins must be cheap), the user list (bench/bench) and log in WORK. Readable by `postgres`.
+write_pgbouncer_config() { # file listen_port pg_port pool auth
+    echo '"bench" "bench"' >"$WORK/userlist.txt"
+    cat >"$1" <<EOF
+[databases]
+bench = host=127.0.0.1 port=$3 dbname=bench
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $2
+unix_socket_dir =
+auth_type = $5
+auth_file = $WORK/userlist.txt
+pool_mode = transaction
+default_pool_size = $4
+max_client_conn = 2000
+max_db_connections = 0
+ignore_startup_parameters = extra_float_digits
+log_connections = 0
+log_disconnections = 0
+logfile = $WORK/pgbouncer.log
+pidfile = $WORK/pgbouncer.pid
+EOF
+    if [[ ${#RUN_AS[@]} -gt 0 ]]; then chown postgres: "$WORK/userlist.txt" "$1"; fi
 }
 
 # The pgfleet binary to measure: PGFLEET_BIN if given, else with BENCH_BOLT=1 the BOLT-optimized

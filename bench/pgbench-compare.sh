@@ -165,28 +165,7 @@ wait_ready() { # name port [pid]
 BOUNCER_PORT=$(free_port)
 BOUNCER_VERSION=$(pgbouncer --version | head -n1)
 # userlist with the plain password: PgBouncer then does SCRAM with the client and with the server.
-echo '"bench" "bench"' >"$WORK/userlist.txt"
-cat >"$WORK/pgbouncer.ini" <<EOF
-[databases]
-bench = host=127.0.0.1 port=$PG_PORT dbname=bench
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $WORK/userlist.txt
-pool_mode = transaction
-default_pool_size = $POOL
-max_client_conn = 2000
-max_db_connections = 0
-ignore_startup_parameters = extra_float_digits
-log_connections = 0
-log_disconnections = 0
-logfile = $WORK/pgbouncer.log
-pidfile = $WORK/pgbouncer.pid
-EOF
-[[ ${#RUN_AS[@]} -gt 0 ]] && chown postgres: "$WORK/userlist.txt" "$WORK/pgbouncer.ini"
+write_pgbouncer_config "$WORK/pgbouncer.ini" "$BOUNCER_PORT" "$PG_PORT" "$POOL" scram-sha-256
 log "starting PgBouncer ($BOUNCER_VERSION) on 127.0.0.1:$BOUNCER_PORT"
 "${RUN_AS[@]}" pgbouncer -d "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.out" 2>&1 ||
     { cat "$WORK/pgbouncer.out" "$WORK/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
