@@ -66,7 +66,7 @@ start_bench_cluster "$PG_PORT" 10
 
 PROXY_PORT=$(free_port)
 write_bench_config "$WORK/pgfleet.toml" "$PROXY_PORT" "$PG_PORT" 20
-# pgbouncer runs in the foreground here (under valgrind): its pidfile stays unused.
+# Trust: PgBouncer's SCRAM logins under valgrind would outlast pgbench's connection wait.
 write_pgbouncer_config "$WORK/pgbouncer.ini" "$PROXY_PORT" "$PG_PORT" 20 trust
 
 xacts() {
@@ -86,7 +86,7 @@ measure() { # target ll_bytes
     "${as[@]}" valgrind --tool=callgrind --cache-sim=yes --LL="$ll,16,64" \
         --callgrind-out-file="$out" "${cmd[@]}" >"$WORK/valgrind-$target-$ll.log" 2>&1 &
     vg=$!
-    PIDS+=("$vg")
+    # (measure runs in a command substitution: it stops what it started itself.)
     for _ in $(seq 100); do
         pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" -U bench -d bench && break
         sleep 0.2
@@ -94,7 +94,10 @@ measure() { # target ll_bytes
     # valgrind's own PID (under runuser, $! is runuser's): callgrind_control takes it.
     local vp
     vp=$(pgrep -f -- "--callgrind-out-file=$out " | tail -n1)
-    [[ -n $vp ]] || die "$target did not start under valgrind (see $WORK/valgrind-$target-$ll.log)"
+    if [[ -z $vp ]]; then
+        kill "$vg" 2>/dev/null || true
+        die "$target did not start under valgrind (see $WORK/valgrind-$target-$ll.log)"
+    fi
     pgbench -n -S -M simple -c "$CLIENTS" -j 2 -T $((WARM + WINDOW + 30)) \
         -h 127.0.0.1 -p "$PROXY_PORT" -U bench bench >"$WORK/pgbench-$target-$ll.log" 2>&1 &
     bp=$!
@@ -127,7 +130,8 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 for ll in $LL_SIZES; do
     for target in $TARGETS; do
         log "$target, last-level cache $ll bytes"
-        read -r ir i1 d1r d1w llm < <(measure "$target" "$ll")
+        row=$(measure "$target" "$ll") || die "$target: no figures (logs in $WORK)"
+        read -r ir i1 d1r d1w llm <<<"$row"
         echo "| $target | $((ll / 1024)) KiB | $ir | $i1 | $d1r | $d1w | $llm |"
     done
 done
