@@ -83,7 +83,7 @@ impl ClientSnapshot {
             state: info.state().as_str(),
             server_id: info.server(),
             connected_at: info.connected_at,
-            requests: info.requests.load(Ordering::Relaxed),
+            requests: info.requests(),
         }
     }
 }

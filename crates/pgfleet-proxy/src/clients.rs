@@ -70,6 +70,8 @@ impl Traffic {
 /// One connected client.
 #[derive(Debug)]
 pub struct ClientInfo {
+    /// What its session writes at every transaction, first and in one cache line of its own.
+    live: Live,
     /// Unique id within the process.
     pub id: u64,
     /// Peer address.
@@ -84,28 +86,36 @@ pub struct ClientInfo {
     pub connected_at: SystemTime,
     /// Cancel key pgfleet gave it (pid, secret).
     pub cancel_key: (i32, i32),
-    state: AtomicU8,
-    server: AtomicU64,
-    cancel_target: Mutex<Option<Arc<CancelTarget>>>,
-    /// A settings sync of FunctionCalls runs on its server ahead of the client's statements.
-    settings_in_flight: AtomicBool,
     /// Held while a cancel request is forwarded, and taken to start a FunctionCall settings sync:
     /// a cancel never lands on one (see [`ClientInfo::start_settings_calls`]).
     cancel_gate: tokio::sync::Mutex<()>,
-    /// Requests sent.
-    pub requests: AtomicU64,
-    transactions: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
     /// Woken when the session must end at its next idle moment (shutdown). Per client, so an idle
     /// session waits on its own notifier instead of a process-wide one.
     pub(crate) kick: Notify,
 }
 
+/// The part of a [`ClientInfo`] its session writes at every transaction (state, server, cancel
+/// target, traffic counters). One aligned cache line: with hundreds of sessions, each one's state
+/// is cold by the time it runs again, and every line it touches is one more miss for PostgreSQL
+/// and pgbench on the same cores too (docs/benchmarks.md).
+#[derive(Debug)]
+#[repr(C, align(64))]
+struct Live {
+    server: AtomicU64,
+    requests: AtomicU64,
+    transactions: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    cancel_target: Mutex<Option<Arc<CancelTarget>>>,
+    state: AtomicU8,
+    /// A settings sync of FunctionCalls runs on its server ahead of the client's statements.
+    settings_in_flight: AtomicBool,
+}
+
 impl ClientInfo {
     /// Current state.
     pub fn state(&self) -> ClientState {
-        match self.state.load(Ordering::Relaxed) {
+        match self.live.state.load(Ordering::Relaxed) {
             0 => ClientState::Idle,
             1 => ClientState::Waiting,
             _ => ClientState::Active,
@@ -118,53 +128,58 @@ impl ClientInfo {
             ClientState::Waiting => 1,
             ClientState::Active => 2,
         };
-        self.state.store(v, Ordering::Relaxed);
+        self.live.state.store(v, Ordering::Relaxed);
     }
 
     /// Its traffic so far.
     pub fn traffic(&self) -> Traffic {
         Traffic {
-            requests: self.requests.load(Ordering::Relaxed),
-            transactions: self.transactions.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            requests: self.live.requests.load(Ordering::Relaxed),
+            transactions: self.live.transactions.load(Ordering::Relaxed),
+            bytes_in: self.live.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.live.bytes_out.load(Ordering::Relaxed),
         }
     }
 
+    /// Requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.live.requests.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn count_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.live.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_transactions(&self, n: u64) {
-        self.transactions.fetch_add(n, Ordering::Relaxed);
+        self.live.transactions.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Publishes the client connection's byte counts (its own running totals).
     pub(crate) fn record_io(&self, bytes_in: u64, bytes_out: u64) {
-        self.bytes_in.store(bytes_in, Ordering::Relaxed);
-        self.bytes_out.store(bytes_out, Ordering::Relaxed);
+        self.live.bytes_in.store(bytes_in, Ordering::Relaxed);
+        self.live.bytes_out.store(bytes_out, Ordering::Relaxed);
     }
 
     /// Id of the server connection it holds (0 = none).
     pub fn server(&self) -> u64 {
-        self.server.load(Ordering::Relaxed)
+        self.live.server.load(Ordering::Relaxed)
     }
 
     pub(crate) fn attach(&self, server_id: u64, target: Arc<CancelTarget>) {
-        self.server.store(server_id, Ordering::Relaxed);
-        *self.cancel_target.lock() = Some(target);
+        self.live.server.store(server_id, Ordering::Relaxed);
+        *self.live.cancel_target.lock() = Some(target);
         self.set_state(ClientState::Active);
     }
 
     pub(crate) fn detach(&self) {
         self.settings_calls_done();
-        self.server.store(0, Ordering::Relaxed);
-        *self.cancel_target.lock() = None;
+        self.live.server.store(0, Ordering::Relaxed);
+        *self.live.cancel_target.lock() = None;
         self.set_state(ClientState::Idle);
     }
 
     pub(crate) fn cancel_target(&self) -> Option<Arc<CancelTarget>> {
-        self.cancel_target.lock().clone()
+        self.live.cancel_target.lock().clone()
     }
 
     /// Before FunctionCalls of a settings sync go to the client's server, pipelined ahead of its
@@ -174,12 +189,12 @@ impl ClientInfo {
     /// ones wait until [`ClientInfo::settings_calls_done`].
     pub(crate) async fn start_settings_calls(&self) {
         let _gate = self.cancel_gate.lock().await;
-        self.settings_in_flight.store(true, Ordering::Release);
+        self.live.settings_in_flight.store(true, Ordering::Release);
     }
 
     /// The server answered every FunctionCall of the sync.
     pub(crate) fn settings_calls_done(&self) {
-        self.settings_in_flight.store(false, Ordering::Release);
+        self.live.settings_in_flight.store(false, Ordering::Release);
     }
 
     /// The target for a cancel request, once no settings sync of FunctionCalls is running (waiting
@@ -191,7 +206,7 @@ impl ClientInfo {
     ) -> Option<(tokio::sync::MutexGuard<'_, ()>, Arc<CancelTarget>)> {
         let gate = self.cancel_gate.lock().await;
         let deadline = tokio::time::Instant::now() + wait;
-        while self.settings_in_flight.load(Ordering::Acquire) {
+        while self.live.settings_in_flight.load(Ordering::Acquire) {
             if tokio::time::Instant::now() >= deadline {
                 return None;
             }
@@ -253,15 +268,17 @@ impl ClientRegistry {
             application_name: application_name.to_owned(),
             connected_at: SystemTime::now(),
             cancel_key,
-            state: AtomicU8::new(0),
-            server: AtomicU64::new(0),
-            cancel_target: Mutex::new(None),
-            settings_in_flight: AtomicBool::new(false),
+            live: Live {
+                server: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
+                transactions: AtomicU64::new(0),
+                bytes_in: AtomicU64::new(0),
+                bytes_out: AtomicU64::new(0),
+                cancel_target: Mutex::new(None),
+                state: AtomicU8::new(0),
+                settings_in_flight: AtomicBool::new(false),
+            },
             cancel_gate: tokio::sync::Mutex::new(()),
-            requests: AtomicU64::new(0),
-            transactions: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
             kick: Notify::new(),
         });
         clients.by_key.insert(cancel_key, info.clone());

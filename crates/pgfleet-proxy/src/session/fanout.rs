@@ -348,7 +348,7 @@ impl Session<'_> {
                     return Err(e);
                 }
             };
-            guard.info.set_active(self.info.id);
+            guard.info.set_active(self.client_id);
             let mut leg = Leg::new(shard, legs.len(), guard);
             let server = leg.server();
             if let Some(sync) = self.params.sync(&server.params, &server.startup_params) {

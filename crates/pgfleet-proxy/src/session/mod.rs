@@ -76,6 +76,9 @@ pub(crate) struct Session<'a> {
     rt: &'a Arc<Runtime>,
     client: ClientConn,
     info: Arc<ClientInfo>,
+    /// `info.id`, kept here: the session's own state is in cache when a transaction starts, the
+    /// rest of its `ClientInfo` not.
+    client_id: u64,
     /// The pools of the client's (user, database), one per endpoint.
     pools: Arc<DatabasePools>,
     /// The pool of the endpoint the current (or last) transaction uses.
@@ -163,6 +166,7 @@ impl<'a> Session<'a> {
             shard_aside: None,
             tenant,
             client,
+            client_id: info.id,
             info,
             entry: pools.endpoint(pools.configured_primary).clone(),
             pools,
@@ -301,7 +305,7 @@ impl<'a> Session<'a> {
                 }
                 self.first = Some(frame);
             }
-            let end = self.pump().await?;
+            let end = self.pump(kicked.as_mut()).await?;
             let replay = self.replay.take();
             if !matches!(end, PumpEnd::ReplayRead) {
                 self.replays = 0;
@@ -406,7 +410,7 @@ impl<'a> Session<'a> {
             }
         };
         let server: &mut ServerConn = &mut guard;
-        server.info.set_active(self.info.id);
+        server.info.set_active(self.client_id);
         self.info.attach(server.info.id, server.cancel.clone());
         self.info.count_transactions(1);
         self.exchange.reset();

@@ -1,11 +1,14 @@
 //! The busy phase of a session: moving messages both ways while it holds a server, confirming
 //! session changes when their transaction ends, and deciding when the server can go back.
 
+use std::pin::Pin;
+
 use bytes::{Buf, BytesMut};
 use pgfleet_config::PoolMode;
 use pgfleet_wire::backend::TxStatus;
 use pgfleet_wire::frame::peek_header;
 use pgfleet_wire::frontend::encode_query;
+use tokio::sync::futures::Notified;
 
 use super::cleanup::lose_server;
 use super::params::{readback_sql, SessionParams};
@@ -24,47 +27,28 @@ use crate::ProxyError;
 const CLIENT_READ_AHEAD: usize = 256 * 1024;
 
 impl Session<'_> {
-    /// Moves messages both ways while a server is held.
-    pub(super) async fn pump(&mut self) -> Result<PumpEnd, ProxyError> {
-        let Session {
-            rt,
-            client,
-            server,
-            exchange: x,
-            effects,
-            pinned,
-            tx,
-            statements,
-            params,
-            first,
-            info,
-            server_broken,
-            to_server,
-            to_client,
-            unnamed,
-            needs_commit_lsn,
-            last_write_lsn,
-            quorum,
-            pools,
-            replay,
-            shard,
-            follow_commits,
-            default_consistency,
-            tenant,
-            ..
-        } = self;
-        let Some(guard) = server.as_mut() else {
+    /// Moves messages both ways while a server is held. `kicked` is the session's shutdown notice,
+    /// registered once by [`Session::serve`] (each registration takes the notifier's lock).
+    pub(super) async fn pump(
+        &mut self,
+        mut kicked: Pin<&mut Notified<'_>>,
+    ) -> Result<PumpEnd, ProxyError> {
+        // The session's fields are used in place (`self.client`, ...), not bound to locals: what
+        // lives across an await is stored in this future, and each pointer kept there is written
+        // at every call, one more cache line per transaction.
+        let rt = self.rt;
+        let Some(guard) = self.server.as_mut() else {
             return Ok(PumpEnd::Release);
         };
         let server: &mut ServerConn = guard;
         let session_mode = self.entry.mode() == PoolMode::Session;
         // Sharded databases: every statement is checked against the server's cluster.
-        let router = match shard.as_deref_mut() {
-            Some(sh) => rt.shard_router_memo(&pools.key.1, &mut sh.router),
+        let router = match self.shard.as_deref_mut() {
+            Some(sh) => rt.shard_router_memo(&self.pools.key.1, &mut sh.router),
             None => None,
         };
         // Keep small buffers for the next transaction; give back ones a big COPY or result grew.
-        for buf in [&mut *to_server, &mut *to_client] {
+        for buf in [&mut self.to_server, &mut self.to_client] {
             if buf.capacity() > 64 * 1024 {
                 *buf = BytesMut::new();
             }
@@ -79,43 +63,46 @@ impl Session<'_> {
         let mut holding = false;
         // Whether the request being sent began outside a transaction (set at its first message).
         let mut request_opens_transaction: Option<bool> = None;
-        // Registered once for the whole stretch, not per wait: each registration takes the
-        // notifier's lock, and the loop below waits a few times per transaction.
-        let kicked = info.kick.notified();
-        tokio::pin!(kicked);
         loop {
             // 1. Client messages the server may take now.
             let mut gone = false;
             // A message waits for the server's answers before the session moves to another
             // shard or ends a transaction on several: stop taking client messages until then.
             let mut hold = false;
-            let transaction_over = |x: &crate::execute::exchange::Exchange,
-                                    tx: TxStatus,
-                                    pinned: bool,
-                                    effects: &PendingEffects| {
+            let transaction_over = |ex: &crate::execute::exchange::Exchange,
+                                    status: TxStatus,
+                                    is_pinned: bool,
+                                    pending: &PendingEffects| {
                 !session_mode
-                    && !pinned
-                    && tx == TxStatus::Idle
-                    && x.is_idle()
-                    && effects.is_empty()
+                    && !is_pinned
+                    && status == TxStatus::Idle
+                    && ex.is_idle()
+                    && pending.is_empty()
             };
             // Once a transaction has ended here, the next request waits for pgfleet's own follow-up
             // work (settings read-back, commit LSN) and is then routed and checked out anew.
             let boundary = sent_request
                 && !session_mode
-                && pinned.is_none()
-                && *tx == TxStatus::Idle
-                && x.no_client_request_open();
+                && self.pinned.is_none()
+                && self.tx == TxStatus::Idle
+                && self.exchange.no_client_request_open();
             // A tenant session that keeps its server enters its tenant again at the next request:
             // only once the settings the last one changed have been read back.
-            let boundary = boundary || tenant_wait(tenant.is_some(), sent_request, *tx, x, effects);
-            while x.accepts_client_messages() && !boundary {
+            let boundary = boundary
+                || tenant_wait(
+                    self.tenant.is_some(),
+                    sent_request,
+                    self.tx,
+                    &self.exchange,
+                    &self.effects,
+                );
+            while self.exchange.accepts_client_messages() && !boundary {
                 // A message kept in `first` already passed the tenant guard (in `serve` before
                 // the checkout, or here before the session moved on with it), under the rules
                 // still in force: no context is entered before it.
-                let (frame, guarded) = match first.take() {
+                let (frame, guarded) = match self.first.take() {
                     Some(f) => (f, true),
-                    None => match client.next_frame()? {
+                    None => match self.client.next_frame()? {
                         Some(f) => (f, false),
                         None => break,
                     },
@@ -123,28 +110,41 @@ impl Session<'_> {
                 // Tenant sessions: every statement passes the guard; a session that keeps its
                 // server enters its tenant again at each transaction (a SET pgfleet.tenant, a
                 // suspension, RESET ALL undoing the context).
-                if let Some(ts) = tenant.as_deref_mut() {
-                    let opens = sent_request && *tx == TxStatus::Idle && x.no_client_request_open();
+                if let Some(ts) = self.tenant.as_deref_mut() {
+                    let opens = sent_request
+                        && self.tx == TxStatus::Idle
+                        && self.exchange.no_client_request_open();
                     let mut checked = Ok(false);
                     if opens {
-                        checked = ts.enter(rt, params, statements, unnamed, true).await;
+                        checked = ts
+                            .enter(
+                                rt,
+                                &mut self.params,
+                                &mut self.statements,
+                                &mut self.unnamed,
+                                true,
+                            )
+                            .await;
                         let sync = (matches!(checked, Ok(true)) && synced)
-                            .then(|| params.sync(&server.params, &server.startup_params))
+                            .then(|| self.params.sync(&server.params, &server.startup_params))
                             .flatten();
                         if let Some(sync) = sync {
                             super::params::sync_server(
                                 &rt.prepared,
-                                info,
+                                &self.info,
                                 sync,
                                 server,
-                                x,
-                                to_server,
+                                &mut self.exchange,
+                                &mut self.to_server,
                                 || false,
                             )
                             .await;
                         }
                     }
-                    if checked.is_ok() && !x.skip_until_sync && *tx != TxStatus::Failed {
+                    if checked.is_ok()
+                        && !self.exchange.skip_until_sync
+                        && self.tx != TxStatus::Failed
+                    {
                         checked = if guarded && !opens {
                             ts.count_statement(&frame);
                             Ok(false)
@@ -153,11 +153,11 @@ impl Session<'_> {
                         };
                     }
                     if let Err(e) = checked {
-                        tracing::debug!(client = info.id, error = %e, "statement refused for the tenant");
-                        refuse(&e, &frame, server, x, to_server);
+                        tracing::debug!(client = self.info.id, error = %e, "statement refused for the tenant");
+                        refuse(&e, &frame, server, &mut self.exchange, &mut self.to_server);
                         if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
                             sent_request = true;
-                            info.count_request();
+                            self.info.count_request();
                         }
                         continue;
                     }
@@ -166,41 +166,41 @@ impl Session<'_> {
                     synced = true;
                     // The sync may go inside a request that opens no transaction on a server
                     // with nothing outstanding (sharded sessions keep their own order of things).
-                    let may_carry = shard.is_none()
-                        && *tx == TxStatus::Idle
-                        && x.is_idle()
-                        && effects.is_empty();
-                    let statements_now: &std::collections::HashMap<_, _> = statements;
-                    let unnamed_now = unnamed.as_deref();
+                    let may_carry = self.shard.is_none()
+                        && self.tx == TxStatus::Idle
+                        && self.exchange.is_idle()
+                        && self.effects.is_empty();
+                    let statements_now: &std::collections::HashMap<_, _> = &self.statements;
+                    let unnamed_now = self.unnamed.as_deref();
                     let carried = || {
                         may_carry
                             && super::inline_sync::request_may_carry_sync(
                                 &frame,
-                                &client.rbuf,
+                                &self.client.rbuf,
                                 super::inline_sync::RequestCheck::new(statements_now, unnamed_now),
                             )
                     };
-                    if let Some(sync) = params.sync(&server.params, &server.startup_params) {
+                    if let Some(sync) = self.params.sync(&server.params, &server.startup_params) {
                         super::params::sync_server(
                             &rt.prepared,
-                            info,
+                            &self.info,
                             sync,
                             server,
-                            x,
-                            to_server,
+                            &mut self.exchange,
+                            &mut self.to_server,
                             carried,
                         )
                         .await;
                         Stats::add(&rt.stats().settings_replays, 1);
                     }
-                    if let Some(sh) = shard.as_deref_mut() {
-                        sh.open_on(server, x, to_server);
+                    if let Some(sh) = self.shard.as_deref_mut() {
+                        sh.open_on(server, &mut self.exchange, &mut self.to_server);
                     }
                 }
-                if let (Some(sh), Some(router)) = (shard.as_deref_mut(), router.as_deref()) {
+                if let (Some(sh), Some(router)) = (self.shard.as_deref_mut(), router.as_deref()) {
                     // A switch to another shard that failed: its statement fails here.
                     if let Some(e) = sh.pending_refusal.take() {
-                        refuse(&e, &frame, server, x, to_server);
+                        refuse(&e, &frame, server, &mut self.exchange, &mut self.to_server);
                         if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
                             sent_request = true;
                         }
@@ -208,14 +208,19 @@ impl Session<'_> {
                     }
                     // A transaction on several shards ends with pgfleet's two-phase commit.
                     if sh.spans()
-                        && *tx != TxStatus::Idle
-                        && x.no_client_request_open()
-                        && super::multishard::ends_transaction(rt, &frame, statements, unnamed)?
+                        && self.tx != TxStatus::Idle
+                        && self.exchange.no_client_request_open()
+                        && super::multishard::ends_transaction(
+                            rt,
+                            &frame,
+                            &self.statements,
+                            &self.unnamed,
+                        )?
                     {
-                        *first = Some(frame);
-                        if x.is_idle() && to_server.is_empty() {
+                        self.first = Some(frame);
+                        if self.exchange.is_idle() && self.to_server.is_empty() {
                             // Answers already in hand go to the client first.
-                            flush_client(client, to_client).await?;
+                            flush_client(&mut self.client, &mut self.to_client).await?;
                             return Ok(PumpEnd::EndTransaction);
                         }
                         hold = true;
@@ -224,28 +229,39 @@ impl Session<'_> {
                     // COMMIT/ROLLBACK bound in the middle of a request would end the transaction on
                     // one shard only.
                     if sh.spans()
-                        && !x.no_client_request_open()
+                        && !self.exchange.no_client_request_open()
                         && frame.tag() == pgfleet_wire::tag::frontend::BIND
-                        && super::multishard::ends_transaction(rt, &frame, statements, unnamed)?
+                        && super::multishard::ends_transaction(
+                            rt,
+                            &frame,
+                            &self.statements,
+                            &self.unnamed,
+                        )?
                     {
                         let e = ProxyError::Client {
                             code: "0A000",
                             message: "pgfleet: a transaction that spans shards ends with a COMMIT or ROLLBACK request of its own".into(),
                         };
-                        refuse(&e, &frame, server, x, to_server);
+                        refuse(&e, &frame, server, &mut self.exchange, &mut self.to_server);
                         continue;
                     }
                     // In a failed transaction the server itself refuses all but ROLLBACK.
-                    if !x.skip_until_sync && *tx != TxStatus::Failed {
-                        let holder = if *tx != TxStatus::Idle {
+                    if !self.exchange.skip_until_sync && self.tx != TxStatus::Failed {
+                        let holder = if self.tx != TxStatus::Idle {
                             Holder::Transaction
                         } else if sent_request {
                             Holder::Session
                         } else {
                             Holder::Request
                         };
-                        let refused =
-                            sh.check(router, &frame, statements, unnamed, params, holder)?;
+                        let refused = sh.check(
+                            router,
+                            &frame,
+                            &self.statements,
+                            &self.unnamed,
+                            &self.params,
+                            holder,
+                        )?;
                         // A statement for another shard at the start of a request inside a
                         // transaction: the transaction continues there too.
                         if let Some(super::shards::Refusal {
@@ -254,15 +270,15 @@ impl Session<'_> {
                         }) = &refused
                         {
                             if holder == Holder::Transaction
-                                && *tx == TxStatus::InTransaction
+                                && self.tx == TxStatus::InTransaction
                                 && !session_mode
-                                && pinned.is_none()
+                                && self.pinned.is_none()
                                 && !sh.savepoints
-                                && x.no_client_request_open()
+                                && self.exchange.no_client_request_open()
                             {
-                                *first = Some(frame);
-                                if x.is_idle() && to_server.is_empty() {
-                                    flush_client(client, to_client).await?;
+                                self.first = Some(frame);
+                                if self.exchange.is_idle() && self.to_server.is_empty() {
+                                    flush_client(&mut self.client, &mut self.to_client).await?;
                                     return Ok(PumpEnd::SwitchShard);
                                 }
                                 hold = true;
@@ -270,33 +286,34 @@ impl Session<'_> {
                             }
                         }
                         if let Some(super::shards::Refusal { error: e, .. }) = refused {
-                            tracing::debug!(client = info.id, error = %e, "statement refused");
-                            refuse(&e, &frame, server, x, to_server);
+                            tracing::debug!(client = self.info.id, error = %e, "statement refused");
+                            refuse(&e, &frame, server, &mut self.exchange, &mut self.to_server);
                             if frame.tag() == pgfleet_wire::tag::frontend::QUERY {
                                 sent_request = true;
-                                info.count_request();
+                                self.info.count_request();
                             }
                             continue;
                         }
                     }
                 }
-                x.soften_fatal = !session_mode && pinned.is_none() && *tx == TxStatus::Idle;
+                self.exchange.soften_fatal =
+                    !session_mode && self.pinned.is_none() && self.tx == TxStatus::Idle;
                 let mut ctx = RequestCtx {
                     rt,
-                    statements,
-                    effects,
-                    pinned,
-                    tx: *tx,
-                    settings: params.desired(),
-                    unnamed,
+                    statements: &mut self.statements,
+                    effects: &mut self.effects,
+                    pinned: &mut self.pinned,
+                    tx: self.tx,
+                    settings: self.params.desired(),
+                    unnamed: &mut self.unnamed,
                 };
                 // A session that keeps its server runs later transactions without being routed
                 // again: decide at each request that opens one whether its commit is followed.
                 if request_opens_transaction.is_none() {
                     request_opens_transaction =
-                        Some(*tx == TxStatus::Idle && x.no_client_request_open());
+                        Some(self.tx == TxStatus::Idle && self.exchange.no_client_request_open());
                 }
-                match ctx.translate(&frame, server, x, to_server)? {
+                match ctx.translate(&frame, server, &mut self.exchange, &mut self.to_server)? {
                     Step::Continue => {}
                     Step::Answered => {
                         request_opens_transaction = None;
@@ -304,25 +321,25 @@ impl Session<'_> {
                     }
                     Step::RequestSent => {
                         if request_opens_transaction.take() == Some(true)
-                            && *follow_commits
-                            && !*needs_commit_lsn
-                            && (session_mode || pinned.is_some())
+                            && self.follow_commits
+                            && !self.needs_commit_lsn
+                            && (session_mode || self.pinned.is_some())
                         {
                             let q = super::routing::session_write_quorum(
-                                params,
-                                pools.state.as_deref(),
+                                &self.params,
+                                self.pools.state.as_deref(),
                             )
                             .unwrap_or(0);
-                            let ryw =
-                                super::routing::session_consistency(params, *default_consistency)
-                                    .is_ok_and(|c| {
-                                        c == pgfleet_config::Consistency::ReadYourWrites
-                                    });
-                            *quorum = q;
-                            *needs_commit_lsn = q > 0 || ryw;
+                            let ryw = super::routing::session_consistency(
+                                &self.params,
+                                self.default_consistency,
+                            )
+                            .is_ok_and(|c| c == pgfleet_config::Consistency::ReadYourWrites);
+                            self.quorum = q;
+                            self.needs_commit_lsn = q > 0 || ryw;
                         }
                         sent_request = true;
-                        info.count_request();
+                        self.info.count_request();
                         server
                             .info
                             .requests
@@ -335,96 +352,130 @@ impl Session<'_> {
                 }
             }
             // 2. Confirm session changes once their transaction is over.
-            if *tx == TxStatus::Idle && x.is_idle() && !effects.is_empty() {
-                let mut names: Vec<String> = effects.readback.iter().cloned().collect();
-                if effects.reset_all {
-                    names.extend(params.all_names(&server.params));
+            if self.tx == TxStatus::Idle && self.exchange.is_idle() && !self.effects.is_empty() {
+                let mut names: Vec<String> = self.effects.readback.iter().cloned().collect();
+                if self.effects.reset_all {
+                    names.extend(self.params.all_names(&server.params));
                 }
                 names.sort();
                 names.dedup();
-                if effects.statements_dropped {
-                    if !x.error_in_request {
+                if self.effects.statements_dropped {
+                    if !self.exchange.error_in_request {
                         server.prepared.clear();
-                        statements.clear();
-                    } else if pinned.is_none() {
+                        self.statements.clear();
+                    } else if self.pinned.is_none() {
                         // The request failed, so whether its DISCARD ALL / DEALLOCATE ALL ran is
                         // unknown (DISCARD ALL in a multi-statement string fails; a DEALLOCATE
                         // ALL before a later error is not rolled back). The server's statements
                         // go for certain; the client's stay (prepared again where used).
-                        encode_query(to_server, "DEALLOCATE ALL");
-                        x.push(Expect::Query(Origin::SettingsSync));
+                        encode_query(&mut self.to_server, "DEALLOCATE ALL");
+                        self.exchange.push(Expect::Query(Origin::SettingsSync));
                         server.prepared.clear();
                     }
                 }
                 if names.is_empty() {
-                    apply_effects(effects, params, !x.error_in_request);
+                    apply_effects(
+                        &mut self.effects,
+                        &mut self.params,
+                        !self.exchange.error_in_request,
+                    );
                 } else {
-                    encode_query(to_server, &readback_sql(&names));
+                    encode_query(&mut self.to_server, &readback_sql(&names));
                     server.unnamed = 0;
-                    x.push(Expect::Query(Origin::Readback));
+                    self.exchange.push(Expect::Query(Origin::Readback));
                 }
             }
             // 3. Read-your-writes: learn where the primary's WAL stands once the transaction is over.
-            if *needs_commit_lsn && *tx == TxStatus::Idle && x.is_idle() && sent_request {
-                *needs_commit_lsn = false;
+            if self.needs_commit_lsn
+                && self.tx == TxStatus::Idle
+                && self.exchange.is_idle()
+                && sent_request
+            {
+                self.needs_commit_lsn = false;
                 // The insert position, not pg_current_wal_lsn(): with synchronous_commit = off the
                 // commit record may not be written yet, and only the insert position bounds it.
-                encode_query(to_server, super::quorum::COMMIT_LSN_SQL);
+                encode_query(&mut self.to_server, super::quorum::COMMIT_LSN_SQL);
                 server.unnamed = 0;
-                x.push(Expect::Query(Origin::CommitLsn));
-                holding = *quorum > 0;
+                self.exchange.push(Expect::Query(Origin::CommitLsn));
+                holding = self.quorum > 0;
             }
-            x.drain_synthetic(to_client);
-            if !to_server.is_empty() {
+            self.exchange.drain_synthetic(&mut self.to_client);
+            if !self.to_server.is_empty() {
                 // The socket usually takes it all at once: no future then.
-                let written = match server.write_now(to_server) {
-                    Ok(n) if n == to_server.len() => Ok(()),
-                    Ok(n) => server.write_rest(&to_server[n..]).await,
+                let written = match server.write_now(&self.to_server) {
+                    Ok(n) if n == self.to_server.len() => Ok(()),
+                    Ok(n) => server.write_rest(&self.to_server[n..]).await,
                     Err(e) => Err(e),
                 };
                 if let Err(e) = written {
-                    *server_broken = true;
-                    if replayable(replay, client, *tx) {
+                    self.server_broken = true;
+                    if replayable(&self.replay, &self.client, self.tx) {
                         return Ok(PumpEnd::ReplayRead);
                     }
-                    return lose_server(rt, client, x, e, *tx, pinned.is_some() || session_mode)
-                        .await;
+                    return lose_server(
+                        rt,
+                        &mut self.client,
+                        &mut self.exchange,
+                        e,
+                        self.tx,
+                        self.pinned.is_some() || session_mode,
+                    )
+                    .await;
                 }
-                to_server.clear();
+                self.to_server.clear();
             }
-            if !to_client.is_empty() && !holding {
-                let n = client.write_now(to_client)?;
-                if n < to_client.len() {
-                    client.write_rest(&to_client[n..]).await?;
+            if !self.to_client.is_empty() && !holding {
+                let n = self.client.write_now(&self.to_client)?;
+                if n < self.to_client.len() {
+                    self.client.write_rest(&self.to_client[n..]).await?;
                 }
-                to_client.clear();
+                self.to_client.clear();
             }
             if gone {
                 return Ok(PumpEnd::ClientGone);
             }
-            if first.is_none() && transaction_over(x, *tx, pinned.is_some(), effects) {
+            if self.first.is_none()
+                && transaction_over(
+                    &self.exchange,
+                    self.tx,
+                    self.pinned.is_some(),
+                    &self.effects,
+                )
+            {
                 return Ok(PumpEnd::Release);
             }
             let at_boundary = sent_request
                 && !session_mode
-                && pinned.is_none()
-                && *tx == TxStatus::Idle
-                && x.no_client_request_open()
-                || tenant_wait(tenant.is_some(), sent_request, *tx, x, effects);
-            if client.next_frame_ready() && x.accepts_client_messages() && !at_boundary && !hold {
+                && self.pinned.is_none()
+                && self.tx == TxStatus::Idle
+                && self.exchange.no_client_request_open()
+                || tenant_wait(
+                    self.tenant.is_some(),
+                    sent_request,
+                    self.tx,
+                    &self.exchange,
+                    &self.effects,
+                );
+            if self.client.next_frame_ready()
+                && self.exchange.accepts_client_messages()
+                && !at_boundary
+                && !hold
+            {
                 continue;
             }
             // The held message waited only for pgfleet's own answers (drained above): go on.
-            if hold && first.is_some() && x.is_idle() {
+            if hold && self.first.is_some() && self.exchange.is_idle() {
                 continue;
             }
             // 3. Wait for either side.
-            let read_client = client.rbuf.len() < CLIENT_READ_AHEAD || x.accepts_client_messages();
-            let idle_session = x.is_idle() && *tx == TxStatus::Idle;
+            let read_client = self.client.rbuf.len() < CLIENT_READ_AHEAD
+                || self.exchange.accepts_client_messages();
+            let idle_session = self.exchange.is_idle() && self.tx == TxStatus::Idle;
             if idle_session {
                 // A session that keeps its server goes idle here (as `serve` does without one):
                 // SHOW STATS sees every byte so far.
-                info.record_io(client.consumed, client.written);
+                self.info
+                    .record_io(self.client.consumed, self.client.written);
             }
             // Fixed order, the server's answers first (no per-wait random draw): while they
             // stream, the client's next messages wait in its socket, as PostgreSQL's would.
@@ -432,21 +483,21 @@ impl Session<'_> {
                 biased;
                 r = server.fill() => {
                     if let Err(e) = r {
-                        *server_broken = true;
-                        if replayable(replay, client, *tx) {
+                        self.server_broken = true;
+                        if replayable(&self.replay, &self.client, self.tx) {
                             return Ok(PumpEnd::ReplayRead);
                         }
-                    return lose_server(rt, client, x, e, *tx, pinned.is_some() || session_mode).await;
+                    return lose_server(rt, &mut self.client, &mut self.exchange, e, self.tx, self.pinned.is_some() || session_mode).await;
                     }
                 }
-                r = client.fill(), if read_client => {
+                r = self.client.fill(), if read_client => {
                     if !r? {
                         return Ok(PumpEnd::ClientGone);
                     }
                     continue;
                 }
-                _ = &mut kicked, if idle_session => {
-                    client.fatal("57P01", super::SHUTDOWN_MESSAGE).await;
+                _ = kicked.as_mut(), if idle_session => {
+                    self.client.fatal("57P01", super::SHUTDOWN_MESSAGE).await;
                     return Ok(PumpEnd::ClientGone);
                 }
             }
@@ -460,65 +511,89 @@ impl Session<'_> {
                             addr: server.info.addr.clone(),
                             source,
                         };
-                        *server_broken = true;
-                        return lose_server(rt, client, x, e, *tx, true).await;
+                        self.server_broken = true;
+                        return lose_server(
+                            rt,
+                            &mut self.client,
+                            &mut self.exchange,
+                            e,
+                            self.tx,
+                            true,
+                        )
+                        .await;
                     }
                 };
-                let event = x
-                    .on_server_message(&server.rbuf[..total], &mut server.prepared, to_client)
+                let event = self
+                    .exchange
+                    .on_server_message(
+                        &server.rbuf[..total],
+                        &mut server.prepared,
+                        &mut self.to_client,
+                    )
                     .map_err(|source| crate::server::ServerError::Protocol {
                         addr: server.info.addr.clone(),
                         source,
                     })?;
                 server.rbuf.advance(total);
-                if x.saw_fatal && replayable(replay, client, *tx) {
+                if self.exchange.saw_fatal && replayable(&self.replay, &self.client, self.tx) {
                     // The replica is going away (shutdown, crash, termination): its FATAL error
                     // stays unsent and the read goes elsewhere.
-                    *server_broken = true;
+                    self.server_broken = true;
                     return Ok(PumpEnd::ReplayRead);
                 }
-                if std::mem::take(&mut x.unnamed_unknown) {
+                if std::mem::take(&mut self.exchange.unnamed_unknown) {
                     server.unnamed = 0;
                 }
-                if std::mem::take(&mut x.sync_needed) {
-                    pgfleet_wire::frontend::encode_sync(to_server);
+                if std::mem::take(&mut self.exchange.sync_needed) {
+                    pgfleet_wire::frontend::encode_sync(&mut self.to_server);
                 }
                 match event {
                     Event::Nothing => {}
                     Event::ClientReady(status) => {
-                        *tx = status;
-                        if let Some(before) = x.uncertain_settings(status) {
+                        self.tx = status;
+                        if let Some(before) = self.exchange.uncertain_settings(status) {
                             super::params::forget_changed(&mut server.params, before);
                         }
                     }
                     Event::InternalReady(Origin::Readback, failed) => {
-                        for (name, value) in std::mem::take(&mut x.captured) {
+                        for (name, value) in std::mem::take(&mut self.exchange.captured) {
                             match &value {
                                 Some(v) => server.params.insert(name.clone(), v.clone()),
                                 None => server.params.remove(&name),
                             };
-                            params.learned(&name, value);
+                            self.params.learned(&name, value);
                         }
-                        apply_effects(effects, params, !failed && !x.error_in_request);
-                        x.error_in_request = false;
+                        apply_effects(
+                            &mut self.effects,
+                            &mut self.params,
+                            !failed && !self.exchange.error_in_request,
+                        );
+                        self.exchange.error_in_request = false;
                     }
                     Event::InternalReady(Origin::CommitLsn, failed) => {
-                        let lsn = std::mem::take(&mut x.captured)
+                        let lsn = std::mem::take(&mut self.exchange.captured)
                             .into_iter()
                             .find_map(|(_, v)| {
                                 v.and_then(|v| crate::replication::Lsn::parse(&v).ok())
                             })
                             .filter(|_| !failed);
                         if let Some(lsn) = lsn {
-                            *last_write_lsn = Some(lsn);
+                            self.last_write_lsn = Some(lsn);
                             // Visible to the client as `SHOW pgfleet.last_write_lsn` (a causal-read
                             // token for `SET pgfleet.after_lsn` on another connection).
-                            params.learned("pgfleet.last_write_lsn", Some(lsn.to_string()));
+                            self.params
+                                .learned("pgfleet.last_write_lsn", Some(lsn.to_string()));
                         }
                         if std::mem::take(&mut holding) {
-                            let needed = std::mem::take(quorum);
-                            if let Some(state) = pools.state.as_ref() {
-                                if !super::quorum::await_quorum(state, lsn, needed, to_client).await
+                            let needed = std::mem::take(&mut self.quorum);
+                            if let Some(state) = self.pools.state.as_ref() {
+                                if !super::quorum::await_quorum(
+                                    state,
+                                    lsn,
+                                    needed,
+                                    &mut self.to_client,
+                                )
+                                .await
                                 {
                                     Stats::add(&rt.stats().quorum_timeouts, 1);
                                 }
@@ -530,14 +605,14 @@ impl Session<'_> {
                             // Which call failed is unknown: every setting is set again next time.
                             super::params::forget_changed(&mut server.params, Default::default());
                         }
-                        if !x.settings_calls_pending() {
-                            info.settings_calls_done();
+                        if !self.exchange.settings_calls_pending() {
+                            self.info.settings_calls_done();
                         }
                     }
-                    Event::InternalReady(_, _) => x.captured.clear(),
+                    Event::InternalReady(_, _) => self.exchange.captured.clear(),
                 }
-                if matches!(event, Event::ClientReady(TxStatus::Idle)) && effects.is_empty() {
-                    x.error_in_request = false;
+                if matches!(event, Event::ClientReady(TxStatus::Idle)) && self.effects.is_empty() {
+                    self.exchange.error_in_request = false;
                 }
             }
         }
