@@ -11,14 +11,26 @@ use crate::Manager;
 /// [`Guard::discard`] was called (the connection is then closed), and frees its slot.
 pub struct Guard<M: Manager> {
     pub(crate) conn: Option<Box<Pooled<M::Conn>>>,
-    pub(crate) pool: Arc<Inner<M>>,
+    /// `None` once [`Guard::release`] gave the slot back.
+    pub(crate) pool: Option<Arc<Inner<M>>>,
 }
 
 impl<M: Manager> Guard<M> {
     /// Marks the connection as unfit for reuse: it is closed instead of returned.
     pub fn discard(mut self) {
         if self.conn.take().is_some() {
-            self.pool.on_discard();
+            if let Some(pool) = &self.pool {
+                pool.on_discard();
+            }
+        }
+    }
+
+    /// Returns the connection to the pool, as dropping the guard does: true when it went straight
+    /// to a waiting checkout (the pool is contended).
+    pub fn release(mut self) -> bool {
+        match self.pool.take() {
+            Some(pool) => pool.give_back(self.conn.take()),
+            None => false,
         }
     }
 
@@ -50,7 +62,10 @@ impl<M: Manager> DerefMut for Guard<M> {
 
 impl<M: Manager> Drop for Guard<M> {
     fn drop(&mut self) {
-        // The slot goes back with the connection (none after `discard`).
-        self.pool.give_back(self.conn.take());
+        // The slot goes back with the connection (none after `discard`), unless `release` gave
+        // it back already.
+        if let Some(pool) = self.pool.take() {
+            pool.give_back(self.conn.take());
+        }
     }
 }

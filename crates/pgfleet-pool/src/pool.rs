@@ -160,7 +160,7 @@ impl<M: Manager> Slot<'_, M> {
         std::mem::forget(self);
         Guard {
             conn: Some(conn),
-            pool,
+            pool: Some(pool),
         }
     }
 }
@@ -562,8 +562,8 @@ impl<M: Manager> Inner<M> {
 
     /// Gives a slot back with the connection it held, if any: to the first waiter (which checks
     /// the connection itself), else to the free slots and the connection to the idle list, unless
-    /// it is expired or the pool closed. One lock either way.
-    pub(crate) fn give_back(&self, mut conn: Option<Box<Pooled<M::Conn>>>) {
+    /// it is expired or the pool closed. One lock either way. True when a waiter took it.
+    pub(crate) fn give_back(&self, mut conn: Option<Box<Pooled<M::Conn>>>) -> bool {
         if conn.is_some() && self.closed.load(Ordering::Acquire) {
             conn = None;
             self.on_discard();
@@ -584,7 +584,7 @@ impl<M: Manager> Inner<M> {
             }
             drop(state);
             drop(closed);
-            return;
+            return false;
         }
         while let Some(Queue { cell: w, .. }) = state.waiters.pop_front() {
             let granted = w.grant(conn);
@@ -597,7 +597,7 @@ impl<M: Manager> Inner<M> {
                     if let Some(waker) = waker {
                         waker.wake();
                     }
-                    return;
+                    return true;
                 }
                 // Not waiting any more (it is taking itself out): the next one.
                 Err(back) => conn = back,
@@ -609,6 +609,7 @@ impl<M: Manager> Inner<M> {
         }
         drop(state);
         drop(closed);
+        false
     }
 
     /// Puts a returned connection on the idle list, or counts it discarded when it is past its

@@ -99,6 +99,26 @@ async fn waiters_get_returned_connections() {
 }
 
 #[tokio::test]
+async fn release_says_whether_a_waiting_checkout_took_the_connection() {
+    let pool = Pool::new(M(Arc::default()), patient(1));
+    let a = pool.get().await.unwrap();
+    let waiter = queued_checkout(&pool).await;
+    assert!(a.release(), "the waiting checkout takes it");
+    assert_eq!(waiter.await.unwrap().unwrap(), 0);
+    let b = pool.get().await.unwrap();
+    assert!(!b.release(), "nobody waits: it goes to the idle list");
+    let stats = pool.stats();
+    assert_eq!((stats.idle, stats.busy, stats.open), (1, 0, 1));
+    // The slot came back exactly once (not again when the released guard was dropped): one
+    // checkout gets it, a second one waits.
+    let c = pool.get().await.unwrap();
+    assert_eq!(c.id, 0);
+    let second = tokio::time::timeout(Duration::from_millis(200), pool.get()).await;
+    assert!(second.is_err(), "a pool of one has one slot");
+    assert_eq!(pool.stats().busy, 1);
+}
+
+#[tokio::test]
 async fn discarded_and_unusable_connections_are_replaced() {
     let counter = Arc::new(Counter::default());
     let pool = Pool::new(M(counter.clone()), settings(1));

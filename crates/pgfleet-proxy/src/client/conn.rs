@@ -1,10 +1,12 @@
 //! The client socket with its read and write buffers.
 
+use std::task::{ready, Context, Poll};
+
 use bytes::BytesMut;
 use pgfleet_wire::backend::encode_error;
 use pgfleet_wire::frame::split_frame;
 use pgfleet_wire::Frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::ProxyError;
@@ -58,23 +60,42 @@ impl ClientConn {
 
     /// Reads one complete message, waiting for bytes as needed. `Ok(None)` = the client closed.
     pub(crate) async fn read_frame(&mut self) -> Result<Option<Frame>, ProxyError> {
-        loop {
-            if let Some(f) = self.next_frame()? {
-                return Ok(Some(f));
-            }
-            if !self.fill().await? {
-                return Ok(None);
-            }
-        }
+        std::future::poll_fn(|cx| self.poll_read_frame(cx)).await
     }
 
     /// Reads more bytes; false on EOF.
     pub(crate) async fn fill(&mut self) -> Result<bool, ProxyError> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// [`Self::fill`] as a poll function, for waits on several things at once.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, ProxyError>> {
         crate::socket::make_room(&mut self.rbuf, 1024, 8 * 1024);
-        match self.stream.read_buf(&mut self.rbuf).await {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
-            Err(e) => Err(ProxyError::ClientIo(e)),
+        Poll::Ready(
+            match ready!(crate::socket::poll_read_into(
+                &self.stream,
+                &mut self.rbuf,
+                cx
+            )) {
+                Ok(0) => Ok(false),
+                Ok(_) => Ok(true),
+                Err(e) => Err(ProxyError::ClientIo(e)),
+            },
+        )
+    }
+
+    /// [`Self::read_frame`] as a poll function.
+    pub(crate) fn poll_read_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Frame>, ProxyError>> {
+        loop {
+            if let Some(f) = self.next_frame()? {
+                return Poll::Ready(Ok(Some(f)));
+            }
+            if !ready!(self.poll_fill(cx))? {
+                return Poll::Ready(Ok(None));
+            }
         }
     }
 

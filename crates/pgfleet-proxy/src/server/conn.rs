@@ -2,12 +2,13 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use lru::LruCache;
 use pgfleet_wire::frame::split_frame;
 use pgfleet_wire::Frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 pub use super::state::{ServerInfo, ServerState};
@@ -87,12 +88,23 @@ impl ServerConn {
 
     /// Reads more bytes into the buffer; EOF is an error.
     pub(crate) async fn fill(&mut self) -> Result<(), ServerError> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// [`Self::fill`] as a poll function, for waits on several sockets at once.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ServerError>> {
         crate::socket::make_room(&mut self.rbuf, 4096, 16 * 1024);
-        match self.stream.read_buf(&mut self.rbuf).await {
-            Ok(0) => Err(self.io_error(std::io::ErrorKind::UnexpectedEof.into())),
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.io_error(e)),
-        }
+        Poll::Ready(
+            match ready!(crate::socket::poll_read_into(
+                &self.stream,
+                &mut self.rbuf,
+                cx
+            )) {
+                Ok(0) => Err(self.io_error(std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => Ok(()),
+                Err(e) => Err(self.io_error(e)),
+            },
+        )
     }
 
     /// Writes all bytes.

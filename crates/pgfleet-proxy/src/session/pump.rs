@@ -1,7 +1,9 @@
 //! The busy phase of a session: moving messages both ways while it holds a server, confirming
 //! session changes when their transaction ends, and deciding when the server can go back.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::{Buf, BytesMut};
 use pgfleet_config::PoolMode;
@@ -424,6 +426,20 @@ impl Session<'_> {
                 }
                 self.to_server.clear();
             }
+            // The transaction is over: the server goes back first and the answer follows (in
+            // `serve`, see `PumpEnd::Release`).
+            if !gone
+                && !holding
+                && self.first.is_none()
+                && transaction_over(
+                    &self.exchange,
+                    self.tx,
+                    self.pinned.is_some(),
+                    &self.effects,
+                )
+            {
+                return Ok(PumpEnd::Release);
+            }
             if !self.to_client.is_empty() && !holding {
                 let n = self.client.write_now(&self.to_client)?;
                 if n < self.to_client.len() {
@@ -479,24 +495,47 @@ impl Session<'_> {
             }
             // Fixed order, the server's answers first (no per-wait random draw): while they
             // stream, the client's next messages wait in its socket, as PostgreSQL's would.
-            tokio::select! {
-                biased;
-                r = server.fill() => {
-                    if let Err(e) = r {
-                        self.server_broken = true;
-                        if replayable(&self.replay, &self.client, self.tx) {
-                            return Ok(PumpEnd::ReplayRead);
-                        }
-                    return lose_server(rt, &mut self.client, &mut self.exchange, e, self.tx, self.pinned.is_some() || session_mode).await;
+            // One poll function over the sockets (no future per socket kept in this one's state).
+            let client = &mut self.client;
+            let woke = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = server.poll_fill(cx) {
+                    return Poll::Ready(Woke::Server(r));
+                }
+                if read_client {
+                    if let Poll::Ready(r) = client.poll_fill(cx) {
+                        return Poll::Ready(Woke::Client(r));
                     }
                 }
-                r = self.client.fill(), if read_client => {
+                if idle_session && kicked.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Kicked);
+                }
+                Poll::Pending
+            })
+            .await;
+            match woke {
+                Woke::Server(Ok(())) => {}
+                Woke::Server(Err(e)) => {
+                    self.server_broken = true;
+                    if replayable(&self.replay, &self.client, self.tx) {
+                        return Ok(PumpEnd::ReplayRead);
+                    }
+                    return lose_server(
+                        rt,
+                        &mut self.client,
+                        &mut self.exchange,
+                        e,
+                        self.tx,
+                        self.pinned.is_some() || session_mode,
+                    )
+                    .await;
+                }
+                Woke::Client(r) => {
                     if !r? {
                         return Ok(PumpEnd::ClientGone);
                     }
                     continue;
                 }
-                _ = kicked.as_mut(), if idle_session => {
+                Woke::Kicked => {
                     self.client.fatal("57P01", super::SHUTDOWN_MESSAGE).await;
                     return Ok(PumpEnd::ClientGone);
                 }
@@ -617,6 +656,16 @@ impl Session<'_> {
             }
         }
     }
+}
+
+/// What ended a wait of the pump.
+enum Woke {
+    /// The server's socket was read (or failed).
+    Server(Result<(), crate::server::ServerError>),
+    /// The client's socket was read: false at EOF.
+    Client(Result<bool, ProxyError>),
+    /// The session is told to end (shutdown) while idle.
+    Kicked,
 }
 
 /// Writes what is waiting for the client (before the session leaves the pump mid-loop).
