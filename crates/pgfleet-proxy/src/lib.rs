@@ -12,7 +12,8 @@
 //! - [`fanout`]: statements that need several shards: merged SELECTs, writes in two-phase
 //!   commit, recovery of in-doubt transactions (the session drives it in `session/fanout.rs`).
 //! - [`settings`]: a set of session settings that compares in one step; `socket`: writing without
-//!   a readiness wait when the socket takes it all, and read buffers that start over when empty.
+//!   a readiness wait when the socket takes it all, read buffers that start over when empty, and
+//!   reads as poll functions (one `poll_fn` waits on a session's client and server).
 //! - [`runtime`]: explicit shared state ([`Runtime`]); [`clients`], [`stats`]: what the admin console shows.
 //! - [`tenancy`]: tenant identification, the tenant directory cache, tenant contexts and the
 //!   statement guard (the session carries them out in `session/tenant.rs`).

@@ -235,9 +235,8 @@ impl<'a> Session<'a> {
                     // Idle: SHOW STATS sees every byte so far (pgfleet's own answers too).
                     self.info
                         .record_io(self.client.consumed, self.client.written);
-                    // Fixed order (no per-wait random draw): a kick only matters when no
-                    // request is there.
-                    // (A poll function, not `select!`: no read future kept in this one's state.)
+                    // The request first: a kick only matters when no request is there. One
+                    // poll function, not `select!`: no read future kept in this future's state.
                     let client = &mut self.client;
                     let read = std::future::poll_fn(|cx| match client.poll_read_frame(cx) {
                         Poll::Ready(r) => Poll::Ready(Some(r)),

@@ -81,23 +81,14 @@ impl Session<'_> {
                     && ex.is_idle()
                     && pending.is_empty()
             };
-            // Once a transaction has ended here, the next request waits for pgfleet's own follow-up
-            // work (settings read-back, commit LSN) and is then routed and checked out anew.
-            let boundary = sent_request
-                && !session_mode
-                && self.pinned.is_none()
-                && self.tx == TxStatus::Idle
-                && self.exchange.no_client_request_open();
-            // A tenant session that keeps its server enters its tenant again at the next request:
-            // only once the settings the last one changed have been read back.
-            let boundary = boundary
-                || tenant_wait(
-                    self.tenant.is_some(),
-                    sent_request,
-                    self.tx,
-                    &self.exchange,
-                    &self.effects,
-                );
+            let boundary = request_boundary(
+                sent_request,
+                session_mode || self.pinned.is_some(),
+                self.tx,
+                &self.exchange,
+                self.tenant.is_some(),
+                &self.effects,
+            );
             while self.exchange.accepts_client_messages() && !boundary {
                 // A message kept in `first` already passed the tenant guard (in `serve` before
                 // the checkout, or here before the session moved on with it), under the rules
@@ -410,24 +401,13 @@ impl Session<'_> {
                     Err(e) => Err(e),
                 };
                 if let Err(e) = written {
-                    self.server_broken = true;
-                    if replayable(&self.replay, &self.client, self.tx) {
-                        return Ok(PumpEnd::ReplayRead);
-                    }
-                    return lose_server(
-                        rt,
-                        &mut self.client,
-                        &mut self.exchange,
-                        e,
-                        self.tx,
-                        self.pinned.is_some() || session_mode,
-                    )
-                    .await;
+                    return self.server_failed(e, session_mode).await;
                 }
                 self.to_server.clear();
             }
             // The transaction is over: the server goes back first and the answer follows (in
-            // `serve`, see `PumpEnd::Release`).
+            // `serve`, see `PumpEnd::Release`). (An answer held for a quorum has its commit
+            // position query still outstanding, so the transaction is not over while `holding`.)
             if !gone
                 && !holding
                 && self.first.is_none()
@@ -450,28 +430,14 @@ impl Session<'_> {
             if gone {
                 return Ok(PumpEnd::ClientGone);
             }
-            if self.first.is_none()
-                && transaction_over(
-                    &self.exchange,
-                    self.tx,
-                    self.pinned.is_some(),
-                    &self.effects,
-                )
-            {
-                return Ok(PumpEnd::Release);
-            }
-            let at_boundary = sent_request
-                && !session_mode
-                && self.pinned.is_none()
-                && self.tx == TxStatus::Idle
-                && self.exchange.no_client_request_open()
-                || tenant_wait(
-                    self.tenant.is_some(),
-                    sent_request,
-                    self.tx,
-                    &self.exchange,
-                    &self.effects,
-                );
+            let at_boundary = request_boundary(
+                sent_request,
+                session_mode || self.pinned.is_some(),
+                self.tx,
+                &self.exchange,
+                self.tenant.is_some(),
+                &self.effects,
+            );
             if self.client.next_frame_ready()
                 && self.exchange.accepts_client_messages()
                 && !at_boundary
@@ -493,9 +459,9 @@ impl Session<'_> {
                 self.info
                     .record_io(self.client.consumed, self.client.written);
             }
-            // Fixed order, the server's answers first (no per-wait random draw): while they
-            // stream, the client's next messages wait in its socket, as PostgreSQL's would.
-            // One poll function over the sockets (no future per socket kept in this one's state).
+            // The server's answers first: while they stream, the client's next messages wait in
+            // its socket, as PostgreSQL's would. One poll function over both sockets: no read
+            // future per socket kept in this future's state.
             let client = &mut self.client;
             let woke = std::future::poll_fn(|cx| {
                 if let Poll::Ready(r) = server.poll_fill(cx) {
@@ -514,21 +480,7 @@ impl Session<'_> {
             .await;
             match woke {
                 Woke::Server(Ok(())) => {}
-                Woke::Server(Err(e)) => {
-                    self.server_broken = true;
-                    if replayable(&self.replay, &self.client, self.tx) {
-                        return Ok(PumpEnd::ReplayRead);
-                    }
-                    return lose_server(
-                        rt,
-                        &mut self.client,
-                        &mut self.exchange,
-                        e,
-                        self.tx,
-                        self.pinned.is_some() || session_mode,
-                    )
-                    .await;
-                }
+                Woke::Server(Err(e)) => return self.server_failed(e, session_mode).await,
                 Woke::Client(r) => {
                     if !r? {
                         return Ok(PumpEnd::ClientGone);
@@ -658,6 +610,30 @@ impl Session<'_> {
     }
 }
 
+impl Session<'_> {
+    /// The held server failed mid-stretch: a read that can still go elsewhere is replayed,
+    /// anything else loses the server.
+    async fn server_failed(
+        &mut self,
+        e: crate::server::ServerError,
+        session_mode: bool,
+    ) -> Result<PumpEnd, ProxyError> {
+        self.server_broken = true;
+        if replayable(&self.replay, &self.client, self.tx) {
+            return Ok(PumpEnd::ReplayRead);
+        }
+        lose_server(
+            self.rt,
+            &mut self.client,
+            &mut self.exchange,
+            e,
+            self.tx,
+            self.pinned.is_some() || session_mode,
+        )
+        .await
+    }
+}
+
 /// What ended a wait of the pump.
 enum Woke {
     /// The server's socket was read (or failed).
@@ -681,6 +657,24 @@ async fn flush_client(client: &mut ClientConn, to_client: &mut BytesMut) -> Resu
 /// client and no transaction has started.
 fn replayable(replay: &Option<ReadReplay>, client: &ClientConn, tx: TxStatus) -> bool {
     tx == TxStatus::Idle && replay.as_ref().is_some_and(|r| r.applies(client))
+}
+
+/// Whether the session stops taking client messages on this server for now: once a transaction
+/// has ended here, the next request waits for pgfleet's own follow-up work (settings read-back,
+/// commit LSN) and is then routed and checked out anew (unless the session keeps its server:
+/// `keeps_server`, session pooling or pinned). A tenant session that keeps its server enters its
+/// tenant again at the next request: only once the settings the last one changed have been read
+/// back ([`tenant_wait`]).
+fn request_boundary(
+    sent_request: bool,
+    keeps_server: bool,
+    tx: TxStatus,
+    x: &crate::execute::exchange::Exchange,
+    tenant: bool,
+    effects: &PendingEffects,
+) -> bool {
+    sent_request && !keeps_server && tx == TxStatus::Idle && x.no_client_request_open()
+        || tenant_wait(tenant, sent_request, tx, x, effects)
 }
 
 /// Whether a tenant session must wait for pgfleet's own follow-up work (settings read-back)
