@@ -40,6 +40,9 @@ impl Session<'_> {
         // at every call, one more cache line per transaction.
         let rt = self.rt;
         let Some(guard) = self.server.as_mut() else {
+            // (Not reached: `serve` checks out before it pumps.) Nothing of an earlier stretch
+            // may go out as this one's answer.
+            self.to_client.clear();
             return Ok(PumpEnd::Release);
         };
         let server: &mut ServerConn = guard;
