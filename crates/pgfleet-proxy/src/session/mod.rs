@@ -627,17 +627,9 @@ impl<'a> Session<'a> {
     /// (docs/benchmarks.md). Without a waiter the answer goes at once: a yield would only add
     /// latency.
     async fn answer_after_release(&mut self, handed_over: bool) -> Result<(), ProxyError> {
-        if self.to_client.is_empty() {
-            return Ok(());
-        }
-        if handed_over {
+        if handed_over && !self.to_client.is_empty() {
             tokio::task::yield_now().await;
         }
-        let n = self.client.write_now(&self.to_client)?;
-        if n < self.to_client.len() {
-            self.client.write_rest(&self.to_client[n..]).await?;
-        }
-        self.to_client.clear();
-        Ok(())
+        pump::flush_client(&mut self.client, &mut self.to_client).await
     }
 }

@@ -74,16 +74,6 @@ impl Session<'_> {
             // A message waits for the server's answers before the session moves to another
             // shard or ends a transaction on several: stop taking client messages until then.
             let mut hold = false;
-            let transaction_over = |ex: &crate::execute::exchange::Exchange,
-                                    status: TxStatus,
-                                    is_pinned: bool,
-                                    pending: &PendingEffects| {
-                !session_mode
-                    && !is_pinned
-                    && status == TxStatus::Idle
-                    && ex.is_idle()
-                    && pending.is_empty()
-            };
             let boundary = request_boundary(
                 sent_request,
                 session_mode || self.pinned.is_some(),
@@ -414,12 +404,11 @@ impl Session<'_> {
             if !gone
                 && !holding
                 && self.first.is_none()
-                && transaction_over(
-                    &self.exchange,
-                    self.tx,
-                    self.pinned.is_some(),
-                    &self.effects,
-                )
+                && !session_mode
+                && self.pinned.is_none()
+                && self.tx == TxStatus::Idle
+                && self.exchange.is_idle()
+                && self.effects.is_empty()
             {
                 return Ok(PumpEnd::Release);
             }
@@ -647,8 +636,12 @@ enum Woke {
     Kicked,
 }
 
-/// Writes what is waiting for the client (before the session leaves the pump mid-loop).
-async fn flush_client(client: &mut ClientConn, to_client: &mut BytesMut) -> Result<(), ProxyError> {
+/// Writes what is waiting for the client (before the session leaves the pump mid-loop, or after
+/// it released the server).
+pub(super) async fn flush_client(
+    client: &mut ClientConn,
+    to_client: &mut BytesMut,
+) -> Result<(), ProxyError> {
     if !to_client.is_empty() {
         client.write_all(to_client).await?;
         to_client.clear();
