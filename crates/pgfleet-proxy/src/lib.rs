@@ -29,6 +29,7 @@ mod error;
 pub(crate) mod execute;
 pub mod fanout;
 pub mod listen;
+mod outline;
 pub mod pools;
 pub mod prepared;
 pub mod replication;

@@ -1,6 +1,6 @@
 //! Socket helpers shared by the client and server connections.
 
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
@@ -22,19 +22,18 @@ pub(crate) fn write_now<'b>(stream: &TcpStream, bytes: &'b [u8]) -> std::io::Res
 /// A poll function rather than a future: a session waiting on its client and its server polls
 /// both in one `poll_fn`, whose state is a few references, instead of keeping a read future per
 /// socket in its own (one more cache line per transaction; see docs/benchmarks.md).
+///
+/// Through tokio's `AsyncRead`, not `try_read_buf`: a read that leaves room in the buffer shows
+/// the socket drained, and `AsyncRead` then clears the readiness, where `try_read_buf` keeps it
+/// and the next wait on the socket costs one more `recv` that fails with `EAGAIN` (two per
+/// transaction, a tenth of pgfleet's system calls: docs/benchmarks.md, session 17). A message
+/// that arrives after that read raises the readiness anew (edge-triggered epoll).
 pub(crate) fn poll_read_into(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<usize>> {
-    loop {
-        ready!(stream.poll_read_ready(cx))?;
-        match stream.try_read_buf(buf) {
-            // The readiness was stale (`try_read_buf` cleared it): wait again.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            read => return Poll::Ready(read),
-        }
-    }
+    tokio_util::io::poll_read_buf(std::pin::Pin::new(stream), cx, buf)
 }
 
 /// Makes room in a read buffer before a read: at least `min_free` bytes, growing by `grow`.

@@ -73,7 +73,7 @@ impl ClientConn {
         crate::socket::make_room(&mut self.rbuf, 1024, 8 * 1024);
         Poll::Ready(
             match ready!(crate::socket::poll_read_into(
-                &self.stream,
+                &mut self.stream,
                 &mut self.rbuf,
                 cx
             )) {

@@ -96,7 +96,7 @@ impl ServerConn {
         crate::socket::make_room(&mut self.rbuf, 4096, 16 * 1024);
         Poll::Ready(
             match ready!(crate::socket::poll_read_into(
-                &self.stream,
+                &mut self.stream,
                 &mut self.rbuf,
                 cx
             )) {

@@ -40,6 +40,7 @@ use crate::client::ClientConn;
 use crate::clients::{ClientInfo, ClientState};
 use crate::execute::exchange::Exchange;
 use crate::execute::request::{PendingEffects, UnnamedStatement};
+use crate::outline::outlined;
 use crate::pools::{DatabasePools, PoolEntry};
 use crate::prepared::StatementDef;
 use crate::replication::Lsn;
@@ -226,7 +227,7 @@ impl<'a> Session<'a> {
         loop {
             if self.server.is_none() {
                 if self.rt.is_shutting_down() && !self.client.next_frame_ready() {
-                    self.client.fatal("57P01", SHUTDOWN_MESSAGE).await;
+                    outlined(self.client.fatal("57P01", SHUTDOWN_MESSAGE)).await;
                     return Ok(());
                 }
                 let frame = if let Some(f) = self.client.next_frame()? {
@@ -249,7 +250,7 @@ impl<'a> Session<'a> {
                             None => return Ok(()),
                         },
                         None => {
-                            self.client.fatal("57P01", SHUTDOWN_MESSAGE).await;
+                            outlined(self.client.fatal("57P01", SHUTDOWN_MESSAGE)).await;
                             return Ok(());
                         }
                     }
@@ -265,29 +266,30 @@ impl<'a> Session<'a> {
                 if self.orphan_until_sync {
                     if frame.tag() == t::SYNC {
                         self.orphan_until_sync = false;
-                        self.send_ready().await?;
+                        outlined(self.send_ready()).await?;
                     }
                     continue;
                 }
                 // (Guarded here, not only inside: a session without tenancy builds no future.)
                 if self.tenant.is_some() {
-                    if let Err(e) = self.tenant_request(&frame).await {
+                    if let Err(e) = outlined(self.tenant_request(&frame)).await {
                         self.local_transaction_failed();
-                        self.fail_request(&frame, &e).await?;
+                        outlined(self.fail_request(&frame, &e)).await?;
                         continue;
                     }
                 }
                 if frame.tag() == t::PARSE && self.answer_prepare_locally(&frame).await? {
                     continue;
                 }
-                if self.shard.is_some() && self.answer_transaction_locally(&frame).await? {
+                if self.shard.is_some() && outlined(self.answer_transaction_locally(&frame)).await?
+                {
                     continue;
                 }
-                if self.shard.is_some() && self.run_across_shards(&frame).await? {
+                if self.shard.is_some() && outlined(self.run_across_shards(&frame)).await? {
                     continue;
                 }
                 let reserved = if self.tenant.is_some() {
-                    self.tenant_reserve().await
+                    outlined(self.tenant_reserve()).await
                 } else {
                     Ok(())
                 };
@@ -298,7 +300,7 @@ impl<'a> Session<'a> {
                         .acquire(self.pools.configured_primary)
                         .await
                         .map(|()| self.routed_to_primary_only()),
-                    Ok(()) => self.route_and_acquire(&frame).await,
+                    Ok(()) => outlined(self.route_and_acquire(&frame)).await,
                     Err(e) => Err(e),
                 };
                 if let Err(e) = acquired {
@@ -307,7 +309,7 @@ impl<'a> Session<'a> {
                     }
                     self.tenant_released();
                     self.local_transaction_failed();
-                    self.fail_request(&frame, &e).await?;
+                    outlined(self.fail_request(&frame, &e)).await?;
                     continue;
                 }
                 self.first = Some(frame);
@@ -324,8 +326,8 @@ impl<'a> Session<'a> {
                     self.shard_transaction_over();
                     self.answer_after_release(handed_over).await?;
                 }
-                PumpEnd::SwitchShard => self.switch_shard().await?,
-                PumpEnd::EndTransaction => self.end_multi_shard().await?,
+                PumpEnd::SwitchShard => outlined(self.switch_shard()).await?,
+                PumpEnd::EndTransaction => outlined(self.end_multi_shard()).await?,
                 PumpEnd::ServerLost => self.drop_broken_server(),
                 PumpEnd::ServerLostBeforeSync => {
                     self.drop_broken_server();
@@ -370,12 +372,12 @@ impl<'a> Session<'a> {
         // Straight to the pool when neither PAUSE nor shutdown is in effect: one future less
         // per transaction, and its state is one more cache line a session touches.
         let checked_out = if self.rt.is_paused() || self.rt.is_shutting_down() {
-            checkout_preferring(
+            outlined(checkout_preferring(
                 self.rt,
                 &self.entry,
                 prefer,
                 Some(&mut self.checkout_waiter),
-            )
+            ))
             .await
         } else {
             (self.entry.pool)
@@ -386,27 +388,8 @@ impl<'a> Session<'a> {
         let result = match checked_out {
             Err(ProxyError::ShuttingDown) if !self.rt.is_shutting_down() => {
                 // The pools were replaced by a reload: use the new ones.
-                let config = self.rt.config();
-                self.pools = if self.shard.is_some() || self.pools.tenant_database.is_some() {
-                    self.rt.pools.in_database(
-                        &config,
-                        self.rt.clusters(),
-                        &self.pools.key.0,
-                        &self.pools.key.1,
-                        &self.pools.cluster,
-                        self.pools.tenant_database.as_deref(),
-                    )?
-                } else {
-                    self.rt.pools.get(
-                        &config,
-                        self.rt.clusters(),
-                        &self.pools.key.0,
-                        &self.pools.key.1,
-                    )?
-                };
-                self.pools_replaced();
-                self.entry = self.pools.endpoint(endpoint).clone();
-                checkout(self.rt, &self.entry).await
+                self.reload_pools(endpoint)?;
+                outlined(checkout(self.rt, &self.entry)).await
             }
             other => other,
         };
@@ -423,6 +406,34 @@ impl<'a> Session<'a> {
         self.info.count_transactions(1);
         self.exchange.reset();
         self.server = Some(guard);
+        Ok(())
+    }
+
+    /// Takes the session's pools from the runtime again after a reload replaced them, and the
+    /// entry of `endpoint` in them.
+    #[cold]
+    #[inline(never)]
+    fn reload_pools(&mut self, endpoint: usize) -> Result<(), ProxyError> {
+        let config = self.rt.config();
+        self.pools = if self.shard.is_some() || self.pools.tenant_database.is_some() {
+            self.rt.pools.in_database(
+                &config,
+                self.rt.clusters(),
+                &self.pools.key.0,
+                &self.pools.key.1,
+                &self.pools.cluster,
+                self.pools.tenant_database.as_deref(),
+            )?
+        } else {
+            self.rt.pools.get(
+                &config,
+                self.rt.clusters(),
+                &self.pools.key.0,
+                &self.pools.key.1,
+            )?
+        };
+        self.pools_replaced();
+        self.entry = self.pools.endpoint(endpoint).clone();
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use super::{PumpEnd, Session};
 use crate::client::ClientConn;
 use crate::execute::exchange::{Event, Expect, Origin};
 use crate::execute::request::{PendingEffects, RequestCtx, Step};
+use crate::outline::outlined;
 use crate::server::ServerConn;
 use crate::sharding::Holder;
 use crate::stats::Stats;
@@ -102,20 +103,19 @@ impl Session<'_> {
                         && self.exchange.no_client_request_open();
                     let mut checked = Ok(false);
                     if opens {
-                        checked = ts
-                            .enter(
-                                rt,
-                                &mut self.params,
-                                &mut self.statements,
-                                &mut self.unnamed,
-                                true,
-                            )
-                            .await;
+                        checked = outlined(ts.enter(
+                            rt,
+                            &mut self.params,
+                            &mut self.statements,
+                            &mut self.unnamed,
+                            true,
+                        ))
+                        .await;
                         let sync = (matches!(checked, Ok(true)) && synced)
                             .then(|| self.params.sync(&server.params, &server.startup_params))
                             .flatten();
                         if let Some(sync) = sync {
-                            super::params::sync_server(
+                            outlined(super::params::sync_server(
                                 &rt.prepared,
                                 &self.info,
                                 sync,
@@ -123,7 +123,7 @@ impl Session<'_> {
                                 &mut self.exchange,
                                 &mut self.to_server,
                                 || false,
-                            )
+                            ))
                             .await;
                         }
                     }
@@ -167,7 +167,7 @@ impl Session<'_> {
                             )
                     };
                     if let Some(sync) = self.params.sync(&server.params, &server.startup_params) {
-                        super::params::sync_server(
+                        outlined(super::params::sync_server(
                             &rt.prepared,
                             &self.info,
                             sync,
@@ -175,7 +175,7 @@ impl Session<'_> {
                             &mut self.exchange,
                             &mut self.to_server,
                             carried,
-                        )
+                        ))
                         .await;
                         Stats::add(&rt.stats().settings_replays, 1);
                     }
@@ -206,7 +206,7 @@ impl Session<'_> {
                         self.first = Some(frame);
                         if self.exchange.is_idle() && self.to_server.is_empty() {
                             // Answers already in hand go to the client first.
-                            flush_client(&mut self.client, &mut self.to_client).await?;
+                            outlined(flush_client(&mut self.client, &mut self.to_client)).await?;
                             return Ok(PumpEnd::EndTransaction);
                         }
                         hold = true;
@@ -264,7 +264,8 @@ impl Session<'_> {
                             {
                                 self.first = Some(frame);
                                 if self.exchange.is_idle() && self.to_server.is_empty() {
-                                    flush_client(&mut self.client, &mut self.to_client).await?;
+                                    outlined(flush_client(&mut self.client, &mut self.to_client))
+                                        .await?;
                                     return Ok(PumpEnd::SwitchShard);
                                 }
                                 hold = true;
@@ -390,11 +391,11 @@ impl Session<'_> {
                 // The socket usually takes it all at once: no future then.
                 let written = match server.write_now(&self.to_server) {
                     Ok(n) if n == self.to_server.len() => Ok(()),
-                    Ok(n) => server.write_rest(&self.to_server[n..]).await,
+                    Ok(n) => outlined(server.write_rest(&self.to_server[n..])).await,
                     Err(e) => Err(e),
                 };
                 if let Err(e) = written {
-                    return self.server_failed(e, session_mode).await;
+                    return outlined(self.server_failed(e, session_mode)).await;
                 }
                 self.to_server.clear();
             }
@@ -415,7 +416,7 @@ impl Session<'_> {
             if !self.to_client.is_empty() && !holding {
                 let n = self.client.write_now(&self.to_client)?;
                 if n < self.to_client.len() {
-                    self.client.write_rest(&self.to_client[n..]).await?;
+                    outlined(self.client.write_rest(&self.to_client[n..])).await?;
                 }
                 self.to_client.clear();
             }
@@ -472,7 +473,7 @@ impl Session<'_> {
             .await;
             match woke {
                 Woke::Server(Ok(())) => {}
-                Woke::Server(Err(e)) => return self.server_failed(e, session_mode).await,
+                Woke::Server(Err(e)) => return outlined(self.server_failed(e, session_mode)).await,
                 Woke::Client(r) => {
                     if !r? {
                         return Ok(PumpEnd::ClientGone);
@@ -480,7 +481,7 @@ impl Session<'_> {
                     continue;
                 }
                 Woke::Kicked => {
-                    self.client.fatal("57P01", super::SHUTDOWN_MESSAGE).await;
+                    outlined(self.client.fatal("57P01", super::SHUTDOWN_MESSAGE)).await;
                     return Ok(PumpEnd::ClientGone);
                 }
             }
@@ -495,14 +496,14 @@ impl Session<'_> {
                             source,
                         };
                         self.server_broken = true;
-                        return lose_server(
+                        return outlined(lose_server(
                             rt,
                             &mut self.client,
                             &mut self.exchange,
                             e,
                             self.tx,
                             true,
-                        )
+                        ))
                         .await;
                     }
                 };
@@ -570,12 +571,12 @@ impl Session<'_> {
                         if std::mem::take(&mut holding) {
                             let needed = std::mem::take(&mut self.quorum);
                             if let Some(state) = self.pools.state.as_ref() {
-                                if !super::quorum::await_quorum(
+                                if !outlined(super::quorum::await_quorum(
                                     state,
                                     lsn,
                                     needed,
                                     &mut self.to_client,
-                                )
+                                ))
                                 .await
                                 {
                                     Stats::add(&rt.stats().quorum_timeouts, 1);

@@ -1,0 +1,40 @@
+//! Keeping rarely run code out of the per-transaction path.
+//!
+//! A session's loop (`Session::serve`, `Session::pump`) is one state machine: every future it
+//! awaits is compiled into its poll function, which grew to tens of KiB, the few hot blocks of a
+//! plain transaction spread over a dozen pages between the code of sharding, tenancy, routing and
+//! error paths. On a machine whose cores also run PostgreSQL and the clients, each transaction then
+//! fetches its code again (instruction cache and TLB misses: docs/benchmarks.md, session 17).
+//! [`outlined`] wraps such a future: its poll function stays a function of its own, marked cold,
+//! and the branch that reaches it is laid out away from the hot path.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pin_project_lite::pin_project! {
+    /// A future polled through a cold function that is never inlined (see [`outlined`]).
+    #[must_use = "futures do nothing unless awaited"]
+    pub(crate) struct Outlined<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+/// Wraps `inner`, a future that a hot loop awaits only on a rare path (an error, a sharded or
+/// tenant session, a reload), so that its code is not compiled into the loop's poll function.
+/// An `#[inline(never)]` on an `async fn` does not do it: the attribute applies to the function
+/// that builds the future, not to the future's poll.
+pub(crate) fn outlined<F: Future>(inner: F) -> Outlined<F> {
+    Outlined { inner }
+}
+
+impl<F: Future> Future for Outlined<F> {
+    type Output = F::Output;
+
+    #[cold]
+    #[inline(never)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
