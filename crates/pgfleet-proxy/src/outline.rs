@@ -21,10 +21,12 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// Wraps `inner`, a future that a hot loop awaits only on a rare path (an error, a sharded or
-/// tenant session, a reload), so that its code is not compiled into the loop's poll function.
-/// An `#[inline(never)]` on an `async fn` does not do it: the attribute applies to the function
-/// that builds the future, not to the future's poll.
+/// Wraps `inner`, a future that a session's loop awaits only on paths a transaction on a
+/// single-server database does not take (errors, shutdown, reloads, partial writes, tenancy,
+/// shards, routing between replicas), so that its code is not compiled into the loop's poll
+/// function. For the sessions that do take such a path, it costs one call per poll. An
+/// `#[inline(never)]` on an `async fn` would not do it: the attribute applies to the function that
+/// builds the future, not to the future's poll.
 pub(crate) fn outlined<F: Future>(inner: F) -> Outlined<F> {
     Outlined { inner }
 }
