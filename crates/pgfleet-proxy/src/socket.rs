@@ -26,7 +26,7 @@ pub(crate) fn write_now<'b>(stream: &TcpStream, bytes: &'b [u8]) -> std::io::Res
 /// Through tokio's `AsyncRead`, not `try_read_buf`: a read that leaves room in the buffer shows
 /// the socket drained, and `AsyncRead` then clears the readiness, where `try_read_buf` keeps it
 /// and the next wait on the socket costs one more `recv` that fails with `EAGAIN` (two per
-/// transaction, a tenth of pgfleet's system calls: docs/benchmarks.md, session 17). A message
+/// transaction, a third of pgfleet's system calls: docs/benchmarks.md, session 17). A message
 /// that arrives after that read raises the readiness anew (edge-triggered epoll).
 pub(crate) fn poll_read_into(
     stream: &mut TcpStream,
