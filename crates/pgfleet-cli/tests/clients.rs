@@ -73,6 +73,68 @@ async fn psql_queries_and_copy() {
     proxy.stop().await;
 }
 
+/// A client with another `client_encoding`: ASCII texts work; the first text that is not UTF-8
+/// ends the connection with an error that says why (never forwarded under another meaning), and
+/// the proxy keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latin1_client_gets_a_clear_error_for_non_utf8_text() {
+    let cluster = app_cluster();
+    let proxy = TestProxy::start(&config_text(&cluster, "pool_size = 1")).await;
+    let latin1 = "dbname=app client_encoding=LATIN1";
+    let (ok, text) = run(
+        "psql",
+        &proxy,
+        &[
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            latin1,
+            "-c",
+            "SELECT 'plain ascii', current_setting('client_encoding')",
+        ],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert!(text.contains("plain ascii|LATIN1"), "{text}");
+    let dir = std::env::temp_dir().join(format!("pgfleet-latin1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("latin1.sql");
+    // 'café' in LATIN1: the byte 0xE9 is not UTF-8.
+    std::fs::write(&script, b"SELECT 'caf\xe9';\n").unwrap();
+    let (ok, text) = run(
+        "psql",
+        &proxy,
+        &[
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            latin1,
+            "-f",
+            script.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("FATAL:  invalid UTF-8 in Query message"),
+        "{text}"
+    );
+    assert!(text.contains("set client_encoding to UTF8"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The only server connection went back to the pool: the next client gets it.
+    let (ok, text) = run(
+        "psql",
+        &proxy,
+        &["-X", "-A", "-t", "-d", "app", "-c", "SELECT 41 + 1"],
+    )
+    .await;
+    assert!(ok, "{text}");
+    assert!(text.contains("42"), "{text}");
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_in_both_pool_modes_and_every_query_mode() {
     let cluster = app_cluster();

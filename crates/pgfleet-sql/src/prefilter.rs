@@ -72,37 +72,21 @@ pub fn may_affect_session(sql: &str) -> bool {
     // Jump from candidate byte to candidate byte: most texts hold few candidates.
     let mut i = 0;
     while let Some(next) = next_candidate(b, i) {
-        i = next;
-        match BYTE_CLASS[b[i] as usize] {
-            1 => {
-                if leader_at(b, i + 1) {
-                    return true;
-                }
-            }
-            k => {
-                let k = (k - 2) as usize;
-                let needle = ANYWHERE[k].as_bytes();
-                if let Some(start) = i.checked_sub(ANCHOR[k]) {
-                    if b.get(start..start + needle.len())
-                        .is_some_and(|w| w.eq_ignore_ascii_case(needle))
-                    {
-                        return true;
-                    }
-                }
-            }
+        if hit_at(b, next) {
+            return true;
         }
-        i += 1;
+        i = next + 1;
     }
     false
 }
 
 /// The position of the first byte at or after `i` that [`BYTE_CLASS`] marks. Eight bytes at a
 /// time: a word that holds none of them is passed over with a few arithmetic operations (see
-/// [`word_may_hold_candidate`]), and only a word that may hold one is looked at byte by byte.
+/// [`candidate_mask`]), and only a word that may hold one is looked at byte by byte.
 fn next_candidate(b: &[u8], mut i: usize) -> Option<usize> {
     while let Some(w) = b.get(i..i + 8) {
         let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        if word_may_hold_candidate(x) {
+        if candidate_mask(x) != 0 {
             if let Some(k) = w.iter().position(|&c| BYTE_CLASS[c as usize] != 0) {
                 return Some(i + k);
             }
@@ -115,32 +99,66 @@ fn next_candidate(b: &[u8], mut i: usize) -> Option<usize> {
         .map(|k| i + k)
 }
 
+/// Whether the byte at `i`, one [`BYTE_CLASS`] marks, is a `;` before a leader or the anchor of a
+/// needle of [`ANYWHERE`].
+fn hit_at(b: &[u8], i: usize) -> bool {
+    match BYTE_CLASS[b[i] as usize] {
+        0 => false,
+        1 => leader_at(b, i + 1),
+        k => {
+            let k = (k - 2) as usize;
+            let needle = ANYWHERE[k].as_bytes();
+            let Some(start) = i.checked_sub(ANCHOR[k]) else {
+                return false;
+            };
+            // The anchor's neighbour first: it rules out nearly every anchor (`FROM`, `WHERE`)
+            // before the whole needle is compared.
+            let (at, letter) = NEIGHBOUR[k];
+            b.get(start + at)
+                .is_some_and(|&c| c.eq_ignore_ascii_case(&letter))
+                && b.get(start..start + needle.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+        }
+    }
+}
+
+/// For each needle of [`ANYWHERE`], a byte next to its anchor and its position in the needle.
+const NEIGHBOUR: [(usize, u8); ANYWHERE.len()] = {
+    let mut t = [(0, 0); ANYWHERE.len()];
+    let mut k = 0;
+    while k < ANYWHERE.len() {
+        let at = if ANCHOR[k] > 0 { ANCHOR[k] - 1 } else { 1 };
+        t[k] = (at, ANYWHERE[k].as_bytes()[at]);
+        k += 1;
+    }
+    t
+};
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 
-/// Non-zero when one of the eight bytes of `x` equals `byte` (exact for the word as a whole).
+/// The high bit of every byte of `x` that equals `byte`, plus possibly of a byte equal to
+/// `byte ^ 1` right above one (the subtraction's borrow): a superset, never missing a byte.
 const fn has_byte(x: u64, byte: u8) -> u64 {
     let v = x ^ (ONES * byte as u64);
     v.wrapping_sub(ONES) & !v & (ONES * 0x80)
 }
 
-/// Whether the eight bytes of `x` may hold a byte [`BYTE_CLASS`] marks (a superset: `false` is
-/// certain). Setting bits 4 and 5 of every byte folds `f F v V` onto 0x76, `m M` onto 0x7d (with
-/// `] }`) and `h H` onto 0x78 (with `x X`); `&` and `;` are compared as they are. A compile-time
-/// check below proves that every marked byte is caught.
-const fn word_may_hold_candidate(x: u64) -> bool {
+/// The high bit of every byte of `x` that may be a byte [`BYTE_CLASS`] marks (a superset: every
+/// marked byte is flagged). Setting bits 4 and 5 of every byte folds `f F v V` onto 0x76, `m M`
+/// onto 0x7d (with `] }`) and `h H` onto 0x78 (with `x X`); `&` and `;` are compared as they
+/// are. A compile-time check below proves that every marked byte is flagged.
+const fn candidate_mask(x: u64) -> u64 {
     let folded = x | (ONES * 0x30);
-    // `|`, not `||`: no branch per test.
     has_byte(folded, 0x76)
         | has_byte(folded, 0x7d)
         | has_byte(folded, 0x78)
         | has_byte(x, b'&')
         | has_byte(x, b';')
-        != 0
 }
 
-/// Every byte [`BYTE_CLASS`] marks, at every position of a word, passes
-/// [`word_may_hold_candidate`] (a change of [`ANYWHERE`] or [`ANCHOR`] that breaks this does not
-/// compile).
+/// Every byte [`BYTE_CLASS`] marks, at every position of a word, is flagged by
+/// [`candidate_mask`] at its position (a change of [`ANYWHERE`] or [`ANCHOR`] that breaks this
+/// does not compile).
 const _: () = {
     let mut c = 0;
     while c < 256 {
@@ -149,7 +167,7 @@ const _: () = {
             while pos < 8 {
                 // The other bytes are spaces, as in a statement.
                 let word = (ONES * b' ' as u64) & !(0xff << (8 * pos)) | ((c as u64) << (8 * pos));
-                assert!(word_may_hold_candidate(word));
+                assert!(candidate_mask(word) & (0x80 << (8 * pos)) != 0);
                 pos += 1;
             }
         }
@@ -166,22 +184,56 @@ pub const TRANSACTION_LEADERS: &[&str] = &["begin", "start", "commit", "end", "r
 /// word (a `;`, a quote, …) may be one.
 pub fn may_control_transaction(sql: &str) -> bool {
     let word = first_word_at(sql.as_bytes(), 0);
-    word.is_empty() || is_one_of(word, TRANSACTION_LEADERS)
+    word.is_empty() || is_one_of(word, &TRANSACTION_WORDS)
 }
 
 /// Whether the first word at or after `i` (skipping whitespace and comments) is a leader.
 fn leader_at(b: &[u8], i: usize) -> bool {
-    is_one_of(first_word_at(b, i), LEADERS)
+    is_one_of(first_word_at(b, i), &LEADER_WORDS)
 }
 
 /// Whether `word` is one of the (lowercase) `words`, in any letter case.
-fn is_one_of(word: &[u8], words: &[&str]) -> bool {
-    // No word at all (a text's final `;`) is the common case: no comparisons.
-    !word.is_empty()
+fn is_one_of(word: &[u8], words: &Words) -> bool {
+    // Most words (SELECT, UPDATE, a text's final empty word) have no entry of their length and
+    // first letter: one table lookup, no comparisons.
+    let Some(&first) = word.first() else {
+        return false;
+    };
+    words
+        .keys
+        .get(word.len())
+        .is_some_and(|&letters| letters & (1 << (first & 0x1f)) != 0)
         && words
+            .list
             .iter()
             .any(|w| w.as_bytes().eq_ignore_ascii_case(word))
 }
+
+/// A list of lowercase words with, for each length up to [`Words::MAX_LEN`], the set of their
+/// first letters (bit `letter & 0x1f`, the same for both letter cases).
+struct Words {
+    list: &'static [&'static str],
+    keys: [u32; Words::MAX_LEN + 1],
+}
+
+impl Words {
+    const MAX_LEN: usize = 15;
+
+    const fn new(list: &'static [&'static str]) -> Words {
+        let mut keys = [0u32; Words::MAX_LEN + 1];
+        let mut k = 0;
+        while k < list.len() {
+            let w = list[k].as_bytes();
+            assert!(!w.is_empty() && w.len() <= Words::MAX_LEN);
+            keys[w.len()] |= 1 << (w[0] & 0x1f);
+            k += 1;
+        }
+        Words { list, keys }
+    }
+}
+
+static LEADER_WORDS: Words = Words::new(LEADERS);
+static TRANSACTION_WORDS: Words = Words::new(TRANSACTION_LEADERS);
 
 /// The first word at or after `i`, skipping whitespace, `(` and comments (empty when something
 /// else comes first).
@@ -215,12 +267,25 @@ fn first_word_at(b: &[u8], mut i: usize) -> &[u8] {
             break;
         }
     }
-    let start = i;
-    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
-        i += 1;
-    }
-    &b[start..i]
+    let rest = &b[i..];
+    let len = rest
+        .iter()
+        .position(|&c| !WORD_BYTE[c as usize])
+        .unwrap_or(rest.len());
+    &rest[..len]
 }
+
+/// The bytes of an unquoted word: ASCII letters and digits, `_`, and every non-ASCII byte.
+static WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+        c += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -308,6 +373,28 @@ mod tests {
             let control = crate::classify_uncached(&sql).tx;
             if matches!(control, crate::TxControl::Begin { .. } | crate::TxControl::Commit | crate::TxControl::Rollback) {
                 proptest::prop_assert!(may_control_transaction(&sql), "{:?}", sql);
+            }
+        }
+
+        /// The length-and-first-letter table never rules out a word of a list, in any letter
+        /// case, and never admits another word.
+        #[test]
+        fn word_lists_match_in_any_case(
+            base in proptest::sample::select(
+                LEADERS.iter().chain(TRANSACTION_LEADERS).copied()
+                    .chain(["", "select", "sets", "rese", "_et", "@nd", "{egin", "ends", "x"])
+                    .collect::<Vec<_>>(),
+            ),
+            flips in proptest::prelude::any::<u16>(),
+        ) {
+            let word: String = base
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if flips & (1 << i) != 0 { c.to_ascii_uppercase() } else { c })
+                .collect();
+            for (words, list) in [(&LEADER_WORDS, LEADERS), (&TRANSACTION_WORDS, TRANSACTION_LEADERS)] {
+                let expected = list.iter().any(|w| w.eq_ignore_ascii_case(&word));
+                proptest::prop_assert_eq!(is_one_of(word.as_bytes(), words), expected, "{:?}", word);
             }
         }
 

@@ -18,7 +18,9 @@ pub enum WireError {
     #[error("truncated {0} message")]
     Truncated(&'static str),
     /// A string field was not valid UTF-8.
-    #[error("invalid UTF-8 in {0} message")]
+    #[error(
+        "invalid UTF-8 in {0} message (pgfleet reads statement text as UTF-8: set client_encoding to UTF8)"
+    )]
     InvalidUtf8(&'static str),
     /// The startup packet was not a supported request or protocol version.
     #[error("unsupported frontend protocol {major}.{minor}: server supports 3.0")]
