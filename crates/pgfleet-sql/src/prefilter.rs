@@ -63,9 +63,12 @@ const fn byte_classes() -> [u8; 256] {
 
 /// Fast, allocation-free check: `false` means the text certainly contains no statement with a
 /// session effect (see the module docs). One pass over the bytes, eight at a time, stopping only at
-/// candidate bytes: it runs on every simple query.
-pub fn may_affect_session(sql: &str) -> bool {
-    let b = sql.as_bytes();
+/// candidate bytes: it runs on every simple query. Takes text or bytes in any client encoding:
+/// every needle and leader is ASCII, and in every encoding PostgreSQL allows, an ASCII character is
+/// its one byte (a later byte of a multibyte character may look like a letter, which can only add
+/// candidates, never hide one).
+pub fn may_affect_session(sql: impl AsRef<[u8]>) -> bool {
+    let b = sql.as_ref();
     if leader_at(b, 0) {
         return true;
     }

@@ -49,11 +49,17 @@ impl<'a> Cursor<'a> {
         Ok(head)
     }
 
-    /// A NUL-terminated string (the protocol's "String" type).
+    /// A NUL-terminated string (the protocol's "String" type), which must be UTF-8.
     pub(crate) fn cstr(&mut self) -> Result<&'a str, WireError> {
+        let what = self.what;
+        let b = self.cstr_bytes()?;
+        std::str::from_utf8(b).map_err(|_| WireError::InvalidUtf8(what))
+    }
+
+    /// A NUL-terminated string as its bytes, in whatever encoding the client uses.
+    pub(crate) fn cstr_bytes(&mut self) -> Result<&'a [u8], WireError> {
         let end = memchr::memchr(0, self.buf).ok_or(WireError::Truncated(self.what))?;
-        let s =
-            std::str::from_utf8(&self.buf[..end]).map_err(|_| WireError::InvalidUtf8(self.what))?;
+        let s = &self.buf[..end];
         self.buf = &self.buf[end + 1..];
         Ok(s)
     }

@@ -66,9 +66,19 @@ pub struct Named<'a> {
     pub name: &'a str,
 }
 
-/// The text of a simple Query.
+/// The text of a simple Query, which must be UTF-8.
 pub fn decode_query(frame: &Frame) -> Result<&str, WireError> {
     Cursor::new(frame.body(), "Query").cstr()
+}
+
+/// The text of a simple Query as its bytes, in the client's encoding (`client_encoding`).
+pub fn decode_query_bytes(frame: &Frame) -> Result<&[u8], WireError> {
+    Cursor::new(frame.body(), "Query").cstr_bytes()
+}
+
+/// The text of a simple Query as UTF-8, or the error for a text that is not.
+pub fn query_text(sql: &[u8]) -> Result<&str, WireError> {
+    std::str::from_utf8(sql).map_err(|_| WireError::InvalidUtf8("Query"))
 }
 
 /// Decodes a Parse message.

@@ -11,11 +11,11 @@ use pgfleet_wire::backend::{
     encode_command_complete, encode_empty, encode_error, encode_ready_for_query, TxStatus,
 };
 use pgfleet_wire::frontend::{
-    decode_bind, decode_named, decode_parse, decode_query, encode_bind_renamed, encode_named,
-    encode_parse, Target,
+    decode_bind, decode_named, decode_parse, decode_query_bytes, encode_bind_renamed, encode_named,
+    encode_parse, query_text, Target,
 };
 use pgfleet_wire::tag::{backend as b, frontend as t};
-use pgfleet_wire::Frame;
+use pgfleet_wire::{Frame, WireError};
 
 use super::exchange::{Exchange, Expect};
 use crate::prepared::StatementDef;
@@ -159,8 +159,10 @@ impl RequestCtx<'_> {
         }
         match tag {
             t::QUERY => {
-                let sql = decode_query(frame)?;
-                if let Some(answer) = self.observe(sql, true) {
+                // Bytes in the client's encoding: a text that cannot change the session is
+                // forwarded as it is, UTF-8 or not.
+                let sql = decode_query_bytes(frame)?;
+                if let Some(answer) = self.observe(sql, true)? {
                     x.push(answer);
                     return Ok(Step::Answered);
                 }
@@ -172,7 +174,7 @@ impl RequestCtx<'_> {
             }
             t::PARSE => {
                 let parse = decode_parse(frame)?;
-                self.observe(parse.query, false);
+                self.observe(parse.query.as_bytes(), false)?;
                 if parse.name.is_empty() {
                     let same = self.unnamed.as_ref().is_some_and(|u| {
                         u.query == parse.query && u.param_types == parse.param_types
@@ -354,16 +356,18 @@ impl RequestCtx<'_> {
         }
     }
 
-    /// Notes the session effects of SQL text. For a simple Query that is exactly one DEALLOCATE of
-    /// a protocol-level statement (or DEALLOCATE ALL while not pinned), returns pgfleet's own answer.
-    fn observe(&mut self, sql: &str, simple: bool) -> Option<Expect> {
+    /// Notes the session effects of SQL text (bytes in the client's encoding). For a simple Query
+    /// that is exactly one DEALLOCATE of a protocol-level statement (or DEALLOCATE ALL while not
+    /// pinned), returns pgfleet's own answer. A text that may change the session must be UTF-8,
+    /// because pgfleet analyses it and replays settings as UTF-8 strings.
+    fn observe(&mut self, sql: &[u8], simple: bool) -> Result<Option<Expect>, WireError> {
         // Most texts: no effect, and no shared reference count touched to say so.
         if !pgfleet_sql::may_affect_session(sql) {
-            return None;
+            return Ok(None);
         }
-        let analysis = self.rt.analyzer.analyze(sql);
+        let analysis = self.rt.analyzer.analyze(query_text(sql)?);
         if !analysis.changes_session() {
-            return None;
+            return Ok(None);
         }
         if let Some(reason) = analysis.pin_reason() {
             if self.pinned.is_none() {
@@ -383,10 +387,10 @@ impl RequestCtx<'_> {
                 };
                 if answer {
                     let tx = self.tx;
-                    return Some(synthetic(|o| {
+                    return Ok(Some(synthetic(|o| {
                         encode_command_complete(o, "DEALLOCATE");
                         encode_ready_for_query(o, tx);
-                    }));
+                    })));
                 }
             }
         }
@@ -411,6 +415,6 @@ impl RequestCtx<'_> {
                 | SessionEffect::Transaction(_) => {}
             }
         }
-        None
+        Ok(None)
     }
 }
