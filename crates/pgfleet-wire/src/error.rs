@@ -19,7 +19,7 @@ pub enum WireError {
     Truncated(&'static str),
     /// A string field was not valid UTF-8.
     #[error(
-        "invalid UTF-8 in {0} message (pgfleet reads statement text as UTF-8: set client_encoding to UTF8)"
+        "invalid UTF-8 in {0} message (pgfleet reads its text as UTF-8: set client_encoding to UTF8)"
     )]
     InvalidUtf8(&'static str),
     /// The startup packet was not a supported request or protocol version.
