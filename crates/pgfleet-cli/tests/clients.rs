@@ -30,22 +30,7 @@ async fn psql_queries_and_copy() {
     );
     let script_file = dir.join("script.sql");
     std::fs::write(&script_file, &script).unwrap();
-    let (ok, text) = run(
-        "psql",
-        &proxy,
-        &[
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-A",
-            "-t",
-            "-d",
-            "app",
-            "-f",
-            script_file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (ok, text) = psql_script(&proxy, "app", &script_file).await;
     assert!(ok, "{text}");
     assert!(text.contains("500|500"), "{text}");
     assert!(text.contains("psql-test"), "{text}");
@@ -95,22 +80,7 @@ async fn latin1_client_texts_pass_through_or_get_a_clear_error() {
           INSERT INTO words VALUES ('caf\xe9');\n\
           SELECT length(w), current_setting('client_encoding') FROM words WHERE w = 'caf\xe9';\n",
     );
-    let args = [
-        "-X",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-A",
-        "-t",
-        "-d",
-        latin1,
-        "-f",
-    ];
-    let (ok, text) = run(
-        "psql",
-        &proxy,
-        &[&args[..], &[file.to_str().unwrap()]].concat(),
-    )
-    .await;
+    let (ok, text) = psql_script(&proxy, latin1, &file).await;
     assert!(ok, "{text}");
     assert!(text.contains("4|LATIN1"), "{text}");
     // A UTF-8 client reads the same word.
@@ -132,12 +102,7 @@ async fn latin1_client_texts_pass_through_or_get_a_clear_error() {
     assert_eq!(text.trim(), "1");
     // A setting pgfleet would have to replay: refused with the reason.
     let file = psql_file(b"SET application_name = 'caf\xe9';\n");
-    let (ok, text) = run(
-        "psql",
-        &proxy,
-        &[&args[..], &[file.to_str().unwrap()]].concat(),
-    )
-    .await;
+    let (ok, text) = psql_script(&proxy, latin1, &file).await;
     assert!(!ok, "{text}");
     assert!(
         text.contains("FATAL:  invalid UTF-8 in Query message"),

@@ -28,6 +28,24 @@ pub async fn run(program: &str, proxy: &TestProxy, args: &[&str]) -> (bool, Stri
     (out.status.success(), text)
 }
 
+/// Runs a psql script file against the proxy on `db` (a database name or a conninfo string):
+/// stops at the first error, prints rows unaligned without headers.
+pub async fn psql_script(proxy: &TestProxy, db: &str, file: &std::path::Path) -> (bool, String) {
+    let file = file.to_str().expect("a UTF-8 path");
+    let args = [
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-A",
+        "-t",
+        "-d",
+        db,
+        "-f",
+        file,
+    ];
+    run("psql", proxy, &args).await
+}
+
 pub fn failed_transactions(output: &str) -> Option<u64> {
     output
         .lines()
