@@ -85,11 +85,11 @@ pub fn may_affect_session(sql: impl AsRef<[u8]>) -> bool {
 
 /// The position of the first byte at or after `i` that [`BYTE_CLASS`] marks. Eight bytes at a
 /// time: a word that holds none of them is passed over with a few arithmetic operations (see
-/// [`candidate_mask`]), and only a word that may hold one is looked at byte by byte.
+/// [`word_may_hold_candidate`]), and only a word that may hold one is looked at byte by byte.
 fn next_candidate(b: &[u8], mut i: usize) -> Option<usize> {
     while let Some(w) = b.get(i..i + 8) {
         let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        if candidate_mask(x) != 0 {
+        if word_may_hold_candidate(x) {
             if let Some(k) = w.iter().position(|&c| BYTE_CLASS[c as usize] != 0) {
                 return Some(i + k);
             }
@@ -139,29 +139,30 @@ const NEIGHBOUR: [(usize, u8); ANYWHERE.len()] = {
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 
-/// The high bit of every byte of `x` that equals `byte`, plus possibly of a byte equal to
-/// `byte ^ 1` right above one (the subtraction's borrow): a superset, never missing a byte.
+/// Non-zero when one of the eight bytes of `x` equals `byte` (exact for the word as a whole).
 const fn has_byte(x: u64, byte: u8) -> u64 {
     let v = x ^ (ONES * byte as u64);
     v.wrapping_sub(ONES) & !v & (ONES * 0x80)
 }
 
-/// The high bit of every byte of `x` that may be a byte [`BYTE_CLASS`] marks (a superset: every
-/// marked byte is flagged). Setting bits 4 and 5 of every byte folds `f F v V` onto 0x76, `m M`
-/// onto 0x7d (with `] }`) and `h H` onto 0x78 (with `x X`); `&` and `;` are compared as they
-/// are. A compile-time check below proves that every marked byte is flagged.
-const fn candidate_mask(x: u64) -> u64 {
+/// Whether the eight bytes of `x` may hold a byte [`BYTE_CLASS`] marks (a superset: `false` is
+/// certain). Setting bits 4 and 5 of every byte folds `f F v V` onto 0x76, `m M` onto 0x7d (with
+/// `] }`) and `h H` onto 0x78 (with `x X`); `&` and `;` are compared as they are. A compile-time
+/// check below proves that every marked byte is caught.
+const fn word_may_hold_candidate(x: u64) -> bool {
     let folded = x | (ONES * 0x30);
+    // `|`, not `||`: no branch per test.
     has_byte(folded, 0x76)
         | has_byte(folded, 0x7d)
         | has_byte(folded, 0x78)
         | has_byte(x, b'&')
         | has_byte(x, b';')
+        != 0
 }
 
-/// Every byte [`BYTE_CLASS`] marks, at every position of a word, is flagged by
-/// [`candidate_mask`] at its position (a change of [`ANYWHERE`] or [`ANCHOR`] that breaks this
-/// does not compile).
+/// Every byte [`BYTE_CLASS`] marks, at every position of a word, passes
+/// [`word_may_hold_candidate`] (a change of [`ANYWHERE`] or [`ANCHOR`] that breaks this does not
+/// compile).
 const _: () = {
     let mut c = 0;
     while c < 256 {
@@ -170,7 +171,7 @@ const _: () = {
             while pos < 8 {
                 // The other bytes are spaces, as in a statement.
                 let word = (ONES * b' ' as u64) & !(0xff << (8 * pos)) | ((c as u64) << (8 * pos));
-                assert!(candidate_mask(word) & (0x80 << (8 * pos)) != 0);
+                assert!(word_may_hold_candidate(word));
                 pos += 1;
             }
         }

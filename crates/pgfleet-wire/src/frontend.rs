@@ -68,7 +68,7 @@ pub struct Named<'a> {
 
 /// The text of a simple Query, which must be UTF-8.
 pub fn decode_query(frame: &Frame) -> Result<&str, WireError> {
-    Cursor::new(frame.body(), "Query").cstr()
+    decode_query_bytes(frame).and_then(query_text)
 }
 
 /// The text of a simple Query as its bytes, in the client's encoding (`client_encoding`).
